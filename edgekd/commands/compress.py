@@ -1,0 +1,47 @@
+"""`edgekd compress`: the whole pipeline in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def compress_cmd(
+    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory' or a torch.export .pt2 file. Default: the built-in Fashion-MNIST example."),
+    teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True)."),
+    student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, or auto:<MACs ratio> derived from the teacher."),
+    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits."),
+    target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
+    output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages)."),
+    epochs: int = typer.Option(3, min=1, help="Distillation epochs."),
+    seed: int = typer.Option(0, help="Random seed (data split, init, shuffling)."),
+    recipe: str = typer.Option("default", help="Distillation recipe: built-in name (`edgekd distill --help`) or a .toml file."),
+    batch_size: int = typer.Option(128, min=1),
+    prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery)."),
+    chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants."),
+    calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration."),
+    max_drop: Optional[float] = typer.Option(None, min=0.0, help="Accuracy budget in points for quantization (held-out data)."),
+    allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop."),
+    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per model (default: the target's)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads for profiling (default: the target's)."),
+    eval_samples: Optional[int] = typer.Option(None, min=1, help="Score on a random subset of the test set (default: all of it)."),
+    force: bool = typer.Option(False, help="Rerun every stage even if unchanged."),
+    json_out: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
+) -> None:
+    """Distill, export, quantize and profile a model for a target; writes report.md and report.json."""
+    from edgekd.pipeline import CompressConfig, compress
+    from edgekd.pipeline.print import print_report
+
+    if teacher_weights is not None and not teacher_weights.is_file():
+        from edgekd.errors import EdgeKDError
+
+        raise EdgeKDError(f"checkpoint {teacher_weights} does not exist")
+    cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
+                         student=student, data=data, target=target, output=str(output), epochs=epochs, seed=seed,
+                         recipe=recipe, batch_size=batch_size, prune=prune or None, chain=chain,
+                         calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
+                         threads=threads, eval_samples=eval_samples, force=force)
+    report = compress(cfg)
+    print_report(report, output, as_json=json_out)

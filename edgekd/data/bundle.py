@@ -1,0 +1,54 @@
+"""The in-memory dataset every stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ArrayDataset:
+    x: np.ndarray  # float32, (N, C, H, W), normalised
+    y: np.ndarray | None  # int64 labels, None when unlabeled
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, n: int, seed: int = 0) -> "ArrayDataset":
+        if n >= len(self):
+            return self
+        idx = np.random.default_rng(seed).choice(len(self), size=n, replace=False)
+        return ArrayDataset(self.x[idx], None if self.y is None else self.y[idx])
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: ArrayDataset
+    val: ArrayDataset  # held out from train: model selection and accuracy budgets
+    test: ArrayDataset  # the real test set: the figures in reports
+    num_classes: int
+    input_shape: tuple[int, ...]  # per sample, (C, H, W)
+    mean: list[float]
+    std: list[float]
+    layout: str = "NCHW"
+    source: dict[str, Any] = field(default_factory=dict)  # where it came from, hashes
+
+    def calibration(self, n: int = 256, seed: int = 0) -> np.ndarray:
+        """Real training images for int8 calibration."""
+        return self.train.subset(n, seed).x
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "train": len(self.train),
+            "val": len(self.val),
+            "test": len(self.test),
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "layout": self.layout,
+            "normalisation": {"mean": self.mean, "std": self.std},
+            **self.source,
+        }

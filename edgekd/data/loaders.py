@@ -1,0 +1,184 @@
+"""Turn a --data spec into a DataBundle: built-in names, an image folder, or an .npz with x/y arrays."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.core.files import sha256_file
+from edgekd.data.bundle import ArrayDataset, DataBundle
+from edgekd.errors import EdgeKDError
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm"}
+
+
+def fashion_mnist_available() -> bool:
+    return (FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
+
+
+def load_data(spec: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, image_size: int | None = None) -> DataBundle:
+    """`spec`: "fashion-mnist", "digits", "auto"/None (Fashion-MNIST if installed, else digits),
+    a folder of images (one sub-folder per class, optional train/ and test/ splits) or an .npz file."""
+    spec = (spec or "auto").strip()
+    name = spec.lower().replace("_", "-")
+    if name == "auto":
+        name = "fashion-mnist" if fashion_mnist_available() else "digits"
+    if name == "fashion-mnist":
+        train, test, src = _fashion_mnist()
+        return _bundle("fashion-mnist", train, test, 10, seed, val_fraction, src)
+    if name == "digits":
+        train, test, src = _digits(seed)
+        return _bundle("digits", train, test, 10, seed, val_fraction, src)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise EdgeKDError(f"data '{spec}' not found: give fashion-mnist, digits, an image folder or an .npz file")
+    if path.is_dir():
+        train, test, k, src = _image_folder(path, image_size, seed)
+        return _bundle(path.name, train, test, k, seed, val_fraction, src)
+    if path.suffix == ".npz":
+        train, test, k, src = _npz(path, seed)
+        return _bundle(path.stem, train, test, k, seed, val_fraction, src)
+    raise EdgeKDError(f"data '{spec}' is neither a folder nor an .npz file")
+
+
+def _bundle(name, train, test, num_classes, seed, val_fraction, source) -> DataBundle:
+    x, y = train
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    n_val = max(1, min(5000, int(round(len(x) * val_fraction))))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    # Normalise with statistics of the training split only, per channel.
+    xf = x[train_idx]
+    mean = xf.mean(axis=(0, 2, 3)).astype(np.float32)
+    std = (xf.std(axis=(0, 2, 3)) + 1e-6).astype(np.float32)
+
+    def norm(a):
+        return ((a - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+
+    return DataBundle(
+        name=name,
+        train=ArrayDataset(norm(x[train_idx]), y[train_idx]),
+        val=ArrayDataset(norm(x[val_idx]), y[val_idx]),
+        test=ArrayDataset(norm(test[0]), test[1]),
+        num_classes=int(num_classes),
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        mean=[float(m) for m in mean],
+        std=[float(s) for s in std],
+        source=source,
+    )
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise EdgeKDError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _fashion_mnist():
+    if not fashion_mnist_available():
+        raise EdgeKDError(
+            f"Fashion-MNIST is not installed at {FASHION_DIR}: apt-get install dataset-fashion-mnist, or use --data digits"
+        )
+    parts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        xi = FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz"
+        yi = FASHION_DIR / f"{prefix}-labels-idx1-ubyte.gz"
+        x = _read_idx(xi).astype(np.float32)[:, None] / 255.0
+        parts[split] = (x, _read_idx(yi).astype(np.int64))
+    src = {"path": str(FASHION_DIR), "train_images_sha256": sha256_file(FASHION_DIR / "train-images-idx3-ubyte.gz")}
+    return parts["train"], parts["test"], src
+
+
+def _digits(seed: int):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None]
+    y = d.target.astype(np.int64)
+    # Fixed split (not the run seed) so every run is scored on the same test images.
+    order = np.random.default_rng(1234).permutation(len(x))
+    n_test = 360
+    te, tr = order[:n_test], order[n_test:]
+    return (x[tr], y[tr]), (x[te], y[te]), {"path": "sklearn.datasets.load_digits"}
+
+
+def _image_folder(root: Path, image_size: int | None, seed: int):
+    from PIL import Image
+
+    splits = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
+    if "train" not in splits:
+        splits = {"all": root}
+    classes = sorted(p.name for p in next(iter(splits.values())).iterdir() if p.is_dir())
+    if not classes:
+        raise EdgeKDError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
+    files = {s: [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+             for s, d in splits.items()}
+    first = next((f for lst in files.values() for f, _ in lst), None)
+    if first is None:
+        raise EdgeKDError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    with Image.open(first) as im:
+        mode = "L" if im.mode in ("L", "1", "I", "I;16") else "RGB"
+        size = (image_size, image_size) if image_size else im.size
+
+    def load(lst):
+        xs = []
+        for f, _ in lst:
+            try:
+                with Image.open(f) as im:
+                    xs.append(np.asarray(im.convert(mode).resize(size), dtype=np.float32) / 255.0)
+            except OSError as exc:
+                raise EdgeKDError(f"cannot read image {f}: {exc}") from None
+        x = np.stack(xs)
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        return x, np.array([i for _, i in lst], dtype=np.int64)
+
+    if "all" in files:
+        x, y = load(files["all"])
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_test = max(1, len(x) // 5)
+        train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
+    else:
+        train = load(files["train"])
+        test = load(files["test"]) if files.get("test") else train
+    return train, test, len(classes), {"path": str(root), "classes": classes}
+
+
+def _as_nchw(x: np.ndarray, what: str) -> np.ndarray:
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    x = x.astype(np.float32)
+    if x.ndim == 3:  # (N, H, W) grayscale
+        return x[:, None]
+    if x.ndim == 4:
+        if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # NHWC
+            return x.transpose(0, 3, 1, 2).copy()
+        return x
+    raise EdgeKDError(f"{what} has shape {tuple(x.shape)}; expected (N,H,W), (N,C,H,W) or (N,H,W,C) images")
+
+
+def _npz(path: Path, seed: int):
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for a corrupt file
+        raise EdgeKDError(f"cannot read {path}: {exc}") from None
+    if "x" not in z or "y" not in z:
+        raise EdgeKDError(f"{path} must hold arrays 'x' and 'y' (and optionally 'x_test', 'y_test'); found {list(z.keys())}")
+    x, y = _as_nchw(z["x"], f"{path.name}:x"), z["y"].astype(np.int64).reshape(-1)
+    if len(x) != len(y):
+        raise EdgeKDError(f"{path.name}: x has {len(x)} samples but y has {len(y)}")
+    if "x_test" in z and "y_test" in z:
+        test = (_as_nchw(z["x_test"], f"{path.name}:x_test"), z["y_test"].astype(np.int64).reshape(-1))
+        train = (x, y)
+    else:
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_test = max(1, len(x) // 5)
+        train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
+    k = int(max(train[1].max(), test[1].max())) + 1
+    return train, test, k, {"path": str(path), "sha256": sha256_file(path)}

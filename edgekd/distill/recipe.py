@@ -1,0 +1,233 @@
+"""Recipes: which losses, with what weights and layer pairs, plus training settings. TOML files.
+
+    name = "mine"
+    [train]
+    lr = 0.003
+    augment = "crop-flip"
+    [[loss]]
+    type = "kd"
+    temperature = 4.0
+    alpha = 0.9
+    [[loss]]
+    type = "hint"
+    pairs = [["features.1", "layer2"]]   # or "auto"
+    end = 0.25                           # active for the first 25 % of steps (FitNets stage 1)
+
+Built-in recipes live beside this file (recipes/<name>.toml). Overrides are dotted keys:
+"train.lr", "kd.temperature" (a loss by its name, which defaults to its type) or "loss.0.weight".
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgeKDError
+
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+LOSS_TYPES = {
+    # type: allowed keys besides type/name/weight/start/end
+    "ce": {"label_smoothing"},
+    "kd": {"temperature", "alpha", "label_smoothing"},
+    "hint": {"pairs", "max_pairs"},
+    "at": {"pairs", "max_pairs", "p"},
+    "rkd": {"embedding", "distance_weight", "angle_weight"},
+    "cosine": {"embedding"},
+}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adamw",  # adamw | sgd
+    "lr": 3e-3,
+    "weight_decay": 5e-4,
+    "momentum": 0.9,
+    "scheduler": "onecycle",  # onecycle | cosine | constant
+    "warmup": 0.1,  # fraction of steps (onecycle / cosine)
+    "augment": "none",  # none | crop-flip | crop
+    "views": 4,  # augmented views per sample cached for the teacher (see cache.py)
+    "checkpoint_every": 200,  # steps; 0 = only at epoch end
+    "grad_clip": 0.0,
+}
+PSEUDO_DEFAULTS: dict[str, Any] = {"threshold": 0.0}
+COMMON_KEYS = {"type", "name", "weight", "start", "end"}
+
+
+@dataclass
+class LossSpec:
+    type: str
+    name: str
+    weight: float = 1.0
+    start: float = 0.0  # active while start <= progress < end, progress = step / total steps
+    end: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def active(self, progress: float) -> bool:
+        return self.start <= progress < self.end or (self.end >= 1.0 and progress >= 1.0)
+
+
+@dataclass
+class Recipe:
+    name: str
+    losses: list[LossSpec]
+    train: dict[str, Any]
+    pseudo_labels: dict[str, Any]
+    description: str = ""
+    source: str = "builtin"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "train": dict(self.train),
+            "pseudo_labels": dict(self.pseudo_labels),
+            "loss": [{"type": s.type, "name": s.name, "weight": s.weight, "start": s.start, "end": s.end, **s.params}
+                     for s in self.losses],
+        }
+
+
+def builtin_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+
+
+def _read(spec: str) -> tuple[dict[str, Any], str]:
+    path = Path(spec).expanduser()
+    if spec.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise EdgeKDError(f"recipe file {spec} does not exist")
+        source = str(path)
+    else:
+        path = RECIPE_DIR / f"{spec}.toml"
+        if not path.is_file():
+            raise EdgeKDError(f"unknown recipe '{spec}'; built-in: {', '.join(builtin_recipes())}, or give a .toml file")
+        source = f"builtin:{spec}"
+    try:
+        return tomllib.loads(path.read_text()), source
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EdgeKDError(f"recipe {path} is not valid TOML: {exc}") from None
+
+
+def _coerce(value: Any) -> Any:
+    """CLI override strings: parse as a TOML value (numbers, booleans, arrays), else keep the string."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    losses = raw.setdefault("loss", [])
+    for key, value in (overrides or {}).items():
+        value = _coerce(value)
+        parts = key.split(".")
+        if len(parts) == 1:
+            parts = ["train", parts[0]]  # bare keys are training settings: lr, augment, ...
+        head, rest = parts[0], parts[1:]
+        if head in ("train", "pseudo_labels") and len(rest) == 1:
+            raw.setdefault(head, {})[rest[0]] = value
+            continue
+        if head == "loss" and rest:
+            head, rest = rest[0], rest[1:]
+        target = None
+        if head.isdigit() and int(head) < len(losses):
+            target = losses[int(head)]
+        else:
+            target = next((l for l in losses if l.get("name", l.get("type")) == head), None)
+        if target is None or len(rest) != 1:
+            names = [l.get("name", l.get("type")) for l in losses]
+            raise EdgeKDError(f"override '{key}' names no recipe field; use train.<key>, pseudo_labels.<key> "
+                              f"or <loss>.<key> with a loss among {names}")
+        target[rest[0]] = value
+    return raw
+
+
+def _number(d: dict, key: str, default: float, lo: float | None = None) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise EdgeKDError(f"recipe: '{key}' must be a number, got {v!r}")
+    if lo is not None and v < lo:
+        raise EdgeKDError(f"recipe: '{key}' must be >= {lo}, got {v}")
+    return float(v)
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
+    unknown = set(raw) - {"name", "description", "train", "loss", "pseudo_labels"}
+    if unknown:
+        raise EdgeKDError(f"recipe {source}: unknown section(s) {sorted(unknown)}")
+    train = dict(TRAIN_DEFAULTS)
+    bad = set(raw.get("train", {})) - set(TRAIN_DEFAULTS)
+    if bad:
+        raise EdgeKDError(f"recipe {source}: unknown train setting(s) {sorted(bad)}; known: {sorted(TRAIN_DEFAULTS)}")
+    train.update(raw.get("train", {}))
+    if train["optimizer"] not in ("adamw", "sgd"):
+        raise EdgeKDError(f"recipe {source}: optimizer must be adamw or sgd, got {train['optimizer']!r}")
+    if train["scheduler"] not in ("onecycle", "cosine", "constant"):
+        raise EdgeKDError(f"recipe {source}: scheduler must be onecycle, cosine or constant, got {train['scheduler']!r}")
+    if train["augment"] not in ("none", "crop-flip", "crop"):
+        raise EdgeKDError(f"recipe {source}: augment must be none, crop or crop-flip, got {train['augment']!r}")
+    for k, lo in (("lr", 0.0), ("weight_decay", 0.0), ("warmup", 0.0), ("grad_clip", 0.0), ("momentum", 0.0)):
+        train[k] = _number(train, k, TRAIN_DEFAULTS[k], lo)
+    for k in ("views", "checkpoint_every"):
+        if not isinstance(train[k], int) or isinstance(train[k], bool) or train[k] < (1 if k == "views" else 0):
+            raise EdgeKDError(f"recipe {source}: train.{k} must be a non-negative integer, got {train[k]!r}")
+    pseudo = dict(PSEUDO_DEFAULTS)
+    if set(raw.get("pseudo_labels", {})) - set(PSEUDO_DEFAULTS):
+        raise EdgeKDError(f"recipe {source}: pseudo_labels knows only {sorted(PSEUDO_DEFAULTS)}")
+    pseudo.update(raw.get("pseudo_labels", {}))
+    pseudo["threshold"] = _number(pseudo, "threshold", 0.0, 0.0)
+    if pseudo["threshold"] > 1.0:
+        raise EdgeKDError(f"recipe {source}: pseudo_labels.threshold must lie in [0, 1]")
+
+    losses = []
+    entries = raw.get("loss", [])
+    if not isinstance(entries, list) or not entries:
+        raise EdgeKDError(f"recipe {source}: needs at least one [[loss]] entry")
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or e.get("type") not in LOSS_TYPES:
+            raise EdgeKDError(f"recipe {source}: loss #{i} needs type = one of {sorted(LOSS_TYPES)}")
+        extra = set(e) - COMMON_KEYS - LOSS_TYPES[e["type"]]
+        if extra:
+            raise EdgeKDError(f"recipe {source}: loss '{e['type']}' has unknown key(s) {sorted(extra)}; "
+                              f"known: {sorted(COMMON_KEYS | LOSS_TYPES[e['type']])}")
+        spec = LossSpec(
+            type=e["type"], name=str(e.get("name", e["type"])), weight=_number(e, "weight", 1.0, 0.0),
+            start=_number(e, "start", 0.0, 0.0), end=_number(e, "end", 1.0, 0.0),
+            params={k: v for k, v in e.items() if k not in COMMON_KEYS},
+        )
+        if spec.start >= spec.end:
+            raise EdgeKDError(f"recipe {source}: loss '{spec.name}' has start >= end")
+        for k in ("temperature",):
+            if k in spec.params and _number(spec.params, k, 1.0) <= 0:
+                raise EdgeKDError(f"recipe {source}: {spec.name}.temperature must be > 0")
+        if "alpha" in spec.params and not 0.0 <= _number(spec.params, "alpha", 0.5) <= 1.0:
+            raise EdgeKDError(f"recipe {source}: {spec.name}.alpha must lie in [0, 1]")
+        pairs = spec.params.get("pairs", "auto")
+        if pairs != "auto" and not (isinstance(pairs, list) and pairs and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(q, str) for q in p) for p in pairs)):
+            raise EdgeKDError(f"recipe {source}: {spec.name}.pairs must be \"auto\" or [[\"student.layer\", \"teacher.layer\"], ...]")
+        emb = spec.params.get("embedding", "auto")
+        if emb != "auto" and not (isinstance(emb, list) and len(emb) == 2 and all(isinstance(q, str) for q in emb)):
+            raise EdgeKDError(f"recipe {source}: {spec.name}.embedding must be \"auto\" or [\"student.tap\", \"teacher.tap\"]")
+        losses.append(spec)
+    names = [s.name for s in losses]
+    if len(set(names)) != len(names):
+        raise EdgeKDError(f"recipe {source}: loss names must be unique (got {names}); set name = \"...\"")
+    return Recipe(name=str(raw.get("name", Path(source).stem)), description=str(raw.get("description", "")),
+                  losses=losses, train=train, pseudo_labels=pseudo, source=source)
+
+
+def load_recipe(spec: "str | dict | Recipe" = "default", overrides: dict[str, Any] | None = None) -> Recipe:
+    """A built-in name, a .toml path, a dict (same layout as the TOML) or a Recipe; then overrides."""
+    if isinstance(spec, Recipe):
+        if not overrides:
+            return spec
+        raw, source = spec.to_dict(), spec.source
+    elif isinstance(spec, dict):
+        raw, source = spec, "dict"
+    else:
+        raw, source = _read(str(spec))
+    return parse_recipe(apply_overrides(raw, overrides), source)

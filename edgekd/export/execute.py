@@ -1,0 +1,175 @@
+"""Run an exported file on every input/output the model has (edgekd.runtime covers the one-input case).
+
+Parity needs all outputs and multi-input models (token ids + mask); the divergence search needs every
+intermediate tensor. Batches are fed one sample at a time when the file fixes the batch at 1.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgeKDError
+
+
+def _nat_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _fit_layout(a: np.ndarray, shape) -> np.ndarray:
+    """NCHW -> NHWC when the file wants channels last."""
+    shape = [int(d) for d in shape]
+    if a.ndim == 4 and len(shape) == 4 and list(a.shape[1:]) != shape[1:]:
+        if shape[1:] == [a.shape[2], a.shape[3], a.shape[1]]:
+            return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+    return a
+
+
+def _quantize_in(a: np.ndarray, det: dict) -> np.ndarray:
+    dtype = np.dtype(det["dtype"])
+    if np.issubdtype(dtype, np.integer) and not np.issubdtype(a.dtype, np.integer):
+        scale, zero = det["quantization"]
+        if scale == 0:
+            raise EdgeKDError(f"input {det['name']} is integer without quantization parameters")
+        info = np.iinfo(dtype)
+        return np.clip(np.round(a / scale + zero), info.min, info.max).astype(dtype)
+    return a.astype(dtype, copy=False)
+
+
+def _dequantize_out(y: np.ndarray, det: dict) -> np.ndarray:
+    scale, zero = det.get("quantization", (0.0, 0))
+    if np.issubdtype(y.dtype, np.integer) and scale:
+        return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+    return y.astype(np.float32)
+
+
+# ------------------------------------------------------------------ ONNX
+
+
+def onnx_session(path: str | Path, *, intermediates: bool = False, threads: int = 1):
+    """(session, number of the file's own outputs); intermediates are appended after those."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    src: str | bytes = str(path)
+    n_real = None
+    if intermediates:
+        # expose every node output so it can be compared with PyTorch's activations
+        model = onnx.load(str(path))
+        known = {o.name for o in model.graph.output}
+        n_real = len(model.graph.output)
+        for node in model.graph.node:
+            for name in node.output:
+                if name and name not in known:
+                    model.graph.output.append(onnx.ValueInfoProto(name=name))
+                    known.add(name)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        src = model.SerializeToString()
+    try:
+        sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise EdgeKDError(f"ONNX Runtime cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None
+    return sess, (n_real if n_real is not None else len(sess.get_outputs()))
+
+
+def run_onnx(path, arrays: list[np.ndarray], *, intermediates: bool = False, threads: int = 1):
+    """Outputs (list, file order) and, with intermediates=True, {tensor name: array} for batch item 0."""
+    sess, n_out = onnx_session(path, intermediates=intermediates, threads=threads)
+    ins = sess.get_inputs()
+    if len(ins) != len(arrays):
+        raise EdgeKDError(f"{Path(path).name} has {len(ins)} inputs, the sample has {len(arrays)}")
+    fixed = any(isinstance(i.shape[0], int) and i.shape[0] == 1 for i in ins if i.shape)
+    n = arrays[0].shape[0]
+    step = 1 if fixed else n
+    type_map = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+                "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+    names = [o.name for o in sess.get_outputs()]
+    chunks: list[list[np.ndarray]] = []
+    inter: dict[str, np.ndarray] = {}
+    for s in range(0, n, step):
+        feed = {i.name: a[s : s + step].astype(type_map.get(i.type, a.dtype), copy=False) for i, a in zip(ins, arrays)}
+        res = sess.run(None, feed)
+        if intermediates and s == 0:
+            inter = {k: np.asarray(v) for k, v in zip(names, res)}
+        chunks.append([np.asarray(r).astype(np.float32, copy=False) for r in res[:n_out]])
+    outs = [np.concatenate([c[j] for c in chunks], axis=0) if chunks[0][j].ndim else chunks[0][j] for j in range(n_out)]
+    return (outs, inter) if intermediates else outs
+
+
+# ------------------------------------------------------------------ TFLite
+
+
+def tflite_interpreter(path, *, intermediates: bool = False, threads: int = 1):
+    from edgekd.runtime import tflite_interpreter_class
+
+    Interpreter = tflite_interpreter_class()
+    kwargs = {}
+    if intermediates:
+        # the XNNPACK delegate fuses ops away; without it every tensor keeps its value
+        from ai_edge_litert.interpreter import OpResolverType
+
+        kwargs = {"experimental_preserve_all_tensors": True,
+                  "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    try:
+        it = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise EdgeKDError(f"LiteRT cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None
+    return it
+
+
+def tflite_io(it) -> tuple[list[dict], list[dict]]:
+    """Input and output details in signature order (args_0, args_1, ... / output_0, ...)."""
+    sigs = it.get_signature_list()
+    if len(sigs) == 1:
+        key = next(iter(sigs))
+        runner = it.get_signature_runner(key)
+        ind, outd = runner.get_input_details(), runner.get_output_details()
+        by_index = {d["index"]: d for d in it.get_input_details() + it.get_output_details()}
+        ins = [by_index.get(ind[k]["index"], ind[k]) | {"sig_name": k} for k in sorted(ind, key=_nat_key)]
+        outs = [by_index.get(outd[k]["index"], outd[k]) | {"sig_name": k} for k in sorted(outd, key=_nat_key)]
+        return ins, outs
+    return it.get_input_details(), it.get_output_details()
+
+
+def run_tflite(path, arrays: list[np.ndarray], *, intermediates: bool = False, threads: int = 1):
+    """Outputs (list, signature order); with intermediates=True also {tensor name: array} for item 0."""
+    it = tflite_interpreter(path, intermediates=intermediates, threads=threads)
+    ins, outs = tflite_io(it)
+    if len(ins) != len(arrays):
+        raise EdgeKDError(f"{Path(path).name} has {len(ins)} inputs, the sample has {len(arrays)}")
+    n = arrays[0].shape[0]
+    results: list[list[np.ndarray]] = []
+    inter: dict[str, np.ndarray] = {}
+    for s in range(n):
+        for det, a in zip(ins, arrays):
+            x = _fit_layout(a[s : s + 1], det["shape"])
+            it.set_tensor(det["index"], _quantize_in(x, det))
+        it.invoke()
+        results.append([_dequantize_out(it.get_tensor(d["index"]), d) for d in outs])
+        if intermediates and s == 0:
+            for t in it.get_tensor_details():
+                try:
+                    v = it.get_tensor(t["index"])
+                except ValueError:
+                    continue
+                if v is None or not v.size:
+                    continue
+                q = t.get("quantization", (0.0, 0))
+                inter[t["name"]] = ((v.astype(np.float32) - q[1]) * q[0]) if q[0] and np.issubdtype(v.dtype, np.integer) else v
+    out_list = [np.concatenate([r[j] for r in results], axis=0) for j in range(len(outs))]
+    return (out_list, inter) if intermediates else out_list
+
+
+def run_file(path, arrays: list[np.ndarray], **kw):
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return run_onnx(path, arrays, **kw)
+    if suffix == ".tflite":
+        return run_tflite(path, arrays, **kw)
+    raise EdgeKDError(f"{Path(path).name}: expected a .onnx or .tflite file")

@@ -1,0 +1,114 @@
+"""Load user models safely: an entrypoint the user names, a torch.export .pt2 file, or a built-in name.
+
+User code runs only from the entrypoint the user names; weights load with weights_only=True (no pickle code).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from edgekd.errors import EdgeKDError
+
+
+def parse_entrypoint(spec: str) -> tuple[str, str]:
+    """'pkg.module:factory' or 'path/to/file.py:factory' -> (module or file, attribute)."""
+    if ":" not in spec:
+        raise EdgeKDError(f"'{spec}' is not an entrypoint; expected 'package.module:factory' or 'file.py:factory'")
+    mod, _, attr = spec.rpartition(":")
+    if not mod or not attr.isidentifier():
+        raise EdgeKDError(f"'{spec}' is not an entrypoint; expected 'package.module:factory' or 'file.py:factory'")
+    return mod, attr
+
+
+def _import_module(mod: str):
+    if mod.endswith(".py"):
+        path = Path(mod).expanduser().resolve()
+        if not path.is_file():
+            raise EdgeKDError(f"entrypoint file {mod} does not exist")
+        name = f"edgekd_user_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # like `python -m`, so a user's local package is found
+    try:
+        return importlib.import_module(mod)
+    except ModuleNotFoundError as exc:
+        raise EdgeKDError(f"entrypoint module '{mod}' cannot be imported: {exc}") from None
+
+
+def load_entrypoint(spec: str):
+    mod, attr = parse_entrypoint(spec)
+    module = _import_module(mod)
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise EdgeKDError(f"entrypoint '{spec}': module '{mod}' has no attribute '{attr}'")
+    if not callable(factory):
+        raise EdgeKDError(f"entrypoint '{spec}' is not callable")
+    return factory
+
+
+def load_weights(model, weights: str | Path) -> None:
+    """Load a state_dict checkpoint (plain, or under 'state_dict'/'model'/'student') into `model`."""
+    import torch
+
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise EdgeKDError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, truncated file, pickled code refused by weights_only
+        raise EdgeKDError(f"checkpoint {path} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "student"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
+        raise EdgeKDError(f"checkpoint {path} does not hold a state_dict of tensors")
+    obj = {k.removeprefix("module."): v for k, v in obj.items()}
+    try:
+        result = model.load_state_dict(obj, strict=True)
+    except RuntimeError as exc:
+        first = " ".join(str(exc).split())[:240]
+        raise EdgeKDError(f"checkpoint {path} does not match the model: {first}") from None
+    return result
+
+
+def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int = 1, num_classes: int = 10):
+    """Build a model from `spec` and optionally load `weights`; returns an nn.Module in eval mode.
+
+    spec: a built-in student name (see `edgekd.models.list_models()`), 'pkg.module:factory',
+    'file.py:factory', or a torch.export '.pt2' file (weights are inside it).
+    """
+    import torch
+
+    from edgekd.models.registry import create_model, is_registered
+
+    if spec.endswith(".pt2"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise EdgeKDError(f"exported program {path} does not exist")
+        try:
+            model = torch.export.load(str(path)).module()
+        except Exception as exc:
+            raise EdgeKDError(f"{path} is not a loadable torch.export program: {str(exc).splitlines()[0][:200]}") from None
+        return model
+    if is_registered(spec):
+        model = create_model(spec, in_channels=in_channels, num_classes=num_classes)
+    else:
+        factory = load_entrypoint(spec)
+        try:
+            model = factory()
+        except Exception as exc:
+            raise EdgeKDError(f"entrypoint '{spec}' failed: {type(exc).__name__}: {exc}") from None
+        if not isinstance(model, torch.nn.Module):
+            raise EdgeKDError(f"entrypoint '{spec}' returned {type(model).__name__}, not a torch.nn.Module")
+    if weights:
+        load_weights(model, weights)
+    return model.eval()

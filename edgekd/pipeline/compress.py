@@ -1,0 +1,115 @@
+"""`edgekd compress`: teacher -> distilled student -> ONNX / TFLite (fp32 + what the target ships) ->
+accuracy of every file on the real test set -> profile on the target -> report.md / report.json.
+
+Every stage goes through RunDir.run_stage, so a rerun with the same --output skips what is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgekd.core import Artifact, RunDir, StageResult
+from edgekd.errors import EdgeKDError
+from edgekd.pipeline.report import write_reports
+from edgekd.pipeline.sources import ModelSource, resolve_student, resolve_teacher
+
+
+@dataclass
+class CompressConfig:
+    teacher: str | None = None  # None: the built-in Fashion-MNIST example
+    teacher_weights: str | None = None
+    student: str = "cnn-s"  # built-in name, entrypoint, or auto:<ratio>
+    data: str | None = None  # None/auto: Fashion-MNIST if installed, else digits
+    target: str = "android"
+    output: str = "runs/compress"
+    epochs: int = 3
+    seed: int = 0
+    recipe: str = "default"
+    batch_size: int = 128
+    prune: float | None = None
+    chain: str = "none"
+    calib_samples: int = 256
+    max_drop: float | None = None
+    allow_drop: bool = False
+    runs: int | None = None
+    threads: int | None = None
+    eval_samples: int | None = None
+    force: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _log(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold cyan]edgekd[/] {msg}")
+
+
+def state_hash(model) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from edgekd.data import load_data
+    from edgekd.targets import load_target
+
+    t_start = time.perf_counter()
+    target = load_target(cfg.target)
+    run = RunDir(cfg.output)
+    data = load_data(cfg.data, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    teacher_src: ModelSource = resolve_teacher(cfg.teacher, cfg.teacher_weights, data)
+    teacher = teacher_src.build()
+    check_fits(teacher, data, "teacher")
+    teacher_key = state_hash(teacher)
+    student_src: ModelSource = resolve_student(cfg.student, teacher, data, seed=cfg.seed)
+    run.record_input("teacher", {"spec": teacher_src.spec, "weights": teacher_src.weights, "state_sha": teacher_key})
+    run.record_input("data", data.describe())
+    run.record_input("target", {"name": target.name, "file": target.source})
+    run.record_input("config", asdict(cfg))
+    log(f"target [bold]{target.name}[/], data {data.name} ({len(data.train)} train / {len(data.test)} test), "
+        f"teacher {teacher_src.spec}, student {student_src.spec}")
+
+    from edgekd.pipeline import stages
+
+    ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
+                         teacher_src=teacher_src, student_src=student_src, log=log)
+    student, student_key = stages.distill_stage(ctx)
+    if cfg.prune:
+        student, student_key = stages.prune_stage(ctx, student, student_key)
+    artifacts = stages.export_stage(ctx, student, student_key)
+    artifacts = stages.evaluate_stage(ctx, student, artifacts)
+    artifacts = stages.profile_stage(ctx, artifacts)
+    report = stages.build_report(ctx, student, artifacts, seconds=time.perf_counter() - t_start)
+    write_reports(run, report, artifacts)
+    run.manifest["report"] = {"json": "report.json", "md": "report.md"}
+    run.save()
+    return {**report, "artifacts": [a.to_dict() for a in artifacts]}
+
+
+def check_fits(model, data, who: str) -> None:
+    """Fail early, in one line, when the data does not fit the model."""
+    import torch
+
+    x = torch.from_numpy(data.test.x[:2])
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise EdgeKDError(f"data '{data.name}' of shape {tuple(data.input_shape)} does not fit the {who}: {msg}") from None
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if out.ndim != 2 or out.shape[1] < data.num_classes:
+        raise EdgeKDError(f"the {who} outputs shape {tuple(out.shape)} but data '{data.name}' has {data.num_classes} classes")

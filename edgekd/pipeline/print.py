@@ -1,0 +1,37 @@
+"""Print a compress report as a rich table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def print_report(report: dict[str, Any], output: Path, as_json: bool = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgekd.core import Artifact
+    from edgekd.pipeline.report import HEADERS, artifact_rows, latency_label
+
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    arts = [Artifact.from_dict(a) for a in report["artifacts"]]
+    table = Table(title=f"edgekd compress → {report['target']['name']}  ({report['seconds']:.0f} s)")
+    for h in HEADERS:
+        table.add_column(h, justify="left" if h in ("artifact", "format", "precision", "latency is") else "right")
+    for a, row in zip(arts, artifact_rows(arts)):
+        style = "bold green" if a.extra.get("shipped") else None
+        table.add_row(*row, style=style)
+    console = Console()
+    console.print(table)
+    for a in arts:
+        if a.extra.get("shipped"):
+            console.print(f"ships: [bold]{output / a.path}[/] — latency {latency_label(a.latency)}")
+    for b in report.get("budgets", []):
+        mark = "[green]ok[/]" if b["ok"] else "[red]over budget[/]"
+        console.print(f"budget {b['budget']} for {b['artifact']}: {b['value']} vs {b['limit']} {mark}")
+    for n in report.get("notes", []):
+        console.print(f"note: {n}")
+    console.print(f"report: {output / 'report.md'}, {output / 'report.json'}; manifest: {output / 'manifest.json'}")

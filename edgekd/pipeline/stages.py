@@ -1,0 +1,251 @@
+"""The stages `compress` chains. Each reads what earlier stages wrote, goes through RunDir.run_stage
+(skipped on rerun when its fingerprint is unchanged) and returns Artifacts for the report."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from edgekd.core import Artifact, RunDir, StageResult
+from edgekd.errors import EdgeKDError
+
+PARITY_SAMPLES = 64
+
+
+@dataclass
+class Context:
+    cfg: Any
+    run: RunDir
+    data: Any
+    target: Any
+    teacher: Any
+    teacher_key: str
+    teacher_src: Any
+    student_src: Any
+    log: Callable[[str], None]
+
+
+def _load_student(ctx: Context, rel: str):
+    from edgekd.models.portable import load_portable
+
+    return load_portable(ctx.student_src.build(), ctx.run.path(rel))
+
+
+def distill_stage(ctx: Context):
+    """Teacher -> student (the default recipe unless --recipe), saved as student.pt."""
+    import torch
+
+    from edgekd.distill import distill
+    from edgekd.models.portable import save_portable
+
+    cfg = ctx.cfg
+    settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "student": cfg.student, "recipe": cfg.recipe,
+                "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "chain": cfg.chain}
+
+    def run() -> StageResult:
+        torch.manual_seed(cfg.seed)
+        student = ctx.student_src.build().train()
+        if cfg.chain and cfg.chain != "none":
+            from edgekd.prune import run_chain
+
+            ctx.log(f"distilling through a teacher-assistant chain ({cfg.chain})")
+            res = run_chain(ctx.teacher, student, ctx.data, chain=cfg.chain, recipe=cfg.recipe, epochs=cfg.epochs,
+                            seed=cfg.seed, batch_size=cfg.batch_size, run=ctx.run, output_dir=ctx.run.path("chain"))
+        else:
+            ctx.log(f"distilling {cfg.epochs} epochs with recipe '{cfg.recipe}'")
+            res = distill(ctx.teacher, student, ctx.data, recipe=cfg.recipe, epochs=cfg.epochs, seed=cfg.seed,
+                          batch_size=cfg.batch_size, output_dir=ctx.run.path("distill"), progress=True)
+        save_portable(res.student, ctx.run.path("student.pt"))
+        metrics = {k: v for k, v in res.metrics.items() if isinstance(v, (int, float, str, list, dict))}
+        return StageResult([Artifact("student", "student.pt", "pytorch", "fp32")], metrics)
+
+    result, skipped = ctx.run.run_stage("distill", settings, run, force=cfg.force)
+    if skipped:
+        ctx.log("distill: unchanged, reusing student.pt")
+    return _load_student(ctx, "student.pt"), result.artifacts[0].sha256
+
+
+def prune_stage(ctx: Context, student, student_key: str):
+    """Structured pruning of the distilled student, each step recovered by distillation."""
+    from edgekd.models.portable import save_portable
+    from edgekd.prune import prune
+
+    cfg = ctx.cfg
+    settings = {"student": student_key, "teacher": ctx.teacher_key, "ratio": cfg.prune, "seed": cfg.seed}
+
+    def run() -> StageResult:
+        ctx.log(f"pruning {cfg.prune:.0%} of the student's channels with distillation recovery")
+        res = prune(student, ctx.teacher, ctx.data, ratio=cfg.prune, seed=cfg.seed, output_dir=ctx.run.path("prune"))
+        save_portable(res.model, ctx.run.path("student_pruned.pt"))
+        metrics = res.to_dict() if hasattr(res, "to_dict") else {}
+        return StageResult([Artifact("student-pruned", "student_pruned.pt", "pytorch", "fp32")], metrics)
+
+    result, _ = ctx.run.run_stage("prune", settings, run, force=cfg.force)
+    return _load_student(ctx, "student_pruned.pt"), result.artifacts[0].sha256
+
+
+def _wanted_quantized(target) -> list[tuple[str, str]]:
+    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships."""
+    wanted = [("onnx", "int8"), ("tflite", "int8")]
+    for ship in target.ships:
+        pair = (ship.format, ship.precision)
+        if ship.precision != "fp32" and pair not in wanted:
+            wanted.append(pair)
+    return wanted
+
+
+def export_stage(ctx: Context, student, student_key: str) -> list[Artifact]:
+    """fp32 ONNX + TFLite of student and teacher (parity checked), then the quantized files."""
+    from edgekd.export import export_onnx, export_tflite
+
+    cfg, run = ctx.cfg, ctx.run
+    sample = ctx.data.test.x[:PARITY_SAMPLES]
+    artifacts: list[Artifact] = []
+    for who, model, key in (("student", student, student_key), ("teacher", ctx.teacher, ctx.teacher_key)):
+        for fmt, fn in (("onnx", export_onnx), ("tflite", export_tflite)):
+            name = f"{who}_fp32.{fmt}"
+
+            def run_export(fn=fn, model=model, name=name, fmt=fmt, who=who) -> StageResult:
+                ctx.log(f"exporting {who} to {fmt.upper()} (fp32) with a parity check on {len(sample)} test images")
+                rep = fn(model, sample, run.path(name))
+                extra = {"export": rep.to_dict()}
+                return StageResult([Artifact(f"{who} {fmt} fp32", name, fmt, "fp32", extra=extra)], {"parity": rep.parity})
+
+            res, _ = run.run_stage(f"export-{who}-{fmt}", {"model": key, "fmt": fmt}, run_export, force=cfg.force)
+            artifacts += res.artifacts
+
+    calib = ctx.data.calibration(cfg.calib_samples, seed=cfg.seed)
+    for fmt, precision in _wanted_quantized(ctx.target):
+        artifacts.append(_quantize_one(ctx, student, student_key, fmt, precision, calib))
+    return artifacts
+
+
+def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: str, calib) -> Artifact:
+    from edgekd.quantize import quantize
+
+    cfg, run = ctx.cfg, ctx.run
+    name = f"student_{precision}.{fmt}"
+    int8_io = ctx.target.kind == "npu" and fmt == "tflite"
+    settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
+                "seed": cfg.seed, "max_drop": cfg.max_drop, "int8_io": int8_io}
+
+    def run_quant() -> StageResult:
+        ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration images)")
+        source = run.path(f"student_fp32.{fmt}")
+        rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
+                       eval_data=(ctx.data.val.x[:1000], ctx.data.val.y[:1000]), max_drop=cfg.max_drop,
+                       allow_drop=cfg.allow_drop, int8_io=int8_io)
+        return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra={"quantize": rep.to_dict()})])
+
+    res, _ = run.run_stage(f"quantize-{fmt}-{precision}", settings, run_quant, force=cfg.force)
+    return res.artifacts[0]
+
+
+def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Artifact]:
+    """Top-1 accuracy of every artifact (and of the PyTorch teacher and student) on the real test set."""
+    from edgekd.runtime import accuracy, load_runner
+
+    cfg, run, test = ctx.cfg, ctx.run, ctx.data.test
+    x, y = test.x, test.y
+    if cfg.eval_samples:
+        sub = test.subset(cfg.eval_samples, seed=0)
+        x, y = sub.x, sub.y
+    torch_rows = [Artifact("teacher", ctx.teacher_src.spec, "pytorch", "fp32"),
+                  Artifact("student", "student.pt" if not cfg.prune else "student_pruned.pt", "pytorch", "fp32")]
+    keys = {a.name: a.sha256 for a in artifacts}
+    settings = {"artifacts": keys, "teacher": ctx.teacher_key, "n": len(x), "student": run.manifest["stages"].get("distill", {}).get("fingerprint")}
+
+    def run_eval() -> StageResult:
+        acc = {}
+        ctx.log(f"measuring accuracy of {len(artifacts) + 2} models on {len(x)} test images")
+        acc["teacher"] = accuracy(load_runner(ctx.teacher), x, y)
+        acc["student"] = accuracy(load_runner(student), x, y)
+        for a in artifacts:
+            acc[a.name] = accuracy(load_runner(run.path(a.path), threads=2), x, y)
+        return StageResult([], {"accuracy": acc, "n": len(x)})
+
+    res, _ = run.run_stage("evaluate", settings, run_eval, force=cfg.force)
+    acc = res.metrics["accuracy"]
+    out = []
+    for a in torch_rows + artifacts:
+        a.accuracy = round(acc.get(a.name), 2) if acc.get(a.name) is not None else None
+        out.append(a)
+    return out
+
+
+def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
+    """Latency of each file: on the target for what it ships (host measurement, labelled so, when no device
+    is attached), on the host CPU for the fp32 references."""
+    from edgekd.profile import profile
+    from edgekd.targets import load_target
+
+    cfg, run = ctx.cfg, ctx.run
+    host = load_target("host")
+    ships = {(s.format, s.precision) for s in ctx.target.ships}
+    sample = ctx.data.test.x[:1]
+    for a in artifacts:
+        if a.format not in ("onnx", "tflite"):
+            continue
+        shipped = (a.format, a.precision) in ships
+        tgt = ctx.target if shipped else host
+        settings = {"file": a.sha256, "target": tgt.to_dict(), "runs": cfg.runs, "threads": cfg.threads}
+
+        def run_profile(a=a, tgt=tgt) -> StageResult:
+            ctx.log(f"profiling {a.name} on {tgt.name}")
+            rep = profile(run.path(a.path), tgt, sample=sample, runs=cfg.runs, threads=cfg.threads)
+            return StageResult([], {"profile": rep.to_dict(), "primary": rep.primary})
+
+        res, _ = run.run_stage(f"profile-{a.path}", settings, run_profile, force=cfg.force)
+        a.latency = res.metrics.get("primary")
+        others = [r for r in res.metrics["profile"]["results"] if r is not a.latency and r != a.latency]
+        if others:
+            a.extra["other_latencies"] = others
+        a.extra["profiled_on"] = tgt.name
+        a.extra["shipped"] = shipped
+    return artifacts
+
+
+def build_report(ctx: Context, student, artifacts: list[Artifact], seconds: float) -> dict[str, Any]:
+    from edgekd.models import count_macs_params
+
+    shape = ctx.data.input_shape
+    t_macs, t_params = count_macs_params(ctx.teacher, shape)
+    s_macs, s_params = count_macs_params(student, shape)
+    distill_metrics = ctx.run.manifest["stages"].get("distill", {}).get("metrics", {})
+    shipped = [a for a in artifacts if a.extra.get("shipped")]
+    notes = []
+    if ctx.target.connection.kind in ("adb", "ssh") and any(
+        "no " in str((a.latency or {}).get("where", "")) for a in shipped
+    ):
+        notes.append(f"No {ctx.target.name} device was reachable: its latencies are host measurements, labelled so.")
+    budgets = _check_budgets(ctx.target, shipped)
+    return {
+        "tool": "edgekd",
+        "target": {"name": ctx.target.name, "description": ctx.target.description, "source": ctx.target.source},
+        "data": ctx.data.describe(),
+        "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
+        "student": {"spec": ctx.student_src.spec, "macs": s_macs, "params": s_params,
+                    "macs_ratio": round(t_macs / max(1, s_macs), 2), **ctx.student_src.info},
+        "distill": {"recipe": ctx.cfg.recipe, "epochs": ctx.cfg.epochs, "seed": ctx.cfg.seed,
+                    **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "seconds") if k in distill_metrics}},
+        "shipped": [a.path for a in shipped],
+        "budgets": budgets,
+        "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine()},
+        "seconds": round(seconds, 1),
+        "notes": notes,
+    }
+
+
+def _check_budgets(target, shipped: list[Artifact]) -> list[dict[str, Any]]:
+    b = target.budgets
+    out = []
+    for a in shipped:
+        lat = (a.latency or {}).get("p50_ms")
+        if b.latency_ms is not None and lat is not None:
+            out.append({"artifact": a.name, "budget": "latency_ms", "limit": b.latency_ms, "value": lat,
+                        "ok": lat <= b.latency_ms, "latency_kind": a.latency.get("kind")})
+        if b.size_bytes is not None and a.size_bytes is not None:
+            out.append({"artifact": a.name, "budget": "size_bytes", "limit": b.size_bytes, "value": a.size_bytes,
+                        "ok": a.size_bytes <= b.size_bytes})
+    return out

@@ -1,0 +1,277 @@
+"""edgekd's stand-alone profiler: time one .onnx or .tflite file and print one JSON line.
+
+It is copied to boards (Raspberry Pi over SSH) and also run as a subprocess on the host, so host and
+board figures come from the same loop. It must import nothing from edgekd and need only numpy plus
+ai-edge-litert (or tflite-runtime / tensorflow) for .tflite, or onnxruntime for .onnx. Python >= 3.8.
+
+usage: python remote_runner.py MODEL [--runs N] [--warmup N] [--threads N] [--max-seconds S]
+                                     [--inputs inputs.npz] [--no-xnnpack]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+MIN_RUNS_WHEN_CAPPED = 10
+
+
+class RunnerError(Exception):
+    pass
+
+
+def _proc_status_kb(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    # Linux: writing 5 resets VmHWM, so the peak afterwards covers model load + inference only
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    for key in ("model name", "Model", "Hardware", "CPU part"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def _concrete(shape):
+    # dynamic dims (None, -1, symbolic names) become 1
+    return tuple(d if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape)
+
+
+def _fit(arr, shape, dtype, quant):
+    """Make a sample (usually float32 NCHW) fit one model input: batch, layout, dtype, int8 quantization."""
+    arr = np.asarray(arr)
+    if arr.ndim == len(shape) and arr.shape[0] > shape[0]:
+        arr = arr[: shape[0]]
+    if arr.shape != tuple(shape) and arr.ndim == 4 and len(shape) == 4:
+        if arr.transpose(0, 2, 3, 1).shape == tuple(shape):  # NCHW sample, NHWC model
+            arr = arr.transpose(0, 2, 3, 1)
+    if arr.shape != tuple(shape):
+        raise RunnerError("sample shape %s does not fit model input shape %s" % (arr.shape, tuple(shape)))
+    if np.issubdtype(dtype, np.integer) and np.issubdtype(arr.dtype, np.floating) and quant and quant[0]:
+        scale, zero = quant
+        info = np.iinfo(dtype)
+        arr = np.clip(np.round(arr / scale + zero), info.min, info.max)
+    return np.ascontiguousarray(arr.astype(dtype))
+
+
+def _random_input(shape, dtype, rng):
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype in (np.int8, np.uint8, np.int16):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+    if dtype == np.bool_:
+        return np.ones(shape, dtype)
+    return np.ones(shape, dtype)  # token ids / masks: 1 is valid for any vocabulary
+
+
+class OnnxModel:
+    def __init__(self, path, threads):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.runtime = "onnxruntime"
+        self.version = ort.__version__
+        self.delegates = ["CPUExecutionProvider"]
+        types = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+                 "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+        self.inputs = []
+        for i in self.sess.get_inputs():
+            if i.type not in types:
+                raise RunnerError("input %s has unsupported type %s" % (i.name, i.type))
+            self.inputs.append((i.name, _concrete(i.shape), np.dtype(types[i.type]).type, None))
+
+    def bind(self, arrays):
+        self.feed = {name: a for (name, _, _, _), a in zip(self.inputs, arrays)}
+
+    def run(self):
+        return self.sess.run(None, self.feed)
+
+
+def _tflite_interpreter():
+    try:
+        from ai_edge_litert import interpreter as mod
+        import ai_edge_litert
+
+        return mod, "ai-edge-litert", getattr(ai_edge_litert, "__version__", "?")
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter as mod
+        import tflite_runtime
+
+        return mod, "tflite-runtime", getattr(tflite_runtime, "__version__", "?")
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+
+        return tf.lite, "tensorflow.lite", tf.__version__
+    except ImportError:
+        raise RunnerError("no TFLite interpreter: install ai-edge-litert (or tflite-runtime) on this machine")
+
+
+class TFLiteModel:
+    def __init__(self, path, threads, xnnpack=True):
+        mod, name, version = _tflite_interpreter()
+        kwargs = {"model_path": path, "num_threads": threads}
+        if not xnnpack:
+            resolver = getattr(mod, "OpResolverType", None) or mod.experimental.OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interp = mod.Interpreter(**kwargs)
+        self.interp.allocate_tensors()
+        self.runtime = name
+        self.version = version
+        self.delegates = ["XNNPACK"] if xnnpack else []
+        self.inputs = []
+        for d in self.interp.get_input_details():
+            q = d.get("quantization") or (0.0, 0)
+            self.inputs.append((d["index"], tuple(int(s) for s in d["shape"]), d["dtype"], q))
+        self.outputs = [d["index"] for d in self.interp.get_output_details()]
+
+    def bind(self, arrays):
+        self.arrays = list(zip((i[0] for i in self.inputs), arrays))
+
+    def run(self):
+        # set + invoke + read back: the same work an ORT session.run does
+        for idx, a in self.arrays:
+            self.interp.set_tensor(idx, a)
+        self.interp.invoke()
+        return [self.interp.get_tensor(i) for i in self.outputs]
+
+
+def _load_samples(path):
+    if not path:
+        return None
+    with np.load(path) as z:
+        keys = sorted(z.files, key=lambda k: int(k.split("_")[-1]) if k.split("_")[-1].isdigit() else 0)
+        return [z[k] for k in keys]
+
+
+def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=None, xnnpack=True):
+    if not os.path.isfile(model_path):
+        raise RunnerError("model file %s not found" % model_path)
+    ext = os.path.splitext(model_path)[1].lower()
+    if ext not in (".onnx", ".tflite"):
+        raise RunnerError("unsupported model file %s (want .onnx or .tflite)" % model_path)
+    base_rss = _proc_status_kb("VmRSS")
+    reset = _reset_peak_rss()
+    t0 = time.perf_counter()
+    try:
+        model = OnnxModel(model_path, threads) if ext == ".onnx" else TFLiteModel(model_path, threads, xnnpack)
+    except RunnerError:
+        raise
+    except Exception as exc:  # the runtime's own load error, as one line
+        raise RunnerError("cannot load %s: %s" % (os.path.basename(model_path), str(exc).strip().splitlines()[0][:300]))
+    init_ms = (time.perf_counter() - t0) * 1e3
+
+    rng = np.random.default_rng(0)
+    arrays = []
+    for k, (name, shape, dtype, quant) in enumerate(model.inputs):
+        if inputs is not None and k < len(inputs):
+            arrays.append(_fit(inputs[k], shape, dtype, quant))
+        else:
+            arrays.append(_random_input(shape, dtype, rng))
+    model.bind(arrays)
+
+    t0 = time.perf_counter()
+    model.run()
+    first_ms = (time.perf_counter() - t0) * 1e3
+    for _ in range(max(warmup - 1, 0)):
+        model.run()
+
+    times = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        model.run()
+        times.append((time.perf_counter_ns() - t) / 1e6)
+        if time.perf_counter() - start > max_seconds and len(times) >= MIN_RUNS_WHEN_CAPPED:
+            break
+    t = np.asarray(times)
+    peak_kb = _proc_status_kb("VmHWM")
+    return {
+        "p50_ms": float(np.percentile(t, 50)),
+        "p90_ms": float(np.percentile(t, 90)),
+        "p99_ms": float(np.percentile(t, 99)),
+        "mean_ms": float(t.mean()),
+        "min_ms": float(t.min()),
+        "max_ms": float(t.max()),
+        "std_ms": float(t.std()),
+        "runs": int(t.size),
+        "runs_requested": int(runs),
+        "warmup": int(warmup),
+        "threads": int(threads),
+        "runtime": model.runtime,
+        "runtime_version": model.version,
+        "delegates": model.delegates,
+        "init_ms": init_ms,
+        "first_run_ms": first_ms,
+        "peak_rss_mb": None if peak_kb is None else peak_kb / 1024.0,
+        # peak growth over the process after imports: what loading + running this model costs
+        "model_rss_mb": None if (peak_kb is None or base_rss is None or not reset) else max(peak_kb - base_rss, 0) / 1024.0,
+        "file_size_bytes": os.path.getsize(model_path),
+        "inputs": [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in arrays],
+        "input_source": "sample" if inputs is not None else "random",
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "hostname": platform.node(),
+        "python": platform.python_version(),
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="time one .onnx/.tflite file, print one JSON line")
+    p.add_argument("model")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-seconds", type=float, default=30.0)
+    p.add_argument("--inputs", default="")
+    p.add_argument("--no-xnnpack", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        if a.runs < 1 or a.warmup < 0 or a.threads < 1:
+            raise RunnerError("runs and threads must be >= 1, warmup >= 0")
+        res = measure(a.model, a.runs, a.warmup, a.threads, a.max_seconds, _load_samples(a.inputs), not a.no_xnnpack)
+    except RunnerError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

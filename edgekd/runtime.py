@@ -1,0 +1,166 @@
+"""Run a model file (ONNX, TFLite) or an nn.Module on float32 NCHW batches, the way every stage needs.
+
+Hides what differs between files: NHWC inputs, int8/uint8 I/O (quantized with the file's own
+scale/zero-point), and a batch dimension fixed at 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import EdgeKDError
+
+
+def tflite_interpreter_class():
+    """LiteRT's interpreter, falling back to the older packages that ship the same class."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            import tensorflow as tf
+
+            Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+def _to_layout(x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    """Match an NCHW batch to a model input shape: keep it, or transpose to NHWC."""
+    if x.ndim == 4 and len(shape) == 4:
+        if tuple(shape[1:]) == tuple(x.shape[1:]) or any(d <= 0 for d in shape[1:]):
+            return x, "NCHW"
+        if tuple(shape[1:]) == (x.shape[2], x.shape[3], x.shape[1]):
+            return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), "NHWC"
+        raise EdgeKDError(f"input of shape {tuple(x.shape[1:])} does not fit the model's input {tuple(shape[1:])}")
+    return x, "NCHW"
+
+
+class Runner:
+    format = "unknown"
+    input_layout = "NCHW"
+    input_dtype = "float32"
+    batch_fixed = False
+
+    def prepare(self, x: np.ndarray) -> Any:  # runtime-ready input for run_once
+        raise NotImplementedError
+
+    def run_once(self, prepared: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        step = 1 if self.batch_fixed else batch_size
+        outs = [self.run_once(self.prepare(x[i : i + step])) for i in range(0, len(x), step)]
+        return np.concatenate(outs, axis=0)
+
+
+class TorchRunner(Runner):
+    format = "pytorch"
+
+    def __init__(self, module, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.module = module.eval()
+
+    def prepare(self, x):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def run_once(self, prepared):
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(prepared)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return out.float().numpy()
+
+
+class OnnxRunner(Runner):
+    format = "onnx"
+
+    def __init__(self, path: Path, threads: int | None = None, providers: list | None = None):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:
+            raise EdgeKDError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
+        self.batch_fixed = self.input_shape[:1] == (1,)
+        self.input_dtype = {"tensor(float)": "float32", "tensor(float16)": "float16"}.get(inp.type, inp.type)
+        self.input_layout = "NCHW"
+
+    def prepare(self, x):
+        x, self.input_layout = _to_layout(np.asarray(x, dtype=np.float32), self.input_shape)
+        return x.astype(np.float16) if self.input_dtype == "float16" else x
+
+    def run_once(self, prepared):
+        return np.asarray(self.session.run(None, {self.input_name: prepared})[0], dtype=np.float32)
+
+
+class TFLiteRunner(Runner):
+    format = "tflite"
+
+    def __init__(self, path: Path, threads: int | None = None, delegates: list | None = None):
+        Interpreter = tflite_interpreter_class()
+        try:
+            self.interp = Interpreter(model_path=str(path), num_threads=threads or 1, experimental_delegates=delegates)
+            self.interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgeKDError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+        self.input_shape = tuple(int(d) for d in self.inp["shape"])
+        self.batch_fixed = True  # resizing converted graphs is fragile; one sample per invoke is always valid
+        self.input_dtype = np.dtype(self.inp["dtype"]).name
+        self.input_layout = "NCHW"
+
+    def prepare(self, x):
+        x, self.input_layout = _to_layout(np.asarray(x, dtype=np.float32), self.input_shape)
+        dtype = np.dtype(self.inp["dtype"])
+        if dtype in (np.int8, np.uint8, np.int16):
+            scale, zero = self.inp["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        return x.astype(dtype, copy=False)
+
+    def run_once(self, prepared):
+        self.interp.set_tensor(self.inp["index"], prepared)
+        self.interp.invoke()
+        y = self.interp.get_tensor(self.out["index"])
+        if np.dtype(self.out["dtype"]) in (np.int8, np.uint8, np.int16):
+            scale, zero = self.out["quantization"]
+            return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+        return y.astype(np.float32)
+
+
+def load_runner(model: Any, threads: int | None = None, **kwargs) -> Runner:
+    """A Runner for an nn.Module or a .onnx / .tflite path."""
+    if not isinstance(model, (str, Path)):
+        return TorchRunner(model, threads)
+    path = Path(model)
+    if not path.is_file():
+        raise EdgeKDError(f"model file {path} does not exist")
+    if path.suffix == ".onnx":
+        return OnnxRunner(path, threads, **kwargs)
+    if path.suffix == ".tflite":
+        return TFLiteRunner(path, threads, **kwargs)
+    raise EdgeKDError(f"{path.name}: unsupported model file type '{path.suffix}' (expected .onnx or .tflite)")
+
+
+def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy in percent."""
+    pred = runner.predict(x).argmax(axis=1)
+    return float((pred == y).mean() * 100.0)
