@@ -3,6 +3,7 @@ function the Python API exposes. Every user error becomes one `error: ...` line 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -22,29 +23,31 @@ def _register() -> None:
 
     app.command("compress")(compress_cmd)
     for module, names in _STAGE_COMMANDS:
-        mod = __import__(f"edgekd.commands.{module}", fromlist=["*"])
+        try:
+            mod = importlib.import_module(f"edgekd.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"edgekd.commands.{module}":
+                raise
+            continue  # that stage is not installed in this build
         for cli_name, fn_name in names:
             app.command(cli_name)(getattr(mod, fn_name))
 
 
 # (module in edgekd/commands, [(command name, function)]) in the order `edgekd --help` lists them.
-_STAGE_COMMANDS: list[tuple[str, list[tuple[str, str]]]] = []
+_STAGE_COMMANDS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("distill", [("distill", "distill_cmd")]),
+    ("profile", [("profile", "profile_cmd"), ("targets", "targets_cmd")]),
+    ("models", [("models", "models_cmd")]),
+]
 
 
 def main(argv: list[str] | None = None) -> None:
-    import click
-
     from edgekd.errors import EdgeKDError
 
     _register()
     try:
-        rv = app(args=argv, standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        # Standalone mode: typer itself reports usage errors (exit 2) and --help; our errors come out here.
+        app(args=argv)
     except EdgeKDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -57,7 +60,6 @@ def main(argv: list[str] | None = None) -> None:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         print(f"error: internal error ({type(exc).__name__}: {first}); rerun with EDGEKD_DEBUG=1 for the traceback", file=sys.stderr)
         sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ settings and, for ARM CPUs, how to emulate it under qemu. Unknown keys are error
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,16 +88,15 @@ class Target:
     source: str = ""  # file it was read from
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-ready (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 # --- locating files ---------------------------------------------------------------------------
 
 def targets_dir() -> Path:
     """Built-in targets: edgekd/_targets in an installed wheel, else the repository's targets/."""
-    import edgekd
-
-    pkg = Path(edgekd.__file__).parent
+    pkg = Path(__file__).resolve().parent  # this module sits in the package (edgekd.__file__ may be None)
     for cand in (pkg / "_targets", pkg.parent / "targets"):
         if cand.is_dir():
             return cand

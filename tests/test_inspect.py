@@ -61,3 +61,29 @@ def test_bad_files_raise_one_line(tmp_path, name, content, msg):
 def test_missing_file(tmp_path):
     with pytest.raises(EdgeKDError, match="not found"):
         count_ops(tmp_path / "nope.onnx")
+
+
+def test_external_data_counts_toward_size(tmp_path):
+    import onnx
+
+    p = onnx_matmul_chain(tmp_path / "e.onnx", dim=64, layers=2)
+    m = onnx.load(str(p))
+    ext = tmp_path / "ext.onnx"
+    onnx.save(m, str(ext), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    info = model_info(ext)
+    assert info["size_bytes"] == ext.stat().st_size + (tmp_path / "ext.onnx.data").stat().st_size
+    assert info["params"] == 2 * 64 * 64 and info["macs"] == 2 * 64 * 64
+
+
+FIX = __import__("pathlib").Path(__file__).parent / "fixtures" / "profile"
+
+
+@pytest.mark.skipif(not (FIX / "tiny_int8.tflite").is_file(), reason="profile fixtures missing")
+def test_real_converted_files_agree_on_macs():
+    """tiny CNN (conv 1->8, conv 8->16 s2, linear 16->10 on 8x8) exported by torch.onnx, litert-torch, ai-edge-quantizer."""
+    expected = 8 * 64 * 9 + 16 * 16 * 8 * 9 + 16 * 10
+    for name in ("tiny_fp32.onnx", "tiny_fp32.tflite", "tiny_int8.tflite"):
+        assert model_info(FIX / name)["macs"] == expected, name
+    q = model_info(FIX / "tiny_int8.tflite")
+    assert q["inputs"][0]["dtype"] == "int8" and "quant" in q["inputs"][0]
+    assert q["weight_dtypes"].get("int8", 0) > 0

@@ -58,6 +58,7 @@ def distill_cmd(
     output: Path = typer.Option(Path("runs/distill"), "--output", "-o", help="Output directory (checkpoints, metrics.json)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/last.pt"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda per rank under torchrun, else cpu)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
 ) -> None:
@@ -89,13 +90,13 @@ def distill_cmd(
     result = distill(t_model, s_model, bundle, recipe=recipe, epochs=epochs, max_steps=max_steps,
                      batch_size=batch_size, lr=lr, seed=seed, output_dir=output, resume=resume,
                      progress=progress and not as_json, unlabeled=_unlabeled(unlabeled), overrides=overrides,
-                     checkpoint_every=checkpoint_every)
+                     checkpoint_every=checkpoint_every, device=device)
     if not rank0:
         return
     m = result.metrics
     summary = {"best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
                "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
-               "recipe": result.recipe, **m}
+               **m, "recipe_config": result.recipe}
     atomic_write_text(output / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))

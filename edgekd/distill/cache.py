@@ -94,7 +94,7 @@ class TeacherCache:
             self.disabled_reason = (f"'{key}' needs {need / 2**20:.0f} MiB; cache budget is "
                                     f"{self.max_bytes / 2**20:.0f} MiB: teacher runs live")
             return False
-        self.store[key] = torch.empty((self.views, self.n, *sample.shape[1:]), dtype=sample.dtype)
+        self.store[key] = torch.empty((self.views, self.n, *sample.shape[1:]), dtype=sample.dtype, device="cpu")
         self.filled[key] = torch.zeros((self.views, self.n), dtype=torch.bool)
         return True
 
@@ -120,7 +120,7 @@ class TeacherCache:
                     self.filled.clear()
                     # cannot cache: recompute the whole batch live (keeps one code path for the caller)
                     return self._timed(compute, np.arange(len(idx))) if len(pos) != len(idx) else fresh
-                self.store[k][tv[pos], ti[pos]] = fresh[k].detach()
+                self.store[k][tv[pos], ti[pos]] = fresh[k].detach().cpu()  # the cache lives in host RAM
                 self.filled[k][tv[pos], ti[pos]] = True
         return {k: self.store[k][tv, ti] for k in keys}
 

@@ -71,6 +71,14 @@ class _Dist:
         dist.all_reduce(t)
         return t.tolist()
 
+    def sync_buffers(self, module: nn.Module):
+        """BatchNorm running stats drift apart per rank; rank 0's are the ones saved and evaluated."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            for b in module.buffers():
+                dist.broadcast(b.data, src=0)
+
     def barrier(self):
         if self.world > 1:
             import torch.distributed as dist
@@ -159,16 +167,22 @@ def _param_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, dist: _Dist, batch: int = 512) -> tuple[float, float]:
     """(accuracy, mean CE) over x, sharded across ranks and summed, so every rank gets the full figure."""
     was = model.training
     model.eval()
+    dev = _device_of(model)
     correct = loss = 0.0
     shard = np.arange(dist.rank, len(x), dist.world)
     for i in range(0, len(shard), batch):
         rows = shard[i: i + batch]
-        logits = _logits(model(torch.from_numpy(x[rows]))).float()
+        logits = _logits(model(torch.from_numpy(x[rows]).to(dev))).float().cpu()
         target = torch.from_numpy(y[rows])
         correct += float((logits.argmax(-1) == target).sum())
         loss += float(F.cross_entropy(logits, target, reduction="sum"))
@@ -179,7 +193,8 @@ def _evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, dist: _Dist, batch
 
 def _teacher_labels(teacher: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
     with torch.no_grad():
-        return np.concatenate([_logits(teacher(torch.from_numpy(x[i:i + batch]))).argmax(-1).numpy()
+        dev = _device_of(teacher)
+        return np.concatenate([_logits(teacher(torch.from_numpy(x[i:i + batch]).to(dev))).argmax(-1).cpu().numpy()
                                for i in range(0, len(x), batch)]).astype(np.int64)
 
 
@@ -223,6 +238,7 @@ def distill(
     cache: "TeacherCache | bool | None" = None,
     checkpoint_every: int | None = None,
     cache_max_bytes: int = 2 << 30,
+    device: "str | torch.device | None" = None,
 ) -> DistillResult:
     """Distill `teacher` into `student` (modified in place) on `data.train`; select by `data.val`.
 
@@ -231,6 +247,7 @@ def distill(
     cache: None/True = in-memory teacher cache, False = run the teacher every step, or a TeacherCache
     shared between runs on the same data and teacher (benchmarks).
     Under torchrun, batch_size is the global batch (split across ranks).
+    device: where to train (default: cuda:LOCAL_RANK under torchrun with GPUs, else the student's device).
     """
     _check_inputs(teacher, student, data, epochs, max_steps, batch_size, output_dir, resume)
     ov = dict(overrides or {})
@@ -244,16 +261,29 @@ def distill(
     try:
         return _run(teacher, student, data, rec, train_cfg, dist, epochs=epochs, max_steps=max_steps,
                     batch_size=batch_size, seed=seed, output_dir=output_dir, resume=resume, progress=progress,
-                    unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes)
+                    unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes, device=device)
     finally:
         dist.close()
 
 
 def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, batch_size, seed, output_dir,
-         resume, progress, unlabeled, cache, cache_max_bytes) -> DistillResult:
+         resume, progress, unlabeled, cache, cache_max_bytes, device) -> DistillResult:
     t_start = time.perf_counter()
     if batch_size % dist.world:
         raise EdgeKDError(f"batch_size {batch_size} must be divisible by the number of processes {dist.world}")
+    if device is None:
+        if dist.world > 1 and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        else:
+            device = _device_of(student)
+    try:
+        dev = torch.device(device)
+        student.to(dev)
+        teacher.to(dev)
+    except (RuntimeError, AssertionError) as exc:
+        raise EdgeKDError(f"cannot use device '{device}': {str(exc).splitlines()[0][:160]}") from None
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -281,7 +311,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
     if vy is None:
         vy, val_kind = _teacher_labels(teacher, vx), "teacher-agreement"
 
-    example = torch.from_numpy(x[: min(2, len(x))])
+    example = torch.from_numpy(x[: min(2, len(x))]).to(dev)
     try:
         with torch.no_grad():
             out = _logits(student(example))
@@ -314,13 +344,13 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
     else:
         tcache = TeacherCache(n, aug.views, cache_max_bytes)
 
-    model = _Trainable(student, terms)
+    model = _Trainable(student, terms).to(dev)
     windowed = any(t.spec.start > 0 or t.spec.end < 1 for t in terms)
     ddp_model = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ddp_model = DDP(model, find_unused_parameters=windowed)
+        ddp_model = DDP(model, device_ids=[dev] if dev.type == "cuda" else None, find_unused_parameters=windowed)
 
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
@@ -337,6 +367,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
 
     epoch0 = step0 = global_step = 0
     best_acc, best_epoch, history = -1.0, -1, []
+    best_state: dict[str, torch.Tensor] | None = None
     resumed_from = None
     torch.manual_seed(seed * 1000 + dist.rank)
     if resume and out_dir is not None and (out_dir / ckpt.LAST).is_file():
@@ -367,7 +398,8 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
     if progress and dist.main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, initial=global_step, desc=f"distill[{rec.name}]", unit="step", leave=False)
+        bar = tqdm(total=total_steps, initial=global_step, desc=f"distill[{rec.name}]", unit="step", leave=False,
+                   mininterval=0.5)
     seconds_train = 0.0
     done = global_step >= total_steps
     epoch = epoch0
@@ -383,16 +415,17 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
             batch = order[step * batch_size: (step + 1) * batch_size]
             batch = batch[: len(batch) - len(batch) % dist.world] if len(batch) >= dist.world else batch
             local = batch[dist.rank:: dist.world]
-            xb = aug.apply(torch.from_numpy(x[local]), local, views[local])
-            yb = torch.from_numpy(y[local])
+            xb = aug.apply(torch.from_numpy(x[local]), local, views[local]).to(dev, non_blocking=True)
+            yb = torch.from_numpy(y[local]).to(dev, non_blocking=True)
             progress_frac = global_step / max(1, total_steps)
             active = [t.spec.active(progress_frac) for t in terms]
             needed = sorted({k for t, on in zip(terms, active) if on for k in t.t_keys})
             if needed:
                 def compute(pos, _xb=xb):
-                    return teacher_run(_xb[torch.from_numpy(np.asarray(pos))])
+                    return teacher_run(_xb[torch.from_numpy(np.asarray(pos)).to(dev)])
                 if tcache is not None:
-                    t_out = tcache.get(t_keys, local, views[local], compute)
+                    t_out = {k: v.to(dev, non_blocking=True) for k, v in
+                             tcache.get(t_keys, local, views[local], compute).items()}
                 else:
                     t_out = compute(np.arange(len(local)))
             else:
@@ -412,7 +445,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
                 part_sums[k] = part_sums.get(k, 0.0) + float(v) * len(local)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4f}", epoch=epoch)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=epoch, refresh=False)
             if global_step >= total_steps:
                 done = True
                 break
@@ -423,6 +456,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
         # End of epoch (or of training): reduce train loss, held-out eval, best + last checkpoints.
         keys = sorted(part_sums)
         sums = dist.sum(loss_sum, count, *[part_sums[k] for k in keys])
+        dist.sync_buffers(student)
         val_acc, val_loss = _evaluate(student, vx, vy, dist)
         seconds_train += time.perf_counter() - t_epoch
         entry = {"epoch": epoch, "steps": global_step, "train_loss": sums[0] / max(1.0, sums[1]),
@@ -455,7 +489,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
 
     # Return the best student (by held-out accuracy); on a resumed run that was already complete,
     # or when the best epoch came before the resume, take it from best.pt.
-    if "best_state" in locals():
+    if best_state is not None:
         student.load_state_dict(best_state)
     elif out_dir is not None and (out_dir / ckpt.BEST).is_file():
         student.load_state_dict(ckpt.load(out_dir / ckpt.BEST)["student"])
@@ -475,6 +509,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
         "train_seconds": round(seconds_train, 3),
         "cache": cache_stats,
         "world_size": dist.world,
+        "device": str(dev),
         "train_samples": n,
         "resumed_from_step": resumed_from,
         **({"pseudo_labels": pseudo_info} if pseudo_info else {}),

@@ -108,12 +108,16 @@ def auto_pairs(student: nn.Module, teacher: nn.Module, example_s: torch.Tensor, 
     ts, tt = trace_shapes(student, example_s), trace_shapes(teacher, example_t)
 
     def outer(trace):
-        # hooks fire inner-first, so the last module per size is the outermost block ending there
-        best: dict[tuple[int, int], str] = {}
+        # per size, the shallowest modules (stages, blocks) win over their internals (a block's expansion
+        # conv may already run at the next stage's input size); among those, the last called
+        best: dict[tuple[int, int], tuple[int, str]] = {}
         for name, shape, _ in trace:
             if len(shape) == 3:
-                best[shape[1:]] = name
-        return best
+                depth = name.count(".")
+                cur = best.get(shape[1:])
+                if cur is None or depth <= cur[0]:
+                    best[shape[1:]] = (depth, name)
+        return {hw: name for hw, (_, name) in best.items()}
 
     s_stage, t_stage = outer(ts), outer(tt)
     common = [hw for hw in s_stage if hw in t_stage]

@@ -15,9 +15,12 @@ def pseudo_label(teacher: nn.Module, x: np.ndarray, threshold: float = 0.0, batc
     probability is >= threshold (0 keeps all)."""
     was = teacher.training
     teacher.eval()
+    p0 = next(iter(teacher.parameters()), None)
+    dev = p0.device if p0 is not None else torch.device("cpu")
     probs = []
     for i in range(0, len(x), batch_size):
-        probs.append(torch.softmax(_logits(teacher(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])))).float(), -1))
+        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(dev)
+        probs.append(torch.softmax(_logits(teacher(xb)).float(), -1).cpu())
     teacher.train(was)
     p = torch.cat(probs) if probs else torch.zeros(0, 1)
     conf, label = p.max(-1)

@@ -7,6 +7,7 @@ intermediate tensor. Batches are fed one sample at a time when the file fixes th
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,9 @@ def tflite_interpreter(path, *, intermediates: bool = False, threads: int = 1):
         kwargs = {"experimental_preserve_all_tensors": True,
                   "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
     try:
-        it = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
+        with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is what it is for here
+            warnings.simplefilter("ignore")
+            it = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise EdgeKDError(f"LiteRT cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None

@@ -27,7 +27,7 @@ def litert_convert(model, inputs: tuple, dest: Path, *, nhwc: bool, quant_config
 
     one = take(inputs, 0, 1)
     if nhwc and is_image(inputs):
-        model = litert_torch.to_channel_last_io(model, args=[0])
+        model = litert_torch.to_channel_last_io(model, args=[0]).eval()
         one = (one[0].permute(0, 2, 3, 1).contiguous(),)
     with _quiet():
         edge = litert_torch.convert(model, one, quant_config=quant_config) if quant_config else litert_torch.convert(model, one)

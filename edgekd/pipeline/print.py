@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ def print_report(report: dict[str, Any], output: Path, as_json: bool = False) ->
     arts = [Artifact.from_dict(a) for a in report["artifacts"]]
     table = Table(title=f"edgekd compress → {report['target']['name']}  ({report['seconds']:.0f} s)")
     for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("artifact", "format", "precision", "latency is") else "right")
+        table.add_column(h, justify="left" if h in ("artifact", "latency") else "right", no_wrap=h == "artifact")
     for a, row in zip(arts, artifact_rows(arts)):
         style = "bold green" if a.extra.get("shipped") else None
         table.add_row(*row, style=style)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     for a in arts:
         if a.extra.get("shipped"):

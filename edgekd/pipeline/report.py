@@ -21,18 +21,28 @@ def latency_label(lat: dict[str, Any] | None) -> str:
     return f"{lat.get('kind', '?')}: {lat.get('runtime', '?')}, {lat.get('threads', '?')} thr, {lat.get('runs', '?')} runs, {where}"
 
 
+def where_short(lat: dict[str, Any]) -> str:
+    """A few words on where a figure comes from; the full sentence stays in `where`."""
+    if lat.get("backend") == "host-fallback":
+        return f"this host (no {lat.get('target', 'target')} device reachable)"
+    if lat.get("kind") == "measured" and str(lat.get("where", "")).startswith("host"):
+        return "this host"
+    return f"{lat.get('target', '?')}"
+
+
 def artifact_rows(artifacts: list[Artifact]) -> list[list[str]]:
     rows = []
     for a in artifacts:
         lat = a.latency or {}
+        how = f"{lat['kind']}, {lat.get('runtime', '?')}, {where_short(lat)}" if lat else "—"
         rows.append([
-            a.name, a.format, a.precision, _fmt(a.accuracy), _fmt(a.size_bytes / 1024 if a.size_bytes else None, ".1f"),
-            _fmt(lat.get("p50_ms"), ".3f"), _fmt(lat.get("p90_ms"), ".3f"), lat.get("kind", "—"),
+            a.name, _fmt(a.accuracy), _fmt(a.size_bytes / 1024 if a.size_bytes else None, ".1f"),
+            _fmt(lat.get("p50_ms"), ".3f"), _fmt(lat.get("p90_ms"), ".3f"), how,
         ])
     return rows
 
 
-HEADERS = ["artifact", "format", "precision", "accuracy %", "size KiB", "p50 ms", "p90 ms", "latency is"]
+HEADERS = ["artifact", "accuracy %", "size KiB", "p50 ms", "p90 ms", "latency"]
 
 
 def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> None:

@@ -197,8 +197,9 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
             return StageResult([], {"profile": rep.to_dict(), "primary": rep.primary})
 
         res, _ = run.run_stage(f"profile-{a.path}", settings, run_profile, force=cfg.force)
-        a.latency = res.metrics.get("primary")
-        others = [r for r in res.metrics["profile"]["results"] if r is not a.latency and r != a.latency]
+        primary = res.metrics.get("primary")
+        others = [r for r in res.metrics["profile"]["results"] if r != primary]
+        a.latency = {**primary, "target": tgt.name} if primary else None
         if others:
             a.extra["other_latencies"] = others
         a.extra["profiled_on"] = tgt.name

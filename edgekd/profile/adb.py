@@ -6,6 +6,7 @@ arguments into one device-side shell line, so each argument is quoted with shlex
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ class DeviceUnreachable(EdgeKDError):
 
 class Adb:
     def __init__(self, serial: str = "", adb: str | None = None, timeout: float = 300):
+        serial = serial or os.environ.get("ANDROID_SERIAL", "")  # adb's own convention for picking a device
         exe = adb or shutil.which("adb")
         if not exe:
             raise DeviceUnreachable("adb is not installed (no `adb` on PATH)")
@@ -81,6 +83,13 @@ class Adb:
 
     def getprop(self, name: str) -> str:
         return self.shell(["getprop", name], check=False).stdout.strip()
+
+
+def _error_line(p: subprocess.CompletedProcess) -> str:
+    """The most specific error benchmark_model printed (not its closing 'Benchmarking failed.')."""
+    lines = [ln.strip() for ln in (p.stderr + "\n" + p.stdout).splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "ERROR" in ln and "Benchmarking failed" not in ln]
+    return (errs or lines or [f"exit code {p.returncode}"])[0][:300]
 
 
 def big_core_mask(adb: Adb, threads: int) -> tuple[str, list[int]]:
@@ -154,7 +163,7 @@ def profile_adb(model: Path, target: Target, *, runs: int, warmup: int, threads:
             try:
                 figures = bm.parse(p.stdout)
             except ValueError:
-                err = (p.stderr.strip() or p.stdout.strip() or f"exit code {p.returncode}").splitlines()[-1][:300]
+                err = _error_line(p)
                 if delegate in optional:  # "where present": a missing GPU/NNAPI is reported, not fatal
                     results.append(make_result("measured", where, f"adb-{delegate}", runtime="tflite-benchmark_model",
                                                delegates=[delegate], available=False, error=err, threads=threads))

@@ -20,9 +20,11 @@ RUNNER = Path(__file__).with_name("remote_runner.py")
 
 
 def runner_args(model: str, runs: int, warmup: int, threads: int, max_seconds: float,
-                inputs: str | None, xnnpack: bool = True) -> list[str]:
+                inputs: str | None, xnnpack: bool = True, op_profile: int = 0) -> list[str]:
     args = [model, "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads),
             "--max-seconds", f"{max_seconds:g}"]
+    if op_profile:
+        args += ["--op-profile", str(op_profile)]
     if inputs:
         args += ["--inputs", inputs]
     if not xnnpack:
@@ -54,8 +56,10 @@ def host_where(data: dict[str, Any]) -> str:
 
 
 def measure_local(model: str | Path, *, runs: int, warmup: int, threads: int, max_seconds: float,
-                  inputs: str | None = None, xnnpack: bool = True, timeout: float | None = None) -> dict[str, Any]:
-    cmd = [sys.executable, str(RUNNER), *runner_args(str(model), runs, warmup, threads, max_seconds, inputs, xnnpack)]
+                  inputs: str | None = None, xnnpack: bool = True, op_profile: int = 0,
+                  timeout: float | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, str(RUNNER),
+           *runner_args(str(model), runs, warmup, threads, max_seconds, inputs, xnnpack, op_profile)]
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="2")
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env,

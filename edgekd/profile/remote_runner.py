@@ -66,6 +66,8 @@ def _concrete(shape):
 def _fit(arr, shape, dtype, quant):
     """Make a sample (usually float32 NCHW) fit one model input: batch, layout, dtype, int8 quantization."""
     arr = np.asarray(arr)
+    if arr.ndim == len(shape) - 1:  # one sample without its batch axis
+        arr = arr[None]
     if arr.ndim == len(shape) and arr.shape[0] > shape[0]:
         arr = arr[: shape[0]]
     if arr.shape != tuple(shape) and arr.ndim == 4 and len(shape) == 4:
@@ -92,10 +94,13 @@ def _random_input(shape, dtype, rng):
 
 
 class OnnxModel:
-    def __init__(self, path, threads):
+    def __init__(self, path, threads, profile_prefix=None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
+        if profile_prefix:
+            so.enable_profiling = True
+            so.profile_file_prefix = profile_prefix
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -171,6 +176,45 @@ class TFLiteModel:
         return [self.interp.get_tensor(i) for i in self.outputs]
 
 
+def onnx_op_profile(model_path, threads, arrays, n):
+    """Per-node and per-op-type mean times from ORT's own profiler, in a separate session so the
+    profiler's overhead never touches the timed runs. The first (cold) run of each node is dropped."""
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="edgekd-ortprof-")
+    m = OnnxModel(model_path, threads, profile_prefix=os.path.join(tmp, "p"))
+    m.bind(arrays)
+    for _ in range(n + 1):
+        m.run()
+    path = m.sess.end_profiling()
+    try:
+        with open(path) as f:
+            events = json.load(f)
+    finally:
+        for name in os.listdir(tmp):
+            os.remove(os.path.join(tmp, name))
+        os.rmdir(tmp)
+    per_node = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            node = e["name"][: -len("_kernel_time")]
+            per_node.setdefault(node, [e["args"].get("op_name", "?"), []])[1].append(e["dur"] / 1e3)
+    ops = []
+    for node, (op, durs) in per_node.items():
+        durs = durs[1:] if len(durs) > 1 else durs
+        ops.append({"name": node, "type": op, "avg_ms": sum(durs) / len(durs)})
+    total = sum(o["avg_ms"] for o in ops) or 1.0
+    types = {}
+    for o in ops:
+        o["percent"] = 100.0 * o["avg_ms"] / total
+        t = types.setdefault(o["type"], {"type": o["type"], "count": 0, "avg_ms": 0.0})
+        t["count"] += 1
+        t["avg_ms"] += o["avg_ms"]
+    for t in types.values():
+        t["percent"] = 100.0 * t["avg_ms"] / total
+    return ops, sorted(types.values(), key=lambda t: -t["avg_ms"])
+
+
 def _load_samples(path):
     if not path:
         return None
@@ -179,7 +223,7 @@ def _load_samples(path):
         return [z[k] for k in keys]
 
 
-def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=None, xnnpack=True):
+def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=None, xnnpack=True, op_profile=0):
     if not os.path.isfile(model_path):
         raise RunnerError("model file %s not found" % model_path)
     ext = os.path.splitext(model_path)[1].lower()
@@ -220,8 +264,14 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
         if time.perf_counter() - start > max_seconds and len(times) >= MIN_RUNS_WHEN_CAPPED:
             break
     t = np.asarray(times)
-    peak_kb = _proc_status_kb("VmHWM")
-    return {
+    peak_kb = _proc_status_kb("VmHWM")  # read before the profiling session below adds its own memory
+    extra = {}
+    if op_profile and ext == ".onnx":
+        extra["ops"], extra["op_types"] = onnx_op_profile(model_path, threads, arrays, op_profile)
+        extra["op_profile"] = "onnxruntime profiler, mean of %d runs after one cold run, separate session" % op_profile
+    elif op_profile:
+        extra["op_profile"] = "not available: the LiteRT Python interpreter has no op profiler (android benchmark_model has)"
+    res = {
         "p50_ms": float(np.percentile(t, 50)),
         "p90_ms": float(np.percentile(t, 90)),
         "p99_ms": float(np.percentile(t, 99)),
@@ -250,6 +300,8 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
         "hostname": platform.node(),
         "python": platform.python_version(),
     }
+    res.update(extra)
+    return res
 
 
 def main(argv=None):
@@ -261,11 +313,13 @@ def main(argv=None):
     p.add_argument("--max-seconds", type=float, default=30.0)
     p.add_argument("--inputs", default="")
     p.add_argument("--no-xnnpack", action="store_true")
+    p.add_argument("--op-profile", type=int, default=0, help="profiled runs for a per-op breakdown (ONNX), 0 = off")
     a = p.parse_args(argv)
     try:
         if a.runs < 1 or a.warmup < 0 or a.threads < 1:
             raise RunnerError("runs and threads must be >= 1, warmup >= 0")
-        res = measure(a.model, a.runs, a.warmup, a.threads, a.max_seconds, _load_samples(a.inputs), not a.no_xnnpack)
+        res = measure(a.model, a.runs, a.warmup, a.threads, a.max_seconds, _load_samples(a.inputs), not a.no_xnnpack,
+                      a.op_profile)
     except RunnerError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

@@ -21,12 +21,53 @@ def make_result(kind: str, where: str, backend: str, **figures: Any) -> dict[str
     return res
 
 
+def _memory_mb(r: dict[str, Any]) -> tuple[float | None, str]:
+    """The memory figure a budget compares: what the model adds, else the process peak, else NPU SRAM."""
+    if r.get("model_rss_mb") is not None:
+        return r["model_rss_mb"], "peak RSS growth while loading + running the model"
+    if r.get("peak_rss_mb") is not None:
+        return r["peak_rss_mb"], "process peak RSS"
+    if r.get("sram_used_bytes") is not None:
+        return r["sram_used_bytes"] / 2**20, "NPU SRAM used (Vela)"
+    return None, ""
+
+
+def check_budgets(budgets: Any, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The target's optional budgets against each result: pass / fail, or skip with the reason.
+
+    A latency budget is a claim about the device, so a host measurement standing in for an
+    unreachable device is skipped, never passed.
+    """
+    out = []
+    for r in results:
+        def add(name, limit, value, why="", what=""):
+            if limit is None:
+                return
+            status = "skip" if value is None or why else ("pass" if value <= limit else "fail")
+            out.append({"budget": name, "limit": limit, "value": value, "status": status, "backend": r.get("backend"),
+                        "kind": r.get("kind"), "what": what, "why": why})
+
+        device = r.get("backend") != "host-fallback"
+        add("latency_ms", budgets.latency_ms, r.get("p50_ms"),
+            "" if device else "measured on the host, not the device",
+            "p50" if r.get("p50_ms") is not None else "no latency figure from this backend")
+        add("size_bytes", budgets.size_bytes, r.get("file_size_bytes"), what="model file size")
+        mem, what = _memory_mb(r)
+        add("peak_memory_mb", budgets.peak_memory_mb, mem, "" if device else "measured on the host, not the device", what)
+    return out
+
+
 @dataclass
 class ProfileReport:
     model: str
     target: str
     results: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    budgets: list[dict[str, Any]] = field(default_factory=list)  # check_budgets() rows
+
+    @property
+    def budgets_failed(self) -> list[dict[str, Any]]:
+        return [b for b in self.budgets if b["status"] == "fail"]
 
     @property
     def primary(self) -> dict[str, Any] | None:

@@ -43,8 +43,9 @@ class SSH:
     def ssh_argv(self, remote: list[str]) -> list[str]:
         return ["ssh", "-p", str(self.conn.port), *self.opts, "--", self.dest, shlex.join(remote)]
 
-    def scp_argv(self, local: list[str], remote_dir: str) -> list[str]:
-        return ["scp", "-q", "-P", str(self.conn.port), *self.opts, "--", *local, f"{self.dest}:{remote_dir}/"]
+    def scp_argv(self, local: list[str], remote_dir: str, legacy: bool = False) -> list[str]:
+        return ["scp", "-q", *(["-O"] if legacy else []), "-P", str(self.conn.port), *self.opts, "--", *local,
+                f"{self.dest}:{remote_dir}/"]
 
     def _run(self, argv: list[str], what: str, check: bool = True) -> subprocess.CompletedProcess:
         try:
@@ -65,11 +66,18 @@ class SSH:
         return self._run(self.ssh_argv(remote), what, check)
 
     def copy(self, local: list[str], remote_dir: str) -> None:
-        self._run(self.scp_argv(local, remote_dir), "copy")
+        try:
+            self._run(self.scp_argv(local, remote_dir), "copy")
+        except EdgeKDError as exc:
+            # boards without an SFTP server (dropbear, minimal sshd): the legacy scp protocol still works;
+            # remote_dir was checked to hold only safe characters, so its remote-shell expansion is harmless
+            if "connection closed" not in str(exc).lower() and "subsystem" not in str(exc).lower():
+                raise
+            self._run(self.scp_argv(local, remote_dir, legacy=True), "copy")
 
 
 def profile_ssh(model: Path, conn: Connection, *, runs: int, warmup: int, threads: int, max_seconds: float,
-                inputs: Path | None = None, xnnpack: bool = True) -> dict[str, Any]:
+                inputs: Path | None = None, xnnpack: bool = True, op_profile: int = 0) -> dict[str, Any]:
     """The runner's JSON from the board, plus 'where' (user@host, machine, CPU)."""
     ssh = SSH(conn, timeout=max_seconds * 2 + 300)
     workdir = f"{conn.remote_dir.rstrip('/')}/edgekd-{uuid.uuid4().hex[:8]}"
@@ -89,7 +97,8 @@ def profile_ssh(model: Path, conn: Connection, *, runs: int, warmup: int, thread
             ssh.copy([str(f) for f in files], workdir)
         remote_inputs = f"{workdir}/inputs.npz" if inputs is not None else None
         argv = [conn.python, f"{workdir}/edgekd_runner.py",
-                *runner_args(f"{workdir}/model{model.suffix}", runs, warmup, threads, max_seconds, remote_inputs, xnnpack)]
+                *runner_args(f"{workdir}/model{model.suffix}", runs, warmup, threads, max_seconds, remote_inputs, xnnpack,
+                            op_profile)]
         p = ssh.run(argv, "profiling", check=False)
         if p.returncode == 255:
             raise HostUnreachable(f"lost the ssh connection to {ssh.dest} while profiling")

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["derive", "DeriveResult", "prune", "PruneResult", "plan_chain", "run_chain", "ChainPlan", "ChainResult"]
+__all__ = ["derive", "DeriveResult", "prune", "PruneResult", "plan_chain", "run_chain", "ChainPlan", "ChainResult",
+           "load_pruned", "save_pruned"]
+
+
+_WHERE = {"derive": "derived", "DeriveResult": "derived", "prune": "structured", "PruneResult": "structured",
+          "plan_chain": "chain", "run_chain": "chain", "ChainPlan": "chain", "ChainResult": "chain",
+          "load_pruned": "checkpoint", "save_pruned": "checkpoint"}
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import edgekd.prune` stays cheap for the CLI
-    if name in ("derive", "DeriveResult"):
-        from edgekd.prune import derive as _m
-    elif name in ("prune", "PruneResult"):
-        from edgekd.prune import structured as _m
-    elif name in ("plan_chain", "run_chain", "ChainPlan", "ChainResult"):
-        from edgekd.prune import chain as _m
-    else:
-        raise AttributeError(name)
-    return getattr(_m, name)
+    import importlib
+
+    if name not in _WHERE:
+        raise AttributeError(f"module 'edgekd.prune' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"edgekd.prune.{_WHERE[name]}"), name)

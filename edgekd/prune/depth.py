@@ -130,7 +130,8 @@ def drop_blocks(model, names: set[str]):
         # Keep layer-count bookkeeping consistent (nn.TransformerEncoder.num_layers, HF config.num_hidden_layers).
         if getattr(owner, "num_layers", None) == old_len:
             owner.num_layers = len(new)
-        cfg = getattr(model, "config", None)
-        if cfg is not None and getattr(cfg, "num_hidden_layers", None) == old_len:
-            cfg.num_hidden_layers = len(new)
+        for m in model.modules():  # HF models keep the layer count in a config shared by submodules
+            cfg = getattr(m, "config", None)
+            if cfg is not None and getattr(cfg, "num_hidden_layers", None) == old_len:
+                cfg.num_hidden_layers = len(new)
     return model

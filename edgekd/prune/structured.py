@@ -125,6 +125,7 @@ def prune(
         raise EdgeKDError("taylor importance needs data to compute gradients")
 
     work = copy.deepcopy(model).eval()
+    work.requires_grad_(True)  # a model that served as a teacher before has frozen parameters
     if teacher is None:  # self-distillation: the unpruned model teaches its pruned copy
         teacher = copy.deepcopy(model).eval()
     x = _util.example_tensor(data.train.x[:1] if data is not None else None) if data is not None else None
@@ -152,7 +153,8 @@ def prune(
                              taylor_batches, batch_size, seed + k)
             out_layers = _util.output_layers(work, x)
         prev = cum
-        macs, params = _util.count(work, x)
+        # Unstructured masks make `weight` a computed tensor (no deepcopy, so no op counter); MACs are unchanged.
+        macs, params = (macs0, params0) if unstructured else _util.count(work, x)
         entry = {"step": k + 1, "cumulative_ratio": round(cum, 4), "macs": macs, "params": params,
                  "val_acc_pruned": _train.accuracy(work, val)}
         if recovery != "none" and recover_epochs > 0:

@@ -67,6 +67,8 @@ def main() -> None:
             loss.backward()
             opt.step()
             sched.step()
+            if (i // args.batch_size) % 100 == 0:
+                print(f"  epoch {epoch + 1} step {i // args.batch_size}: loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
         print(f"epoch {epoch + 1}: val acc {evaluate(model, data.val.x, data.val.y):.4f} ({time.time() - t0:.0f}s)", flush=True)
 
     test_acc = evaluate(model, data.test.x, data.test.y)

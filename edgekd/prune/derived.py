@@ -88,6 +88,7 @@ def derive(
     ref_out = _util.first_tensor(_util.check_runs(teacher, x))
     teacher.train(was_training)
     model = copy.deepcopy(teacher).eval()
+    model.requires_grad_(True)  # the teacher may be frozen; the derived student must be trainable
     macs0, params0 = _util.count(model, x)
     base = macs0 if by == "macs" else params0
     target = ratio * base
@@ -166,18 +167,18 @@ def _reduce_depth(model, x, target, by, metric, ref_out, notes, *, strict):
         sub = list(mods[b.name].modules())
         b.macs = sum(layer_macs.get(m) or 0 for m in sub)
         b.params = sum(p.numel() for p in mods[b.name].parameters())
-    blocks.sort(key=lambda b: (b.params if by_params else b.macs), reverse=True)
-    current = metric(model)
-    chosen: list[str] = []
+    blocks.sort(key=lambda b: (b.params if by_params else b.macs), reverse=True)  # biggest savings first
+    # Decide on real counts (leaf-layer sums miss ops such as attention matmuls).
+    current, chosen = metric(model), []
     for b in blocks:
         if current <= target:
             break
-        saving = b.params if by_params else b.macs
-        # In auto mode never overshoot: width pruning fills the remainder more finely.
-        if not strict and current - saving < target:
+        trial = drop_blocks(copy.deepcopy(model), set(chosen + [b.name]))
+        value = metric(trial)
+        if not strict and value < target:  # auto: never overshoot, width pruning fills the rest finely
             continue
         chosen.append(b.name)
-        current -= saving
+        current = value
     if not chosen:
         return model, []
     backup = copy.deepcopy(model)

@@ -1,0 +1,170 @@
+"""Benchmark (issue 3): scratch vs each distillation method vs the default recipe on Fashion-MNIST.
+
+    .venv/bin/python benchmarks/distill_fashion_mnist.py            # ~15-20 min on 2 shared cores
+    .venv/bin/python benchmarks/distill_fashion_mnist.py --quick    # smoke run (digits, 1 seed)
+
+Teacher: the built-in example (examples/fashion_mnist, its committed teacher.pt). Student: a built-in
+with >= 10x fewer MACs. Every method: the same epochs, batch, optimizer and seeds (3); accuracy on the
+real test set of the student picked by held-out (val) accuracy. gap_closed = (acc - acc_scratch) /
+(acc_teacher - acc_scratch), on seed means. Teacher outputs come from one TeacherCache per
+augmentation setting shared by all runs (the views are fixed per dataset, see edgekd/distill/cache.py),
+so the teacher runs once per (sample, view) for the whole benchmark. The cache speedup is measured
+separately: epoch time of the same Hinton run with and without the cache, interleaved A/B, medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgekd.core import atomic_write_text  # noqa: E402
+from edgekd.data import load_data  # noqa: E402
+from edgekd.data.bundle import ArrayDataset, DataBundle  # noqa: E402
+from edgekd.distill import TeacherCache, distill, load_recipe  # noqa: E402
+from edgekd.distill.engine import _Dist, _evaluate  # noqa: E402
+from edgekd.models import count_macs_params, create_model, load_weights  # noqa: E402
+
+SCRATCH = {"name": "scratch", "loss": [{"type": "ce"}]}
+SCRATCH_AUG = {"name": "scratch-aug", "train": {"augment": "crop-flip", "views": 4}, "loss": [{"type": "ce"}]}
+METHODS = ["scratch", "hinton", "fitnets", "at", "rkd", "distilbert", "default", "scratch-aug"]
+
+
+def subset(d: DataBundle, n_train: int, n_val: int, seed: int = 0) -> DataBundle:
+    rng = np.random.default_rng(seed)
+    tr = np.sort(rng.choice(len(d.train), size=min(n_train, len(d.train)), replace=False))
+    va = np.sort(rng.choice(len(d.val), size=min(n_val, len(d.val)), replace=False))
+    return DataBundle(d.name, ArrayDataset(d.train.x[tr], d.train.y[tr]), ArrayDataset(d.val.x[va], d.val.y[va]),
+                      d.test, d.num_classes, d.input_shape, d.mean, d.std, source=d.source)
+
+
+def recipe_for(name: str):
+    return {"scratch": SCRATCH, "scratch-aug": SCRATCH_AUG}.get(name, name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--teacher-weights", default=None, help="default: examples/fashion_mnist weights for --data")
+    ap.add_argument("--student", default="cnn-s")
+    ap.add_argument("--train-size", type=int, default=10000)
+    ap.add_argument("--val-size", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--speedup-reps", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="recipe override for every run, KEY=VALUE")
+    ap.add_argument("--quick", action="store_true", help="digits, 1 seed, 2 epochs: a smoke run")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/distill_fashion_mnist.json"))
+    args = ap.parse_args()
+    if args.quick:
+        args.data, args.seeds, args.epochs, args.speedup_reps = "digits", 1, 2, 1
+        args.out = str(ROOT / "benchmarks/results/distill_quick.json") if args.out.endswith("fashion_mnist.json") else args.out
+    torch.set_num_threads(args.threads)
+    t_all = time.perf_counter()
+
+    from examples.fashion_mnist.teacher import build_teacher, weights_for
+
+    full = load_data(args.data, seed=0)
+    data = subset(full, args.train_size, args.val_size)
+    teacher = build_teacher()
+    load_weights(teacher, args.teacher_weights or weights_for(args.data))
+    teacher.eval()
+    shape = data.input_shape
+    t_macs, t_params = count_macs_params(teacher, shape)
+    probe = create_model(args.student, in_channels=shape[0], num_classes=data.num_classes)
+    s_macs, s_params = count_macs_params(probe, shape)
+    if t_macs / s_macs < 10:
+        raise SystemExit(f"student {args.student} has only {t_macs / s_macs:.1f}x fewer MACs than the teacher")
+    one = _Dist()
+    teacher_test, _ = _evaluate(teacher, data.test.x, data.test.y, one)
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+
+    # One shared cache per augmentation setting (views): every run reuses the teacher's outputs.
+    caches: dict[int, TeacherCache] = {}
+
+    def cache_for(name: str) -> TeacherCache:
+        rec = load_recipe(recipe_for(name), overrides)
+        views = 1 if rec.train["augment"] == "none" else rec.train["views"]
+        return caches.setdefault(views, TeacherCache(len(data.train), views, max_bytes=3 << 30))
+
+    methods = [m for m in args.methods.split(",") if m]
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    for seed in range(args.seeds):
+        for m in methods:
+            torch.manual_seed(seed)
+            student = create_model(args.student, in_channels=shape[0], num_classes=data.num_classes)
+            t0 = time.perf_counter()
+            res = distill(teacher, student, data, recipe=recipe_for(m), epochs=args.epochs, batch_size=args.batch_size,
+                          seed=seed, progress=False, overrides=overrides, cache=cache_for(m))
+            test_acc, _ = _evaluate(res.student, data.test.x, data.test.y, one)
+            runs[m].append({"seed": seed, "test_acc": test_acc, "best_val_acc": res.metrics["best_val_acc"],
+                            "seconds": round(time.perf_counter() - t0, 2),
+                            "val_acc_per_epoch": [round(e["val_acc"], 4) for e in res.metrics["epochs"]]})
+            print(f"seed {seed} {m:12s} test acc {test_acc:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    def mean(m):
+        return statistics.fmean(r["test_acc"] for r in runs[m])
+
+    scratch = mean("scratch") if "scratch" in runs else None
+    summary = {}
+    for m in methods:
+        accs = [r["test_acc"] for r in runs[m]]
+        row = {"acc_mean": round(statistics.fmean(accs), 4), "acc_std": round(statistics.pstdev(accs), 4) if len(accs) > 1 else 0.0,
+               "runs": len(accs), "seconds_mean": round(statistics.fmean(r["seconds"] for r in runs[m]), 1)}
+        if scratch is not None and teacher_test > scratch:
+            row["gap_closed"] = round((row["acc_mean"] - scratch) / (teacher_test - scratch), 3)
+        summary[m] = row
+
+    # Cache speedup: the same Hinton run (2 epochs) with a fresh cache vs no cache, interleaved A/B.
+    speed = {"cached_epoch2_s": [], "uncached_epoch2_s": [], "uncached_epoch1_s": [], "cached_epoch1_s": []}
+    for rep in range(args.speedup_reps):
+        for mode in ("uncached", "cached"):
+            torch.manual_seed(0)
+            student = create_model(args.student, in_channels=shape[0], num_classes=data.num_classes)
+            res = distill(teacher, student, data, recipe="hinton", epochs=2, batch_size=args.batch_size, seed=0,
+                          progress=False, cache=None if mode == "cached" else False)
+            e = res.metrics["epochs"]
+            speed[f"{mode}_epoch1_s"].append(e[0]["seconds"])
+            speed[f"{mode}_epoch2_s"].append(e[1]["seconds"])
+    med = {k: statistics.median(v) for k, v in speed.items()}
+    cache_speedup = {
+        "what": "seconds per epoch of one Hinton run (train + val eval), median over interleaved reps",
+        "where": f"{platform.machine()} host, PyTorch {torch.__version__} CPU, {args.threads} threads, shared machine",
+        "kind": "measured", "reps": args.speedup_reps, **{k: round(v, 2) for k, v in med.items()},
+        "speedup_epoch2": round(med["uncached_epoch2_s"] / med["cached_epoch2_s"], 2),
+        "speedup_2_epochs": round((med["uncached_epoch1_s"] + med["uncached_epoch2_s"])
+                                  / (med["cached_epoch1_s"] + med["cached_epoch2_s"]), 2),
+    }
+
+    result = {
+        "benchmark": "distill_fashion_mnist", "issue": 3, "data": args.data,
+        "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),
+        "teacher": {"model": "examples.fashion_mnist.teacher:build_teacher", "macs": t_macs, "params": t_params,
+                    "test_acc": round(teacher_test, 4)},
+        "student": {"model": args.student, "macs": s_macs, "params": s_params, "macs_ratio": round(t_macs / s_macs, 1)},
+        "protocol": {"epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
+                     "selection": "best held-out val accuracy per run; accuracy on the real test set",
+                     "overrides": overrides, "recipes": {m: load_recipe(recipe_for(m), overrides).to_dict() for m in methods}},
+        "summary": summary, "runs": runs, "cache_speedup": cache_speedup,
+        "teacher_cache": {str(v): c.stats() for v, c in caches.items()},
+        "total_seconds": round(time.perf_counter() - t_all, 1), "threads": args.threads,
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"summary": summary, "cache_speedup": cache_speedup, "teacher_test_acc": teacher_test}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

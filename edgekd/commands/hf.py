@@ -1,0 +1,52 @@
+"""`edgekd hf-compress`: DistilBERT-style compression of a local Hugging Face model (also reached via
+`edgekd compress --teacher hf:PATH`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def hf_compress_cmd(
+    teacher: str = typer.Option(..., help="hf:PATH — a local Hugging Face model directory (offline; nothing is downloaded)."),
+    data: str = typer.Option(..., help="Text: a .txt (one example per line), .jsonl or .csv file, or `fortunes` (Debian package)."),
+    target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
+    output: Path = typer.Option(Path("runs/hf"), help="Run directory (rerunning with the same one skips unchanged stages)."),
+    layers: Optional[str] = typer.Option(None, help="Teacher layers the student keeps: a count (spread evenly) or a list like 0,2,4. Default: every other layer."),
+    hidden_size: Optional[int] = typer.Option(None, min=1, help="Narrower student (a multiple of the head size); default: the teacher's width."),
+    text_column: str = typer.Option("text", help="Field/column holding the text in .jsonl/.csv files."),
+    label_column: Optional[str] = typer.Option(None, help="Field/column with labels (classification teachers: adds the hard task loss)."),
+    epochs: int = typer.Option(1, min=1, help="Distillation epochs."),
+    time_budget: Optional[float] = typer.Option(None, min=1.0, help="Stop training after about this many seconds (the LR schedule is fitted to it)."),
+    batch_size: int = typer.Option(32, min=1),
+    lr: float = typer.Option(1e-4, min=0.0),
+    max_length: int = typer.Option(128, min=8, help="Training/evaluation truncation length in tokens."),
+    seq_len: int = typer.Option(128, min=8, help="Sequence length of the fixed-shape TFLite file and of latency measurements."),
+    train_limit: Optional[int] = typer.Option(None, min=10, help="Use at most this many examples (before the split)."),
+    eval_samples: int = typer.Option(256, min=2, help="Held-out texts scored for agreement with the teacher."),
+    tflite: bool = typer.Option(True, help="Also convert to TFLite with litert-torch (skipped with a note if it fails)."),
+    compare_teacher: bool = typer.Option(True, help="Export the teacher to ONNX too and time it interleaved with the student."),
+    runs: int = typer.Option(20, min=1, help="Timed runs per model."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads for training and timing (default: the target's, capped at this host's cores)."),
+    seed: int = typer.Option(0),
+    force: bool = typer.Option(False, help="Rerun every stage even if unchanged."),
+    json_out: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
+) -> None:
+    """Distil a Hugging Face encoder into a layer-selected student; ship optimum ONNX, int8 ONNX and TFLite."""
+    from edgekd.hf import compress_hf
+    from edgekd.pipeline.print import print_report
+
+    report = compress_hf(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,
+                         layers=layers, hidden_size=hidden_size, text_column=text_column, label_column=label_column,
+                         max_length=max_length, seq_len=seq_len, batch_size=batch_size, lr=lr,
+                         time_budget_s=time_budget, train_limit=train_limit, eval_samples=eval_samples,
+                         tflite=tflite, compare_teacher=compare_teacher, threads=threads, runs=runs, force=force,
+                         json=json_out)
+    print_report(report, output, as_json=json_out)
+    if not json_out:
+        print(f"accuracy column = {report['accuracy_metric']}")
+        if report.get("speedup_vs_teacher_onnx"):
+            print("speed-up vs teacher ONNX (p50, interleaved): "
+                  + ", ".join(f"{k} {v}x" for k, v in report["speedup_vs_teacher_onnx"].items()))

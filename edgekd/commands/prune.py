@@ -1,0 +1,194 @@
+"""`edgekd derive` (a smaller student cut from the teacher) and `edgekd prune` (iterative pruning + KD recovery)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _input_spec(data: str, input_shape: Optional[str], seed: int):
+    """(bundle or None, (C,H,W), num_classes or None) from --data, or from --input-shape without loading data."""
+    from edgekd.errors import UsageError
+
+    if input_shape:
+        try:
+            shape = tuple(int(v) for v in input_shape.replace("x", ",").split(","))
+        except ValueError:
+            raise UsageError(f"--input-shape expects C,H,W (e.g. 1,28,28), got '{input_shape}'") from None
+        if len(shape) != 3 or min(shape) < 1:
+            raise UsageError(f"--input-shape expects three positive numbers C,H,W, got '{input_shape}'")
+        return None, shape, None
+    from edgekd.data import load_data
+
+    bundle = load_data(data, seed=seed)
+    return bundle, tuple(bundle.input_shape), bundle.num_classes
+
+
+def _load(spec: str, weights: Optional[Path], shape, num_classes):
+    """A model from a spec; weights may be a plain state_dict or an edgekd derived/pruned checkpoint."""
+    from edgekd.models import load_model
+
+    kw = {"in_channels": shape[0], **({"num_classes": num_classes} if num_classes else {})}
+    if weights is None:
+        return load_model(spec, None, **kw)
+    import torch
+
+    from edgekd.errors import EdgeKDError
+
+    if not Path(weights).is_file():
+        raise EdgeKDError(f"checkpoint {weights} does not exist")
+    try:
+        blob = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise EdgeKDError(f"checkpoint {weights} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    if isinstance(blob, dict) and blob.get("edgekd_portable") == 1:
+        from edgekd.prune.checkpoint import load_pruned
+
+        return load_pruned(load_model(spec, None, **kw), weights)
+    return load_model(spec, weights, **kw)
+
+
+def _fmt_lat(lat) -> str:
+    return f"{lat['p50_ms']:.3f}" if lat else "-"
+
+
+def derive_cmd(
+    teacher: str = typer.Option(..., "--teacher", help="Teacher: 'pkg.module:factory', 'file.py:factory' or a built-in name"),
+    teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights", help="Teacher state_dict (.pt)"),
+    ratio: float = typer.Option(..., "--ratio", help="Fraction of the teacher's MACs (or params) the student keeps, e.g. 0.1"),
+    by: str = typer.Option("macs", "--by", help="macs | params"),
+    mode: str = typer.Option("auto", "--mode", help="width (channels) | depth (drop residual blocks / layers) | auto (both)"),
+    round_to: int = typer.Option(8, "--round-to", min=1, help="Round channel counts to multiples of this"),
+    data: str = typer.Option("auto", "--data", help="Dataset giving the input shape and class count"),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W instead of --data (no data loaded)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Derived model checkpoint (.pt, loads with edgekd.prune.load_pruned)"),
+    threads: int = typer.Option(2, "--threads", min=1, help="Threads for the latency measurement"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Derive a student from the teacher: Torch-Pruning channel pruning and/or dropped residual blocks."""
+    import json
+
+    import torch
+
+    from edgekd.errors import UsageError
+    from edgekd.prune.checkpoint import save_pruned
+    from edgekd.prune.derived import derive
+
+    if output.suffix != ".pt":
+        raise UsageError(f"--output must end in .pt, got {output}")
+    torch.manual_seed(seed)
+    _, shape, k = _input_spec(data, input_shape, seed)
+    t = _load(teacher, teacher_weights, shape, k)
+    res = derive(t, ratio=ratio, by=by, mode=mode, example_input=(1, *shape), round_to=round_to, threads=threads)
+    save_pruned(res.model, output, dropped_blocks=res.dropped_blocks,
+                meta={"teacher": teacher, "ratio": ratio, "by": by, "mode": mode})
+    d = res.to_dict() | {"output": str(output)}
+    if as_json:
+        typer.echo(json.dumps(d, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    lat = res.latency_after or {}
+    table = Table(title=f"edgekd derive — {mode}, target {by} ratio {ratio:g} -> {res.achieved_ratio:.4f}")
+    for col in ("model", "MACs", "params", "p50 ms (measured)"):
+        table.add_column(col, justify="right")
+    table.add_row("teacher", f"{res.macs_before:,}", f"{res.params_before:,}", _fmt_lat(res.latency_before))
+    table.add_row("derived", f"{res.macs_after:,}", f"{res.params_after:,}", _fmt_lat(res.latency_after))
+    con = Console()
+    con.print(table)
+    con.print(f"latency: {lat.get('kind', '-')} on {lat.get('where', '-')}, {lat.get('runtime', '-')}, "
+              f"{lat.get('threads', '-')} threads, batch 1, median of {lat.get('runs', '-')} interleaved runs")
+    if res.dropped_blocks:
+        con.print(f"dropped blocks: {', '.join(res.dropped_blocks)}")
+    if res.channel_pruning_ratio:
+        con.print(f"channels removed per layer: {res.channel_pruning_ratio:.1%} (rounded to multiples of {round_to})")
+    for n in res.notes:
+        con.print(f"note: {n}")
+    con.print(f"wrote {output}")
+
+
+def prune_cmd(
+    model: str = typer.Option(..., "--model", help="The trained student: spec (built-in name, entrypoint)"),
+    model_weights: Optional[Path] = typer.Option(None, "--model-weights", help="Its weights (.pt state_dict or edgekd checkpoint)"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="KD teacher for recovery (default: the unpruned model itself)"),
+    teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights"),
+    data: str = typer.Option("auto", "--data", help="fashion-mnist | digits | image folder | .npz"),
+    ratio: float = typer.Option(..., "--ratio", help="Fraction of channels (structured) or weights (--unstructured) removed"),
+    importance: str = typer.Option("magnitude", "--importance", help="magnitude | taylor | lamp | random"),
+    scope: str = typer.Option("global", "--scope", help="global (one ranking across layers) | uniform (same ratio per layer)"),
+    steps: int = typer.Option(3, "--steps", min=1, help="Iterative pruning steps, each followed by recovery"),
+    recover_epochs: int = typer.Option(1, "--recover-epochs", min=0, help="Recovery epochs after each step (0: none)"),
+    recover_steps: Optional[int] = typer.Option(None, "--recover-steps", min=1, help="Cap on optimizer steps per recovery"),
+    recovery: str = typer.Option("kd", "--recovery", help="kd (distill from the teacher) | ce (labels only) | none"),
+    unstructured: bool = typer.Option(False, "--unstructured", help="Zero weights by magnitude instead of removing channels"),
+    recipe: str = typer.Option("hinton", "--recipe", help="Distillation recipe for KD recovery"),
+    round_to: int = typer.Option(8, "--round-to", min=1),
+    batch_size: int = typer.Option(128, "--batch-size", min=1),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    output: Path = typer.Option(..., "--output", "-o", help="Pruned model checkpoint (.pt)"),
+    onnx: Optional[Path] = typer.Option(None, "--onnx", help="Also export the pruned model to this .onnx (parity checked)"),
+    threads: int = typer.Option(2, "--threads", min=1),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Prune a trained student in steps, recovering each step by distillation from the teacher."""
+    import json
+
+    import torch
+
+    from edgekd.errors import UsageError
+    from edgekd.prune.checkpoint import save_pruned
+    from edgekd.prune.structured import prune
+
+    if output.suffix != ".pt":
+        raise UsageError(f"--output must end in .pt, got {output}")
+    if onnx is not None and onnx.suffix != ".onnx":
+        raise UsageError(f"--onnx must end in .onnx, got {onnx}")
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    bundle, shape, k = _input_spec(data, None, seed)
+    m = _load(model, model_weights, shape, k)
+    t = _load(teacher, teacher_weights, shape, k) if teacher else None
+    res = prune(m, t, bundle, ratio=ratio, importance=importance, scope=scope, steps=steps,
+                recover_epochs=recover_epochs, recover_steps=recover_steps, recovery=recovery,
+                unstructured=unstructured, recipe=recipe, round_to=round_to, batch_size=batch_size, lr=lr,
+                seed=seed, output_dir=output.parent / f"{output.stem}_steps", progress=progress, threads=threads)
+    save_pruned(res.model, output, meta={"model": model, "ratio": ratio, "unstructured": unstructured})
+    d = res.to_dict() | {"output": str(output)}
+    if onnx is not None:
+        from edgekd.export import export_onnx
+
+        rep = export_onnx(res.model, bundle.test.x[:64], onnx)
+        d["onnx"] = rep.to_dict() if hasattr(rep, "to_dict") else str(onnx)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    kind = "unstructured" if unstructured else f"structured, {scope}, {importance}"
+    table = Table(title=f"edgekd prune — {kind}, ratio {ratio:g}, {steps} step(s), recovery {res.recovery}")
+    for col in ("step", "cum. ratio", "MACs", "params", "val acc pruned", "val acc recovered"):
+        table.add_column(col, justify="right")
+    pct = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for h in res.history:
+        table.add_row(str(h["step"]), f"{h['cumulative_ratio']:.3f}", f"{h['macs']:,}", f"{h['params']:,}",
+                      pct(h.get("val_acc_pruned")), pct(h.get("val_acc")))
+    con = Console()
+    con.print(table)
+    con.print(f"MACs {res.macs_before:,} -> {res.macs_after:,}; params {res.params_before:,} -> {res.params_after:,}; "
+              f"val acc {pct(res.accuracy_before)} -> {pct(res.accuracy_after)}; test acc {pct(res.test_accuracy_after)}")
+    if res.latency_before and res.latency_after:
+        la = res.latency_after
+        con.print(f"latency p50 {res.latency_before['p50_ms']:.3f} -> {la['p50_ms']:.3f} ms ({la['kind']}, {la['where']}, "
+                  f"{la['runtime']}, {la['threads']} threads, batch 1, {la['runs']} interleaved runs)")
+    if res.sparsity:
+        con.print(f"weight sparsity {res.sparsity['weight_sparsity']:.1%}")
+    for n in res.notes:
+        con.print(f"note: {n}")
+    con.print(f"wrote {output}" + (f" and {onnx}" if onnx else ""))

@@ -1,0 +1,132 @@
+"""Ship an HF student: a Hugging Face directory, an optimum ORTModel-loadable ONNX directory,
+its int8 (ONNX Runtime dynamic quantization) twin, and a fixed-shape TFLite file via litert-torch.
+
+Directories are written beside their final name and renamed on success (never half-written);
+single files go through edgekd.core.atomic_path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from edgekd.errors import EdgeKDError
+from edgekd.hf.offline import hf_offline
+
+ONNX_NAME = "model.onnx"
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary directory beside `final`; on success it replaces `final`, on error it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_student_dir(student, teacher, out_dir: Path) -> Path:
+    """save_pretrained (safetensors) + the teacher's tokenizer + its sentence-transformers files,
+    so the student loads with AutoModel, SentenceTransformer and optimum alike."""
+    with atomic_dir(out_dir) as tmp:
+        student.save_pretrained(tmp, safe_serialization=True)
+        teacher.tokenizer.save_pretrained(tmp)
+        for rel in teacher.st_files:
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(teacher.path / rel, dst)
+    return Path(out_dir)
+
+
+def export_optimum(model_dir: Path, out_dir: Path, task: str, *, opset: int | None = None) -> Path:
+    """optimum-onnx's exporter (the one optimum's ORTModel classes are made for) -> out_dir/model.onnx."""
+    hf_offline()
+    try:
+        from optimum.exporters.onnx import main_export
+    except ImportError as exc:
+        raise EdgeKDError(f"ONNX export of HF models needs optimum-onnx (pip install 'edgekd[hf]'): {exc}") from None
+    with atomic_dir(out_dir) as tmp:
+        try:
+            main_export(str(model_dir), output=tmp, task=task, opset=opset, device="cpu",
+                        library_name="transformers", local_files_only=True, do_validation=False)
+        except Exception as exc:  # optimum raises many types; the user needs one line
+            raise EdgeKDError(f"optimum ONNX export failed: {str(exc).strip().splitlines()[0][:300]}") from None
+        if not (tmp / ONNX_NAME).is_file():
+            raise EdgeKDError(f"optimum ONNX export wrote no {ONNX_NAME}")
+    return Path(out_dir) / ONNX_NAME
+
+
+def quantize_onnx_int8(onnx_dir: Path, out_dir: Path) -> Path:
+    """ONNX Runtime dynamic int8 (weights int8 per channel, activations quantized at run time): the
+    standard int8 scheme for transformer encoders on CPU. Copies config + tokenizer so the result is
+    ORTModel-loadable on its own."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = Path(onnx_dir)
+    with atomic_dir(out_dir) as tmp:
+        for f in src.rglob("*"):
+            if f.is_file() and f.suffix != ".onnx" and not f.name.endswith(".onnx_data"):
+                dst = tmp / f.relative_to(src)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst)
+        try:
+            quantize_dynamic(src / ONNX_NAME, tmp / ONNX_NAME, weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul", "Gemm"])
+        except Exception as exc:
+            raise EdgeKDError(f"ONNX Runtime int8 quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
+    return Path(out_dir) / ONNX_NAME
+
+
+class _Deployable:
+    """Fixed-shape forward for TFLite: (input_ids, attention_mask) -> sentence embedding or logits."""
+
+    def __new__(cls, model, kind: str, pooling: str, normalize: bool, type_ids: bool):
+        import torch
+
+        from edgekd.hf.forward import pool
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                extra = {"token_type_ids": torch.zeros_like(input_ids)} if type_ids else {}
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+                if kind == "embedding":
+                    return pool(out.last_hidden_state, attention_mask, pooling, normalize)
+                return out.logits
+
+        return Wrapped().eval()
+
+
+def export_tflite(student, teacher, path: Path, *, seq_len: int) -> Path:
+    """litert-torch conversion at batch 1, sequence `seq_len` (int32 inputs, as on-device runtimes
+    feed). Outputs the pooled sentence embedding (embedding kind) or the logits."""
+    import torch
+
+    from edgekd.core import atomic_path
+
+    try:
+        import litert_torch
+    except ImportError as exc:
+        raise EdgeKDError(f"TFLite export needs litert-torch: {exc}") from None
+    wrapped = _Deployable(student, teacher.kind, teacher.pooling, teacher.normalize,
+                          "token_type_ids" in teacher.tokenizer.model_input_names)
+    args = (torch.ones(1, seq_len, dtype=torch.int32), torch.ones(1, seq_len, dtype=torch.int32))
+    with atomic_path(path) as tmp:
+        try:
+            litert_torch.convert(wrapped, args).export(str(tmp))
+        except Exception as exc:
+            raise EdgeKDError(f"litert-torch could not convert the student: {str(exc).strip().splitlines()[0][:300]}") from None
+    return Path(path)

@@ -1,0 +1,36 @@
+"""One forward pass of an HF model, reduced to what distillation and evaluation compare.
+
+Shared by training (torch tensors, with grad) and evaluation (numpy, any runtime) so the pooling
+rule is written once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pool(hidden, mask, mode: str, normalize: bool):
+    """Sentence embedding from token states (B, L, H): mean over real tokens or the CLS token."""
+    import torch.nn.functional as F
+
+    if mode == "cls":
+        e = hidden[:, 0]
+    else:
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        e = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+    return F.normalize(e, dim=-1) if normalize else e
+
+
+def run_model(model, batch: dict, kind: str, *, pooling: str = "mean", normalize: bool = True) -> dict[str, Any]:
+    """-> {"hidden": last hidden state (B, L, H), "emb": pooled (B, H) [embedding], "logits": [mlm/cls]}."""
+    out = model(**batch, output_hidden_states=kind != "embedding")
+    if kind == "embedding":
+        hidden = out.last_hidden_state
+        return {"hidden": hidden, "emb": pool(hidden, batch["attention_mask"], pooling, normalize)}
+    return {"hidden": out.hidden_states[-1], "logits": out.logits}
+
+
+def model_inputs(tokenizer, texts: list[str], max_length: int, *, pad_to: int | None = None) -> dict:
+    """Tokenise to torch tensors; pad to the longest in the batch, or to `pad_to` (fixed-shape files)."""
+    return tokenizer(texts, padding="max_length" if pad_to else True, max_length=pad_to or max_length,
+                     truncation=True, return_tensors="pt")

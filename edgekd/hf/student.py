@@ -1,0 +1,104 @@
+"""Derive a smaller student from an HF teacher, DistilBERT style; the tokenizer stays the teacher's.
+
+- Layer selection: the student keeps a subset of the teacher's transformer layers (default every
+  other one, as DistilBERT) plus embeddings and heads, all initialised from the teacher's weights.
+- Smaller hidden size: same depth (or the selected layers), narrower; each weight is initialised
+  from the leading slice of the teacher's (whole attention heads and FFN neurons kept, residual
+  width truncated). Hidden-state alignment then goes through a learned projection.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Sequence
+
+from edgekd.errors import EdgeKDError
+
+
+def parse_layers(layers: str | int | Sequence[int] | None, n_teacher: int) -> list[int]:
+    """None -> every other layer (0, 2, 4, ...); int k -> k layers spread evenly (first and every
+    n/k-th, DistilBERT-like); "0,2,4" or a list -> exactly those teacher layers."""
+    if layers is None or layers == "" or layers == "every-other":
+        sel = list(range(0, n_teacher, 2))
+    elif isinstance(layers, int) or (isinstance(layers, str) and layers.strip().isdigit()):
+        k = int(layers)
+        if not 1 <= k <= n_teacher:
+            raise EdgeKDError(f"--layers {k}: the teacher has {n_teacher} layers, want 1..{n_teacher}")
+        step = n_teacher / k
+        sel = [int(i * step) for i in range(k)]
+    else:
+        try:
+            sel = [int(v) for v in (layers.split(",") if isinstance(layers, str) else layers)]
+        except (TypeError, ValueError):
+            raise EdgeKDError(f"--layers {layers!r}: want a count or a comma-separated list of layer indices") from None
+    if not sel or len(set(sel)) != len(sel) or any(not 0 <= i < n_teacher for i in sel):
+        raise EdgeKDError(f"--layers {layers!r}: indices must be distinct and within 0..{n_teacher - 1}")
+    return sorted(sel)
+
+
+def _layer_prefix(model, n_layers: int) -> str:
+    """Name of the ModuleList holding the transformer layers (bert.encoder.layer, transformer.layer ...)."""
+    from torch import nn
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) == n_layers and name.split(".")[-1] in ("layer", "layers"):
+            return name
+    raise EdgeKDError(f"cannot find the transformer layer list of {type(model).__name__}: unsupported architecture")
+
+
+def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = None,
+                      hidden_size: int | None = None, seed: int = 0):
+    """Return (student model, info dict). `teacher` is an edgekd.hf.HFTeacher."""
+    import torch
+
+    n = teacher.num_layers
+    sel = parse_layers(layers, n)
+    cfg = copy.deepcopy(teacher.config)
+    cfg.num_hidden_layers = len(sel)
+    t_hidden = teacher.hidden_size
+    if hidden_size is not None:
+        heads = int(teacher.config.num_attention_heads)
+        head_dim = t_hidden // heads
+        if hidden_size <= 0 or hidden_size > t_hidden or hidden_size % head_dim:
+            raise EdgeKDError(f"--hidden-size {hidden_size}: want a multiple of the head size {head_dim} up to {t_hidden}")
+        cfg.hidden_size = hidden_size
+        cfg.num_attention_heads = hidden_size // head_dim
+        if hasattr(cfg, "intermediate_size"):
+            cfg.intermediate_size = int(cfg.intermediate_size * hidden_size / t_hidden)
+    torch.manual_seed(seed)
+    student = type(teacher.model)(cfg)
+    student.eval()
+
+    prefix = _layer_prefix(teacher.model, n)
+    pat = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.*)$")
+    new_index = {t: s for s, t in enumerate(sel)}
+    t_state = teacher.model.state_dict()
+    s_state = student.state_dict()
+    out = {}
+    for key, t_val in t_state.items():
+        m = pat.match(key)
+        if m:
+            t_i = int(m.group(1))
+            if t_i not in new_index:
+                continue
+            key = f"{prefix}.{new_index[t_i]}.{m.group(2)}"
+        if key not in s_state:
+            continue
+        s_val = s_state[key]
+        if s_val.shape != t_val.shape:
+            if s_val.dim() != t_val.dim():
+                continue
+            t_val = t_val[tuple(slice(0, d) for d in s_val.shape)]  # leading slice: whole heads/neurons
+        out[key] = t_val.clone()
+    missing = [k for k in s_state if k not in out]
+    student.load_state_dict(out, strict=False)
+    if hasattr(student, "tie_weights"):
+        student.tie_weights()
+    t_params = sum(p.numel() for p in teacher.model.parameters())
+    s_params = sum(p.numel() for p in student.parameters())
+    info = {"layers": sel, "num_layers": len(sel), "teacher_layers": n, "hidden_size": int(cfg.hidden_size),
+            "teacher_hidden_size": t_hidden, "params": s_params, "teacher_params": t_params,
+            "init": "teacher" if not missing else f"teacher (except {len(missing)} tensors)",
+            "mode": "layer-selection" if hidden_size in (None, t_hidden) else "smaller-hidden"}
+    return student, info

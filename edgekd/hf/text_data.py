@@ -1,0 +1,157 @@
+"""Text data for HF distillation: .txt (one example per line), .jsonl and .csv (a named column),
+or `fortunes` (Debian's fortunes package: real English quotations, entries separated by `%` lines)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekd.errors import EdgeKDError
+
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+TEXT_SUFFIXES = (".txt", ".jsonl", ".csv")
+
+
+@dataclass
+class TextSplit:
+    texts: list[str]
+    labels: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class TextData:
+    name: str
+    train: TextSplit
+    val: TextSplit
+    test: TextSplit
+    label_names: list[str] | None = None
+
+    @property
+    def num_labels(self) -> int | None:
+        return len(self.label_names) if self.label_names else None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "train": len(self.train), "val": len(self.val), "test": len(self.test),
+                "labels": self.label_names}
+
+
+def _clean(s: str) -> str:
+    return " ".join(str(s).split())
+
+
+def read_fortunes(directory: Path = FORTUNES_DIR) -> list[str]:
+    if not directory.is_dir():
+        raise EdgeKDError(f"{directory} not found: install the Debian package `fortunes` (apt-get install fortunes)")
+    texts: list[str] = []
+    for f in sorted(directory.iterdir()):
+        # the plain files only: .dat are indexes, .u8 duplicates, symlinks point at the same text
+        if f.suffix or f.is_symlink() or not f.is_file():
+            continue
+        raw = f.read_text(encoding="utf-8", errors="replace")
+        entries = [_clean(e) for e in raw.replace("\r", "").split("\n%\n")]
+        texts += [e for e in entries if e and e != "%"]
+    if not texts:
+        raise EdgeKDError(f"no fortunes found in {directory}")
+    return texts
+
+
+def _jsonl(path: Path, column: str, label_column: str | None) -> tuple[list[str], list | None]:
+    texts, labels = [], [] if label_column else None
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise EdgeKDError(f"{path}:{n}: not a JSON object per line") from None
+            if not isinstance(row, dict) or column not in row:
+                raise EdgeKDError(f"{path}:{n}: no field {column!r} (choose it with --text-column)")
+            texts.append(_clean(row[column]))
+            if label_column:
+                if label_column not in row:
+                    raise EdgeKDError(f"{path}:{n}: no label field {label_column!r}")
+                labels.append(row[label_column])
+    return texts, labels
+
+
+def _csv(path: Path, column: str, label_column: str | None) -> tuple[list[str], list | None]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        for c in [column] + ([label_column] if label_column else []):
+            if c not in fields:
+                raise EdgeKDError(f"{path}: no column {c!r} (columns: {', '.join(fields) or 'none'})")
+        rows = list(reader)
+    return [_clean(r[column]) for r in rows], ([r[label_column] for r in rows] if label_column else None)
+
+
+def read_texts(spec: str | Path, *, column: str = "text", label_column: str | None = None) -> tuple[list[str], list | None]:
+    """All examples of one source, in file order (empty ones dropped), and their raw labels if asked."""
+    if str(spec) == "fortunes":
+        if label_column:
+            raise EdgeKDError("the fortunes corpus has no labels")
+        return read_fortunes(), None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise EdgeKDError(f"text data {path} does not exist (want a .txt, .jsonl or .csv file, or `fortunes`)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".txt":
+            if label_column:
+                raise EdgeKDError(f"{path.name}: a .txt file has no label column; use .jsonl or .csv for labels")
+            texts = [_clean(line) for line in path.read_text(encoding="utf-8").splitlines()]
+            labels = None
+        elif suffix == ".jsonl":
+            texts, labels = _jsonl(path, column, label_column)
+        elif suffix == ".csv":
+            texts, labels = _csv(path, column, label_column)
+        else:
+            raise EdgeKDError(f"{path.name}: unsupported text data format (want {', '.join(TEXT_SUFFIXES)})")
+    except UnicodeDecodeError:
+        raise EdgeKDError(f"{path}: not UTF-8 text") from None
+    keep = [i for i, t in enumerate(texts) if t]
+    texts = [texts[i] for i in keep]
+    labels = [labels[i] for i in keep] if labels is not None else None
+    if not texts:
+        raise EdgeKDError(f"{path}: no text examples found")
+    return texts, labels
+
+
+def load_texts(spec: str | Path, *, column: str = "text", label_column: str | None = None, seed: int = 0,
+               val_fraction: float = 0.1, test_fraction: float = 0.1, limit: int | None = None,
+               label_names: list[str] | None = None) -> TextData:
+    """Read, shuffle (seeded) and split into train / val / test. Labels become class indices
+    (sorted label values, or the order of `label_names`, e.g. the teacher's id2label)."""
+    import numpy as np
+
+    texts, raw_labels = read_texts(spec, column=column, label_column=label_column)
+    if len(texts) < 10:
+        raise EdgeKDError(f"{spec}: {len(texts)} examples is too few to train and hold out (want >= 10)")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    if limit:
+        order = order[:limit]
+    labels = names = None
+    if raw_labels is not None:
+        raw = [str(v) for v in raw_labels]
+        names = list(label_names) if label_names else sorted(set(raw))
+        index = {n: i for i, n in enumerate(names)}
+        unknown = sorted(set(raw) - set(index))
+        if unknown:
+            raise EdgeKDError(f"{spec}: labels {unknown[:5]} are not among the model's labels {names[:10]}")
+        labels = [index[v] for v in raw]
+    n = len(order)
+    n_test = max(1, int(n * test_fraction))
+    n_val = max(1, int(n * val_fraction))
+
+    def take(idx) -> TextSplit:
+        return TextSplit([texts[i] for i in idx], [labels[i] for i in idx] if labels is not None else None)
+
+    name = "fortunes" if str(spec) == "fortunes" else Path(spec).name
+    return TextData(name=name, test=take(order[:n_test]), val=take(order[n_test:n_test + n_val]),
+                    train=take(order[n_test + n_val:]), label_names=names)

@@ -1,0 +1,350 @@
+"""Teacher-assistant (TA) chains (Mirzadeh et al. 2020, "Improved KD via Teacher Assistant").
+
+A student far smaller than its teacher imitates it badly; intermediate "assistants" bridge the gap.
+plan_chain decides how many assistants (from the capacity ratio, confirmed or vetoed by a quick probe)
+and sizes them geometrically in MACs between teacher and student. run_chain derives each link from the
+previous *trained* link (so it inherits both the teacher's weights and what the link learned), distills
+it from the previous link, and records every link as a resumable stage of the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgeKDError
+from edgekd.prune import _train, _util
+
+MAX_LINK_GAP = 10.0  # one distillation link should shrink MACs by at most ~10x
+PROBE_MARGIN = 0.02  # an assistant must agree >= 2 points better than the student to justify the chain
+
+
+@dataclass
+class ChainPlan:
+    student_ratio: float  # student MACs / teacher MACs
+    ratios: list[float]  # MACs ratios of the assistants, largest first (empty: direct KD)
+    reason: str
+    mode: str = "auto"  # auto | none | <n>
+    probe: dict | None = None
+
+    @property
+    def n_assistants(self) -> int:
+        return len(self.ratios)
+
+    def to_dict(self) -> dict:
+        return {"student_ratio": self.student_ratio, "assistant_ratios": self.ratios,
+                "n_assistants": self.n_assistants, "reason": self.reason, "mode": self.mode, "probe": self.probe}
+
+
+@dataclass
+class ChainResult:
+    student: Any
+    plan: ChainPlan
+    links: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"plan": self.plan.to_dict(), "links": self.links, "seconds": self.seconds}
+
+    @property
+    def metrics(self) -> dict:
+        """Same spirit as DistillResult.metrics: the student link's figures plus the chain."""
+        last = self.links[-1] if self.links else {}
+        return {"best_val_acc": last.get("val_acc"), "steps": sum(int(l.get("steps") or 0) for l in self.links),
+                "seconds": self.seconds, "chain": self.to_dict()}
+
+
+def geometric_ratios(student_ratio: float, n: int) -> list[float]:
+    """n assistant sizes evenly spaced in log-MACs between teacher (1.0) and student."""
+    return [round(student_ratio ** (i / (n + 1)), 6) for i in range(1, n + 1)]
+
+
+def parse_chain(chain) -> str | int:
+    """'auto' | 'none' | a non-negative integer number of assistants."""
+    if isinstance(chain, int) and not isinstance(chain, bool):
+        n = chain
+    elif isinstance(chain, str) and chain.strip().lower() in ("auto", "none"):
+        return chain.strip().lower()
+    else:
+        try:
+            n = int(str(chain).strip())
+        except ValueError:
+            raise EdgeKDError(f"--chain must be auto, none or a number of assistants, got {chain!r}") from None
+    if not 0 <= n <= 8:
+        raise EdgeKDError(f"--chain: number of assistants must be between 0 and 8, got {n}")
+    return n
+
+
+def plan_chain(teacher=None, student_ratio: float = 0.1, *, probe=None, chain="auto",
+               max_link_gap: float = MAX_LINK_GAP, margin: float = PROBE_MARGIN,
+               agreement_threshold: float = 0.9) -> ChainPlan:
+    """Decide the assistants for a student of `student_ratio` x the teacher's MACs.
+
+    auto: as many assistants as needed so no link shrinks MACs by more than `max_link_gap`, then the
+    probe may veto them: `probe` is None (capacity rule only), a float (student-teacher agreement after
+    a short run: >= agreement_threshold means no assistants), or a dict {"student": a_s, "assistant":
+    a_ta} from equally short runs (assistants only if the assistant agrees > `margin` better).
+    """
+    mode = parse_chain(chain)
+    try:
+        r = float(student_ratio)
+    except (TypeError, ValueError):
+        raise EdgeKDError(f"student ratio must be a number in (0, 1), got {student_ratio!r}") from None
+    if not 0.0 < r < 1.0:
+        raise EdgeKDError(f"student ratio must be in (0, 1) (student MACs / teacher MACs), got {r}")
+    gap = 1.0 / r
+    if mode == "none":
+        return ChainPlan(r, [], "chain disabled (--chain none): direct KD", "none")
+    if isinstance(mode, int):
+        return ChainPlan(r, geometric_ratios(r, mode), f"{mode} assistant(s) requested", str(mode))
+    n = max(0, math.ceil(math.log(gap) / math.log(max_link_gap) - 1e-9) - 1)
+    if n == 0:
+        return ChainPlan(r, [], f"capacity gap {gap:.1f}x <= {max_link_gap:g}x: direct KD", "auto",
+                         _probe_dict(probe))
+    reason = f"capacity gap {gap:.1f}x > {max_link_gap:g}x per link: {n} assistant(s)"
+    p = _probe_dict(probe)
+    if p is not None:
+        a_s, a_ta = p.get("student"), p.get("assistant")
+        if a_ta is not None and a_s is not None:
+            if a_s >= a_ta - margin:
+                return ChainPlan(r, [], f"capacity gap {gap:.1f}x, but in the probe the student agrees with the "
+                                        f"teacher {a_s:.3f} vs {a_ta:.3f} for an assistant: direct KD", "auto", p)
+            reason += f"; probe: assistant agrees {a_ta:.3f} vs student {a_s:.3f}"
+        elif a_s is not None:
+            if a_s >= agreement_threshold:
+                return ChainPlan(r, [], f"capacity gap {gap:.1f}x, but the student already agrees {a_s:.3f} "
+                                        f">= {agreement_threshold} with the teacher: direct KD", "auto", p)
+            reason += f"; probe: student agrees only {a_s:.3f}"
+    return ChainPlan(r, geometric_ratios(r, n), reason, "auto", p)
+
+
+def _probe_dict(probe) -> dict | None:
+    if probe is None:
+        return None
+    if isinstance(probe, (int, float)) and not isinstance(probe, bool):
+        return {"student": float(probe)}
+    if isinstance(probe, dict):
+        return dict(probe)
+    raise EdgeKDError("probe must be None, a student-teacher agreement (float) or a dict")
+
+
+def probe_agreement(teacher, model, data, *, steps: int = 100, recipe="hinton", batch_size: int = 128,
+                    seed: int = 0, limit: int = 2000, cache=None) -> float:
+    """Student-teacher top-1 agreement on held-out data after a short distillation of a copy of `model`."""
+    m = copy.deepcopy(model)
+    m.requires_grad_(True)
+    _train.train_link(teacher, m, data, recipe=recipe, epochs=max(1, math.ceil(steps * batch_size / len(data.train))),
+                      max_steps=steps, batch_size=batch_size, seed=seed, cache=cache)
+    return _train.agreement(m, teacher, _train.held_out(data).x[:limit])
+
+
+def auto_probe(teacher, data, student_ratio, *, example_input, steps=100, recipe="hinton", batch_size=128,
+               seed=0, derive_mode="auto", round_to=8, student=None) -> dict:
+    """Probe a student and a mid-size assistant with the same short run (both derived from the teacher)."""
+    from edgekd.prune.derived import derive
+
+    t0 = time.perf_counter()
+    mid = math.sqrt(student_ratio)
+    s = student if student is not None else derive(teacher, ratio=student_ratio, mode=derive_mode,
+                                                  example_input=example_input, round_to=round_to,
+                                                  measure_latency=False).model
+    ta = derive(teacher, ratio=mid, mode=derive_mode, example_input=example_input, round_to=round_to,
+                measure_latency=False).model
+    cache = _shared_cache(recipe, data)
+    a_s = probe_agreement(teacher, s, data, steps=steps, recipe=recipe, batch_size=batch_size, seed=seed, cache=cache)
+    a_ta = probe_agreement(teacher, ta, data, steps=steps, recipe=recipe, batch_size=batch_size, seed=seed,
+                           cache=cache)
+    return {"student": round(a_s, 4), "assistant": round(a_ta, 4), "assistant_ratio": round(mid, 5),
+            "steps": steps, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _shared_cache(recipe, data):
+    if data.train.y is None:
+        return None
+    from edgekd.prune.structured import _shared_cache as sc
+
+    return sc(recipe, len(data.train))
+
+
+def run_chain(
+    teacher,
+    student,
+    data,
+    *,
+    student_ratio: float | None = None,
+    plan: ChainPlan | None = None,
+    chain="auto",
+    example_input=None,
+    recipe="default",
+    epochs: int = 1,
+    max_steps: int | None = None,
+    batch_size: int = 128,
+    lr: float | None = None,
+    seed: int = 0,
+    run=None,
+    output_dir: str | Path | None = None,
+    progress: bool = False,
+    probe_steps: int = 100,
+    derive_mode: str = "auto",
+    round_to: int = 8,
+    teacher_cache=None,
+) -> ChainResult:
+    """Distill teacher -> TA1 -> ... -> student with the same total budget as one direct KD run.
+
+    Budget: `max_steps` (or `epochs` over data.train) is the TOTAL number of training steps; it is split
+    equally over the links, so a chain costs the same number of optimizer steps as direct KD.
+    student: a given student module, or None to derive it (ratio `student_ratio`) from the last trained
+    assistant, so it inherits what the chain learned (best for `--student auto:<ratio>`).
+    run: an edgekd.core.RunDir; the plan and each link become stages "chain.plan", "chain.link<i>"
+    (skipped on resume), link files go to RUN/chain/link<i>/ (or output_dir when no run is given).
+    teacher_cache: an edgekd.distill.TeacherCache of `teacher` on `data` for the first link (benchmarks share one).
+    """
+    run_dir = run
+    import torch
+
+    t0 = time.perf_counter()
+    if not isinstance(teacher, torch.nn.Module):
+        raise EdgeKDError("run_chain needs a PyTorch nn.Module teacher")
+    x = _util.example_tensor(example_input if example_input is not None else data.train.x[:1])
+    teacher.eval()
+    t_macs, _ = _util.count(teacher, x)
+    if student is not None:
+        s_macs, _ = _util.count(student, x)
+        if student_ratio is None:
+            student_ratio = s_macs / max(1, t_macs)
+    if student_ratio is None and plan is None:
+        raise EdgeKDError("run_chain needs student_ratio, a student or a plan")
+    if plan is None:
+        plan = _planned(teacher, data, student_ratio, chain, student, x, run_dir=run_dir, probe_steps=probe_steps,
+                        batch_size=batch_size, seed=seed, derive_mode=derive_mode, round_to=round_to)
+
+    n_links = plan.n_assistants + 1
+    steps_per_epoch = math.ceil(len(data.train) / batch_size)
+    total = max_steps if max_steps is not None else epochs * steps_per_epoch
+    per_link = max(1, total // n_links)
+    link_epochs = max(1, math.ceil(per_link / steps_per_epoch))
+    out_root = Path(output_dir) if output_dir else (Path(run_dir.root) / "chain" if run_dir is not None else None)
+
+    links: list[dict] = []
+    prev, prev_ratio, prev_key = teacher, 1.0, _weights_key(teacher)
+    sizes = plan.ratios + [plan.student_ratio]
+    for i, ratio in enumerate(sizes):
+        last = i == len(sizes) - 1
+        name = f"link{i + 1}"
+        link_dir = out_root / name if out_root is not None else None
+        given = student if (last and student is not None) else None
+
+        def make_model(prev=prev, prev_ratio=prev_ratio, ratio=ratio, given=given):
+            from edgekd.prune.derived import derive
+
+            if given is not None:
+                m = copy.deepcopy(given)
+                m.requires_grad_(True)
+                return m, [], None
+            d = derive(prev, ratio=min(1.0, ratio / prev_ratio), mode=derive_mode, example_input=x,
+                       round_to=round_to, measure_latency=False)
+            return d.model, d.dropped_blocks, d
+
+        settings = {"stage": "chain", "link": i + 1, "ratio": ratio, "from_ratio": prev_ratio, "prev": prev_key,
+                    "recipe": recipe if isinstance(recipe, str) else _util_key(recipe), "epochs": link_epochs,
+                    "max_steps": per_link, "batch_size": batch_size, "lr": lr, "seed": seed,
+                    "derive_mode": derive_mode, "round_to": round_to, "given_student": given is not None,
+                    "student_key": _weights_key(given) if given is not None else None}
+        model, info = _run_link(run_dir, f"chain.{name}", settings, prev, make_model, data, link_dir,
+                                recipe=recipe, epochs=link_epochs, max_steps=per_link, batch_size=batch_size,
+                                lr=lr, seed=seed, progress=progress, given=given,
+                                cache=teacher_cache if i == 0 else None)
+        macs, params = _util.count(model, x)
+        info.update({"link": i + 1, "role": "student" if last else "assistant", "target_ratio": ratio,
+                     "macs": macs, "params": params, "macs_ratio": round(macs / max(1, t_macs), 5)})
+        links.append(info)
+        prev, prev_ratio, prev_key = model, macs / max(1, t_macs), _weights_key(model)  # achieved, not planned
+    prev.eval()
+    return ChainResult(student=prev, plan=plan, links=links, seconds=round(time.perf_counter() - t0, 3))
+
+
+def _planned(teacher, data, student_ratio, chain, student, x, *, run_dir, probe_steps, batch_size, seed,
+             derive_mode, round_to) -> ChainPlan:
+    """plan_chain with the automatic probe; recorded as stage "chain.plan" so a resumed run does not re-probe."""
+    mode = parse_chain(chain)
+
+    def make() -> ChainPlan:
+        probe = None
+        if mode == "auto" and probe_steps > 0 and plan_chain(None, student_ratio, chain="auto").n_assistants > 0:
+            probe = auto_probe(teacher, data, student_ratio, example_input=x, steps=probe_steps,
+                               batch_size=batch_size, seed=seed, derive_mode=derive_mode, round_to=round_to,
+                               student=student)
+        return plan_chain(teacher, student_ratio, probe=probe, chain=chain)
+
+    if run_dir is None:
+        return make()
+    from edgekd.core import StageResult
+
+    settings = {"stage": "chain.plan", "teacher": _weights_key(teacher), "student_ratio": student_ratio,
+                "chain": str(mode), "probe_steps": probe_steps, "batch_size": batch_size, "seed": seed,
+                "derive_mode": derive_mode, "round_to": round_to, "data": [data.name, len(data.train)],
+                "student": _weights_key(student) if student is not None else None}
+    result, _ = run_dir.run_stage("chain.plan", settings, lambda: StageResult(metrics=make().to_dict()))
+    m = result.metrics
+    return ChainPlan(m["student_ratio"], list(m["assistant_ratios"]), m["reason"], m["mode"], m.get("probe"))
+
+
+def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, recipe, epochs, max_steps,
+              batch_size, lr, seed, progress, given=None, cache=None):
+    """Build + distill one link; with a RunDir it is a stage (skipped and reloaded when already done)."""
+    from edgekd.prune.checkpoint import load_pruned, save_pruned
+
+    state: dict = {}
+
+    def work():
+        from edgekd.core import Artifact, StageResult
+
+        model, dropped, _ = make_model()
+        resume = link_dir is not None and (link_dir / "last.pt").is_file()
+        m = _train.train_link(teacher, model, data, recipe=recipe, epochs=epochs, max_steps=max_steps,
+                              batch_size=batch_size, lr=lr, seed=seed, output_dir=link_dir, resume=resume,
+                              progress=progress, cache=cache)
+        info = {"steps": m.get("steps"), "seconds": m.get("seconds"), "val_acc": m.get("best_val_acc"),
+                "agreement_with_its_teacher": round(_train.agreement(model, teacher,
+                                                                     _train.held_out(data).x[:2000]), 4),
+                "test_acc": _train.accuracy(model, data.test)}
+        state.update(model=model, info=info)
+        arts = []
+        if link_dir is not None:
+            path = save_pruned(model, link_dir / "model.pt", dropped_blocks=dropped, meta={"stage": stage})
+            arts.append(Artifact(name=stage, path=str(path), format="pytorch", extra={"dropped_blocks": dropped}))
+        return StageResult(artifacts=arts, metrics=info)
+
+    if run_dir is None:
+        work()
+        return state["model"], dict(state["info"])
+    result, skipped = run_dir.run_stage(stage, settings, work)
+    if not skipped:
+        return state["model"], dict(state["info"])
+    # Resume: the link's checkpoint holds its weights + the blocks derive dropped; rebuild it from the
+    # predecessor's architecture (or the given student's) and load.
+    base = copy.deepcopy(given if given is not None else teacher)
+    model = load_pruned(base, run_dir.path(result.artifacts[0].path))
+    model.requires_grad_(True)
+    return model, {**result.metrics, "resumed": True}
+
+
+def _weights_key(model) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(str(float(v.detach().double().sum())).encode())
+    return h.hexdigest()[:16]
+
+
+def _util_key(obj) -> str:
+    from edgekd.core.manifest import fingerprint
+
+    return fingerprint(obj)

@@ -1,0 +1,245 @@
+"""quantize(): one entry for ONNX and TFLite quantization, with an optional accuracy budget.
+
+With max_drop, int8 that loses more than the budget on held-out data is repaired by keeping the most
+sensitive layers (see sensitivity.py) in float, doubling their number until the budget holds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.core import atomic_path
+from edgekd.errors import EdgeKDError
+from edgekd.quantize import onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize.report import QuantReport
+
+SENSITIVITY_SAMPLES = 8  # samples for per-layer error: ranking needs few, each runs both files unfused
+MAX_SEARCH_STEPS = 8  # 1, 2, 4, ... layers kept float
+
+
+def _check_array(name: str, a, *, labels: bool = False) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise EdgeKDError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if len(a) == 0:
+        raise EdgeKDError(f"{name} is empty")
+    if not labels and (not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all()):
+        raise EdgeKDError(f"{name} must be finite float data (dtype {a.dtype})")
+    return a.astype(np.int64) if labels else a.astype(np.float32, copy=False)
+
+
+def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: bool) -> Path:
+    """The float file to quantize: the given one, or an export of the given nn.Module."""
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if not p.is_file():
+            raise EdgeKDError(f"model file {p} does not exist")
+        if p.suffix.lower() != f".{fmt}":
+            raise EdgeKDError(f"cannot quantize {p.name} into .{fmt}: give a float .{fmt} file or a PyTorch model")
+        return p
+    if sample is None:
+        raise EdgeKDError("quantizing a PyTorch model needs calibration data to export it first")
+    from edgekd.export import export_onnx, export_tflite
+
+    dest = work / f"float.{fmt}"
+    if fmt == "onnx":
+        export_onnx(source, sample[:32], dest)
+    else:
+        export_tflite(source, sample[:32], dest, nhwc=nhwc)
+    return dest
+
+
+def _accuracy(path: Path, eval_data) -> float | None:
+    if eval_data is None:
+        return None
+    from edgekd.runtime import accuracy, load_runner
+
+    x, y = eval_data
+    return round(accuracy(load_runner(path, threads=1), x, y), 3)
+
+
+class _Backend:
+    """Format-specific calls behind one interface."""
+
+    def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io):
+        self.fmt, self.mode, self.calib = fmt, mode, calib
+        self.method, self.per_channel, self.int8_io = method, per_channel, int8_io
+        self.work = work
+        if fmt == "onnx" and mode == "int8":
+            self.float_path = onnx_quant.preprocess(float_path, work / "float_prep.onnx")
+        elif fmt == "onnx":
+            self.float_path = onnx_quant.name_nodes(float_path, work / "float_named.onnx")
+        else:
+            self.float_path = float_path
+
+    def make(self, dest: Path, keep: list[str]) -> Path:
+        if self.fmt == "onnx":
+            onnx_quant.quantize_onnx(self.float_path, dest, mode=self.mode, calib=self.calib, method=self.method,
+                                     per_channel=self.per_channel, exclude=keep)
+        else:
+            tflite_quant.quantize_tflite(self.float_path, dest, mode=self.mode, calib=self.calib,
+                                         int8_io=self.int8_io, keep_float=keep)
+        return dest
+
+    def rank(self, quant_path: Path, samples: np.ndarray) -> list[dict]:
+        if self.fmt == "onnx":
+            return sensitivity.rank(self.float_path, quant_path, onnx_quant.layers(self.float_path), samples,
+                                    onnx_quant.quantized_value_name)
+        return sensitivity.rank(self.float_path, quant_path, tflite_quant.layers(self.float_path), samples)
+
+
+def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | None = None, method: str = "minmax",
+             per_channel: bool = True, int8_io: bool = False, eval_data: tuple | None = None,
+             max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
+             nhwc: bool = True, format: str | None = None, torch_model: Any = None) -> QuantReport:
+    """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
+
+    mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
+          | int16x8 (TFLite: int16 activations, int8 weights).
+    calib: real input samples, float32 NCHW, already normalised; the first `calib_samples` are used.
+    int8_io: TFLite only — int8 input/output tensors (NPUs, MCUs) instead of float I/O.
+    eval_data: (x, y) held-out labelled data for accuracy; max_drop: allowed top-1 loss in points.
+    When no candidate meets max_drop: EdgeKDError, unless allow_drop (then the best candidate is kept).
+    format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
+    `source` is not given (None) or is missing on disk.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_path)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("onnx", "tflite"):
+        raise EdgeKDError(f"quantized output must end in .onnx or .tflite: {out}")
+    if format is not None and format.lower() != fmt:
+        raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
+    if torch_model is not None and (source is None or (isinstance(source, (str, Path)) and not Path(source).is_file())):
+        source = torch_model
+    if source is None:
+        raise EdgeKDError("nothing to quantize: give a float model file or a PyTorch model")
+    valid = ("int8", "dynamic") if fmt == "onnx" else tflite_quant.MODES
+    if mode not in valid:
+        raise EdgeKDError(f"mode '{mode}' is not available for .{fmt}: choose from {', '.join(valid)}")
+    if method not in onnx_quant.METHODS:
+        raise EdgeKDError(f"unknown calibration method '{method}': choose from {', '.join(onnx_quant.METHODS)}")
+    if fmt == "tflite" and method != "minmax" and mode in ("int8", "int16x8"):
+        raise EdgeKDError("TFLite calibration supports --method minmax only (entropy/percentile are ONNX options)")
+    if int8_io and (fmt != "tflite" or mode != "int8"):
+        raise EdgeKDError("--int8-io applies to TFLite int8 files only")
+    if calib_samples < 1:
+        raise EdgeKDError(f"--calib-samples must be at least 1, got {calib_samples}")
+    if calib is not None:
+        calib = _check_array("calibration data", calib)[:calib_samples]
+    if eval_data is not None:
+        x, y = eval_data
+        eval_data = (_check_array("evaluation data", x), _check_array("evaluation labels", y, labels=True))
+        if len(eval_data[0]) != len(eval_data[1]):
+            raise EdgeKDError(f"evaluation data has {len(x)} samples but {len(y)} labels")
+    if max_drop is not None:
+        if max_drop < 0:
+            raise EdgeKDError(f"--max-drop must be >= 0 points, got {max_drop}")
+        if eval_data is None:
+            raise EdgeKDError("--max-drop needs labelled held-out data to measure accuracy")
+    needs_calib = mode in ("int8", "int16x8")
+    if needs_calib and calib is None:
+        raise EdgeKDError(f"{mode} quantization needs calibration samples (real training images)")
+
+    report = QuantReport(path=str(out), format=fmt, mode=mode, int8_io=int8_io, max_drop=max_drop,
+                         method=method if needs_calib else None,
+                         precision={"dynamic": "dynamic-int8", "fp16": "fp16", "int16x8": "int16x8"}.get(mode, "int8"),
+                         calib_samples=int(len(calib)) if needs_calib else 0)
+    with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as d:
+        work = Path(d)
+        sample = calib if calib is not None else (eval_data[0] if eval_data is not None else None)
+        float_path = _float_file(source, fmt, sample, work, nhwc)
+        report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
+        report.float_size_bytes = float_path.stat().st_size
+        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io)
+        try:
+            first = backend.make(work / f"q0.{fmt}", [])
+        except EdgeKDError:
+            raise
+        except Exception as exc:
+            raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        report.accuracy_float = _accuracy(backend.float_path, eval_data)
+        acc = _accuracy(first, eval_data)
+        report.search.append({"kept_float": 0, "accuracy": acc})
+        chosen, chosen_acc, chosen_keep = first, acc, []
+        over = max_drop is not None and acc is not None and report.accuracy_float - acc > max_drop
+        if over and mode in ("int8", "int16x8"):
+            chosen, chosen_acc, chosen_keep = _search(backend, first, acc, report, calib, eval_data, max_drop, work)
+        if max_drop is not None and chosen_acc is not None:
+            report.budget_met = report.accuracy_float - chosen_acc <= max_drop
+        if report.budget_met is False and not allow_drop:
+            best = max(s["accuracy"] for s in report.search)
+            raise EdgeKDError(
+                f"{mode} loses {report.accuracy_float - acc:.2f} points (float {report.accuracy_float:.2f}% -> "
+                f"{acc:.2f}%), over the --max-drop {max_drop} budget; best with layers kept in float: "
+                f"{best:.2f}% ({len(report.search)} candidates tried). Use --allow-drop to keep it anyway")
+        report.kept_float = chosen_keep
+        report.accuracy = chosen_acc
+        if chosen_acc is not None:
+            report.drop_points = round(report.accuracy_float - chosen_acc, 3)
+        if chosen_keep:
+            report.precision = "mixed"
+            report.latency = _timing({"float": backend.float_path, "int8_all": first, "shipped": chosen}, sample)
+        report.parity = _parity(backend.float_path, chosen, sample, report.precision)
+        with atomic_path(out) as tmp:
+            shutil.copyfile(chosen, tmp)
+    from edgekd.inspect import count_ops
+
+    report.ops = count_ops(out)
+    report.size_bytes = out.stat().st_size
+    report.seconds = round(time.perf_counter() - t0, 2)
+    return report
+
+
+def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, calib, eval_data, max_drop, work: Path):
+    """Keep the 1, 2, 4, ... most sensitive layers in float until the budget holds."""
+    ranked = backend.rank(first, calib[:SENSITIVITY_SAMPLES])
+    report.sensitivity = [{k: r[k] for k in ("name", "op", "sqnr_db", "loss_db")} for r in ranked[:20]]
+    best = (first, acc, [])
+    k = 1
+    for step in range(MAX_SEARCH_STEPS):
+        if k > len(ranked):
+            break
+        keep = [r["name"] for r in ranked[:k]]
+        cand = backend.make(work / f"q{step + 1}.{backend.fmt}", keep)
+        a = _accuracy(cand, eval_data)
+        report.search.append({"kept_float": k, "accuracy": a, "layers": keep})
+        if a > best[1]:
+            best = (cand, a, keep)
+        if report.accuracy_float - a <= max_drop:
+            return cand, a, keep
+        if k == len(ranked):
+            break
+        k = min(2 * k, len(ranked))
+    return best
+
+
+def _timing(paths: dict, sample) -> dict | None:
+    from edgekd.quantize.timing import interleaved
+
+    try:
+        lat = interleaved({k: str(v) for k, v in paths.items()}, sample)
+    except EdgeKDError:
+        return None
+    lat["shipped_vs_int8_all"] = round(lat["shipped"]["p50_ms"] / lat["int8_all"]["p50_ms"], 3)
+    return lat
+
+
+def _parity(float_path: Path, quant_path: Path, sample, precision: str) -> dict:
+    from edgekd.export import execute, parity
+
+    if sample is None:
+        return {}
+    x = sample[:32]
+    try:
+        ref = execute.run_file(float_path, [x])
+        got = execute.run_file(quant_path, [x])
+    except EdgeKDError as exc:
+        return {"error": str(exc)}
+    prec = {"dynamic-int8": "dynamic", "int16x8": "int8"}.get(precision, precision)
+    return parity.compare(ref, got, prec)

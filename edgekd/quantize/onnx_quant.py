@@ -1,0 +1,142 @@
+"""ONNX quantization with onnxruntime.quantization: static int8 QDQ (per-channel) and dynamic int8."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgeKDError
+
+METHODS = ("minmax", "entropy", "percentile")
+
+
+class _Reader:
+    """CalibrationDataReader over in-memory arrays, one sample per call."""
+
+    def __init__(self, name: str, data: np.ndarray, batch: int):
+        self.name, self.data, self.batch, self.i = name, data, batch, 0
+
+    def get_next(self):
+        if self.i >= len(self.data):
+            return None
+        x = self.data[self.i : self.i + self.batch]
+        self.i += self.batch
+        return {self.name: x}
+
+    def rewind(self):
+        self.i = 0
+
+
+def _input(path: Path) -> tuple[str, bool]:
+    """(first input name, batch fixed at 1?)."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    inits = {t.name for t in m.graph.initializer}
+    ins = [i for i in m.graph.input if i.name not in inits]
+    if len(ins) != 1:
+        raise EdgeKDError(f"static int8 calibration supports one-input models; {path.name} has {len(ins)} inputs "
+                          "(use --mode dynamic)")
+    d0 = ins[0].type.tensor_type.shape.dim[0] if ins[0].type.tensor_type.shape.dim else None
+    return ins[0].name, bool(d0 is not None and d0.HasField("dim_value") and d0.dim_value == 1)
+
+
+def name_nodes(src: Path, dst: Path) -> Path:
+    """Give every node a unique name: exclusion lists and sensitivity results refer to nodes by name."""
+    import onnx
+
+    m = onnx.load(str(src))
+    seen: set[str] = set()
+    for i, n in enumerate(m.graph.node):
+        if not n.name or n.name in seen:
+            n.name = f"{n.op_type}_{i}"
+        seen.add(n.name)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def preprocess(src: Path, dst: Path) -> Path:
+    """ORT's recommended pre-pass (shape inference, graph optimisation) before static quantization."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    except Exception:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    return name_nodes(dst, dst)
+
+
+def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, method: str = "minmax",
+                  per_channel: bool = True, exclude: list[str] | None = None) -> None:
+    """Write `out` from the float ONNX file; `exclude` lists layers left in float ('a+b' = nodes a and b)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    exclude = [n for layer in exclude or [] for n in layer.split("+")]
+    if mode == "dynamic":
+        quantize_dynamic(str(float_path), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
+                         nodes_to_exclude=exclude or [])
+        return
+    if mode != "int8":
+        raise EdgeKDError(f"ONNX quantization mode '{mode}' is not supported: use int8 or dynamic")
+    if method not in METHODS:
+        raise EdgeKDError(f"unknown calibration method '{method}': choose from {', '.join(METHODS)}")
+    if calib is None or len(calib) == 0:
+        raise EdgeKDError("static int8 quantization needs calibration samples")
+    name, fixed = _input(float_path)
+    cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+          "percentile": CalibrationMethod.Percentile}[method]
+    # Entropy/Percentile histograms: ORT's defaults (128 bins kept in memory, 99.999th percentile)
+    extra = {"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False, "WeightSymmetric": True}
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(float_path), str(out), _Reader(name, calib.astype(np.float32), 1 if fixed else 32),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [], calibrate_method=cm,
+                        extra_options=extra, calibration_cache_path=None)
+
+
+_FUSED_ACTIVATIONS = ("Relu", "Clip")  # ORT's QDQ quantizer folds these into the producing node
+
+
+def layers(float_path: Path) -> list[dict]:
+    """Quantizable compute layers: name, nodes, op, activation inputs, output — what the budget search may keep
+    float. A Conv/Gemm followed by its only consumer Relu/Clip is one layer, as ORT quantizes them together."""
+    import onnx
+
+    m = onnx.load(str(float_path), load_external_data=False)
+    inits = {t.name for t in m.graph.initializer}
+    consts = {o for n in m.graph.node if n.op_type == "Constant" for o in n.output}
+    consumers: dict[str, int] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    producer = {o: n for n in m.graph.node for o in n.output}
+    skip = ("Constant", "Shape", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity")
+    out, merged = [], set()
+    for n in m.graph.node:
+        if n.op_type in skip:
+            continue
+        acts = [i for i in n.input if i and i not in inits and i not in consts]
+        if not (n.output and acts):
+            continue
+        p = producer.get(acts[0])
+        if n.op_type in _FUSED_ACTIVATIONS and p is not None and consumers.get(acts[0]) == 1 and p.name in merged:
+            prev = next(d for d in out if d["nodes"][-1] == p.name)
+            prev.update(name=f"{prev['name']}+{n.name}", nodes=prev["nodes"] + [n.name], output=n.output[0],
+                        op=f"{prev['op']}+{n.op_type}")
+            continue
+        merged.add(n.name)
+        out.append({"name": n.name, "nodes": [n.name], "op": n.op_type, "inputs": acts, "output": n.output[0]})
+    return out
+
+
+def quantized_value_name(inter: dict, tensor: str) -> str | None:
+    """In a QDQ file a tensor's consumers read its DequantizeLinear output; prefer that value."""
+    for cand in (f"{tensor}_DequantizeLinear_Output", tensor):
+        if cand in inter:
+            return cand
+    return None

@@ -1,0 +1,94 @@
+"""TFLite quantization of a float .tflite with ai-edge-quantizer: full int8, int16x8, dynamic-range, float16.
+
+Works on any float file (litert-torch's or onnx2tf's). Layers to keep in float are matched by their op
+scope (output tensor names), the same names the sensitivity analysis reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgeKDError
+
+MODES = ("int8", "int16x8", "dynamic", "fp16")
+
+
+def _signature(float_path: Path) -> tuple[str, list[str], list[list[int]]]:
+    from edgekd.export import execute
+
+    it = execute.tflite_interpreter(float_path)
+    ins, _ = execute.tflite_io(it)
+    key = next(iter(it.get_signature_list()), None)
+    if key is None:
+        raise EdgeKDError(f"{float_path.name} has no signature; re-export it with edgekd export")
+    return key, [d.get("sig_name", d["name"]) for d in ins], [[int(v) for v in d["shape"]] for d in ins]
+
+
+def _calibration_feed(float_path: Path, calib: np.ndarray) -> dict:
+    from edgekd.export.execute import _fit_layout
+
+    key, names, shapes = _signature(float_path)
+    if len(names) != 1:
+        raise EdgeKDError(f"int8 calibration supports one-input models; {float_path.name} has {len(names)}")
+    x = calib.astype(np.float32)
+    return {key: [{names[0]: _fit_layout(x[i : i + 1], shapes[0])} for i in range(len(x))]}
+
+
+def quantize_tflite(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, int8_io: bool = False,
+                    keep_float: list[str] | None = None) -> None:
+    """Write `out` from the float TFLite file. keep_float: op scopes (output tensor names) left in float."""
+    from ai_edge_quantizer import qtyping, quantizer, recipe
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    if mode not in MODES:
+        raise EdgeKDError(f"TFLite quantization mode '{mode}' is not supported: choose from {', '.join(MODES)}")
+    q = quantizer.Quantizer(str(float_path))
+    ops = qtyping.TFLOperationName
+    if mode == "fp16":
+        q.add_weight_only_config(regex=".*", operation_name=ops.ALL_SUPPORTED, num_bits=16,
+                                 algorithm_key=AlgorithmName.FLOAT_CASTING)
+    elif mode == "dynamic":
+        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    else:
+        q.load_quantization_recipe(recipe.static_wi8_ai8() if mode == "int8" else recipe.static_wi8_ai16())
+        for scope in keep_float or []:
+            # later, narrower entries win over the '.*' recipe
+            q.update_quantization_recipe(regex="^" + re.escape(scope) + ";$", operation_name=ops.ALL_SUPPORTED,
+                                         algorithm_key=AlgorithmName.NO_QUANTIZE)
+        if not int8_io:  # float in/out with QUANTIZE/DEQUANTIZE inside: a drop-in for the float file
+            for op in (ops.INPUT, ops.OUTPUT):
+                q.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=AlgorithmName.NO_QUANTIZE)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        result = None
+        if q.need_calibration:
+            if calib is None or len(calib) == 0:
+                raise EdgeKDError(f"TFLite {mode} quantization needs calibration samples")
+            result = q.calibrate(_calibration_feed(float_path, calib), num_threads=1)
+        q.quantize(result, enable_progress_bar=False, enable_progress_report=False).export_model(str(out), overwrite=True)
+
+
+def layers(float_path: Path) -> list[dict]:
+    """Compute ops of the float file: scope name (for keep_float), op, activation inputs, output tensor."""
+    from edgekd.export import execute
+
+    it = execute.tflite_interpreter(float_path, intermediates=True)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    produced = set()
+    for op in it._get_ops_details():
+        produced.update(op["outputs"])
+    graph_inputs = {d["index"] for d in it.get_input_details()}
+    out = []
+    for op in it._get_ops_details():
+        if op["op_name"] in ("DELEGATE",) or not len(op["outputs"]):
+            continue
+        outs = [tensors[i]["name"] for i in op["outputs"] if i >= 0]
+        acts = [tensors[i]["name"] for i in op["inputs"] if i >= 0 and (i in produced or i in graph_inputs)]
+        if acts and outs:
+            out.append({"name": ";".join(outs), "op": op["op_name"], "inputs": acts, "output": outs[0]})
+    return out

@@ -1,0 +1,77 @@
+"""Run directory, manifest and atomic writes."""
+
+import json
+
+import pytest
+
+from edgekd.core import Artifact, RunDir, StageResult, atomic_path
+from edgekd.errors import EdgeKDError
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    final = tmp_path / "model.tflite"
+    with pytest.raises(RuntimeError):
+        with atomic_path(final) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("converter crashed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_renames_on_success(tmp_path):
+    final = tmp_path / "sub" / "model.onnx"
+    with atomic_path(final) as tmp:
+        assert tmp.suffix == ".onnx" and tmp != final
+        tmp.write_bytes(b"data")
+    assert final.read_bytes() == b"data"
+    assert [p.name for p in final.parent.iterdir()] == ["model.onnx"]
+
+
+def test_atomic_path_refuses_empty_output(tmp_path):
+    with pytest.raises(EdgeKDError, match="no data"):
+        with atomic_path(tmp_path / "m.onnx"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stage_skipped_when_unchanged_and_rerun_when_changed(tmp_path):
+    calls = []
+
+    def stage():
+        calls.append(1)
+        (tmp_path / "out.bin").write_bytes(b"x" * 10)
+        return StageResult([Artifact("out", str(tmp_path / "out.bin"), "onnx")], {"acc": 0.9})
+
+    run = RunDir(tmp_path)
+    res, skipped = run.run_stage("s", {"a": 1}, stage)
+    assert not skipped and res.artifacts[0].path == "out.bin" and res.artifacts[0].size_bytes == 10
+    # A new RunDir on the same folder (a rerun) reuses the recorded result.
+    res2, skipped2 = RunDir(tmp_path).run_stage("s", {"a": 1}, stage)
+    assert skipped2 and res2.metrics == {"acc": 0.9} and len(calls) == 1
+    # Changed settings, or a tampered output, run the stage again.
+    RunDir(tmp_path).run_stage("s", {"a": 2}, stage)
+    assert len(calls) == 2
+    (tmp_path / "out.bin").write_bytes(b"tampered")
+    _, skipped3 = RunDir(tmp_path).run_stage("s", {"a": 2}, stage)
+    assert not skipped3 and len(calls) == 3
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["stages"]["s"]["status"] == "done"
+    assert manifest["stages"]["s"]["artifacts"][0]["sha256"]
+
+
+def test_failed_stage_is_not_reused(tmp_path):
+    def boom():
+        raise EdgeKDError("bad")
+
+    run = RunDir(tmp_path)
+    with pytest.raises(EdgeKDError):
+        run.run_stage("s", {}, boom)
+    assert RunDir(tmp_path).stage_record("s")["status"] == "running"
+    _, skipped = RunDir(tmp_path).run_stage("s", {}, lambda: StageResult())
+    assert not skipped
+
+
+def test_unwritable_output_dir_is_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    with pytest.raises(EdgeKDError, match="not writable"):
+        RunDir(blocker / "run")

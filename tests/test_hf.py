@@ -1,0 +1,190 @@
+"""edgekd.hf: teacher loading, student derivation, text data, distillation losses and training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+from test_hf_helpers import SENTENCES, make_tiny_bert, random_texts  # noqa: E402
+
+from edgekd.errors import EdgeKDError  # noqa: E402
+from edgekd.hf import (  # noqa: E402
+    TrainConfig, derive_hf_student, distill_hf, load_hf_teacher, load_texts, parse_hf_spec, parse_layers, read_texts,
+)
+from edgekd.hf import evaluate as ev  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def emb_dir(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-emb"), "embedding")
+
+
+# ---- teacher spec / loading
+
+def test_hf_spec_errors(tmp_path):
+    with pytest.raises(EdgeKDError, match="does not exist"):
+        parse_hf_spec(f"hf:{tmp_path / 'nope'}")
+    with pytest.raises(EdgeKDError, match="no config.json"):
+        parse_hf_spec(f"hf:{tmp_path}")
+    with pytest.raises(EdgeKDError, match="empty"):
+        parse_hf_spec("hf:")
+
+
+def test_broken_config_is_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(EdgeKDError, match="cannot read the model config"):
+        load_hf_teacher(f"hf:{tmp_path}")
+
+
+def test_teacher_kinds_and_sentence_transformers_settings(emb_dir, tmp_path):
+    t = load_hf_teacher(f"hf:{emb_dir}")
+    assert t.kind == "embedding" and t.pooling == "mean" and t.normalize and t.max_length == 64
+    assert "1_Pooling/config.json" in t.st_files
+    assert load_hf_teacher(make_tiny_bert(tmp_path / "m", "mlm")).kind == "mlm"
+    assert load_hf_teacher(make_tiny_bert(tmp_path / "c", "classification")).kind == "classification"
+
+
+# ---- layer selection / student
+
+def test_parse_layers():
+    assert parse_layers(None, 6) == [0, 2, 4]  # DistilBERT: every other layer
+    assert parse_layers(3, 6) == [0, 2, 4]
+    assert parse_layers("2", 6) == [0, 3]
+    assert parse_layers("5,0", 6) == [0, 5]
+    for bad in ("0,0", "7", "0,9", "a,b", 0):
+        with pytest.raises(EdgeKDError):
+            parse_layers(bad, 6)
+
+
+def test_layer_selected_student_is_teacher_initialised(emb_dir):
+    t = load_hf_teacher(emb_dir)
+    s, info = derive_hf_student(t, layers="1,3")
+    assert info["layers"] == [1, 3] and s.config.num_hidden_layers == 2 and info["init"] == "teacher"
+    ts, ss = t.model.state_dict(), s.state_dict()
+    for k, v in ss.items():
+        src = k.replace("encoder.layer.0.", "encoder.layer.1.").replace("encoder.layer.1.", "encoder.layer.3.", 1) \
+            if k.startswith("encoder.layer.1.") else k.replace("encoder.layer.0.", "encoder.layer.1.")
+        assert torch.equal(v, ts[src]), k
+    # keeping every layer reproduces the teacher exactly
+    full, _ = derive_hf_student(t, layers=4)
+    b = t.tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(full(**b).last_hidden_state, t.model(**b).last_hidden_state, atol=1e-6)
+        assert not torch.allclose(s(**b).last_hidden_state, t.model(**b).last_hidden_state, atol=1e-3)
+
+
+def test_smaller_hidden_student(emb_dir):
+    t = load_hf_teacher(emb_dir)
+    s, info = derive_hf_student(t, layers=2, hidden_size=16)
+    assert info["hidden_size"] == 16 and s.config.num_attention_heads == 2 and info["params"] < info["teacher_params"]
+    # leading-slice init: the student's word embeddings are the teacher's first 16 columns
+    assert torch.equal(s.embeddings.word_embeddings.weight, t.model.embeddings.word_embeddings.weight[:, :16])
+    with pytest.raises(EdgeKDError, match="multiple of the head size"):
+        derive_hf_student(t, hidden_size=12)
+
+
+# ---- text data
+
+def test_read_text_formats(tmp_path):
+    (tmp_path / "a.txt").write_text("first line\n\n  second   line \n")
+    assert read_texts(tmp_path / "a.txt") == (["first line", "second line"], None)
+    (tmp_path / "a.jsonl").write_text('{"body": "x y", "y": "pos"}\n{"body": "z", "y": "neg"}\n')
+    assert read_texts(tmp_path / "a.jsonl", column="body", label_column="y") == (["x y", "z"], ["pos", "neg"])
+    (tmp_path / "a.csv").write_text('id,sentence\n1,"hello, world"\n2,bye\n')
+    assert read_texts(tmp_path / "a.csv", column="sentence")[0] == ["hello, world", "bye"]
+    with pytest.raises(EdgeKDError, match="no column 'text'"):
+        read_texts(tmp_path / "a.csv")
+    with pytest.raises(EdgeKDError, match="no field 'text'"):
+        read_texts(tmp_path / "a.jsonl")
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    with pytest.raises(EdgeKDError, match="bad.jsonl:1"):
+        read_texts(tmp_path / "bad.jsonl")
+    (tmp_path / "a.parquet").write_text("x")
+    with pytest.raises(EdgeKDError, match="unsupported"):
+        read_texts(tmp_path / "a.parquet")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(EdgeKDError, match="no text examples"):
+        read_texts(tmp_path / "empty.txt")
+    with pytest.raises(EdgeKDError, match="does not exist"):
+        read_texts(tmp_path / "missing.txt")
+
+
+def test_load_texts_split_and_labels(tmp_path):
+    rows = [{"text": t, "label": ["neg", "pos"][i % 2]} for i, t in enumerate(random_texts(50))]
+    p = tmp_path / "d.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    d = load_texts(p, label_column="label", seed=1)
+    assert (len(d.train), len(d.val), len(d.test)) == (40, 5, 5)
+    assert d.label_names == ["neg", "pos"] and set(d.train.labels) == {0, 1}
+    by_text = {r["text"]: r["label"] for r in rows}
+    assert all(d.label_names[y] == by_text[x] for x, y in zip(d.train.texts, d.train.labels))
+    assert load_texts(p, label_column="label", seed=1).test.texts == d.test.texts  # seeded
+    with pytest.raises(EdgeKDError, match="not among the model's labels"):
+        load_texts(p, label_column="label", label_names=["a", "b"])
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/games/fortunes").is_dir(), reason="fortunes not installed")
+def test_fortunes_corpus():
+    texts, labels = read_texts("fortunes")
+    assert len(texts) > 1000 and labels is None and all("\n%\n" not in t and t for t in texts[:100])
+
+
+# ---- losses and training
+
+def test_similarity_matrix_loss():
+    from edgekd.hf.train import similarity_matrix_loss
+
+    e = torch.randn(6, 8)
+    assert float(similarity_matrix_loss(e * 3.0, e)) < 1e-10  # scale-free: cosine similarities
+    assert float(similarity_matrix_loss(torch.randn(6, 8), e)) > 0.01
+    assert float(similarity_matrix_loss(e[:1], e[:1])) == 0.0
+
+
+def test_embedding_distillation_raises_agreement(emb_dir):
+    t = load_hf_teacher(emb_dir)
+    s, _ = derive_hf_student(t, layers=2, seed=1)
+    s.apply(s._init_weights)  # a tiny random teacher's own layers already agree with it: start far away instead
+    texts = random_texts(96, seed=3)
+    held = random_texts(24, seed=4)
+    b = ev.eval_batches(t, held, max_length=32)
+    t_out = ev.collect(ev.torch_encoder(t.model, "embedding"), b, "embedding")
+    before = ev.agreement("embedding", ev.collect(ev.torch_encoder(s, "embedding"), b, "embedding"), t_out)
+    hist = distill_hf(t, s, texts, cfg=TrainConfig(epochs=6, batch_size=16, lr=1e-3, max_length=32))
+    after = ev.agreement("embedding", ev.collect(ev.torch_encoder(s, "embedding"), b, "embedding"), t_out)
+    assert hist["steps"] == 36 and hist["teacher_cached"]
+    assert hist["history"][-1]["loss"] < hist["history"][0]["loss"]
+    assert after["agreement"] > before["agreement"] + 0.05, (before, after)
+    assert after["mean_cosine_to_teacher"] > before["mean_cosine_to_teacher"] + 0.1
+    assert not s.training  # left in eval mode
+
+
+def test_time_budget_shortens_the_run(emb_dir):
+    t = load_hf_teacher(emb_dir)
+    s, _ = derive_hf_student(t, layers=1)
+    hist = distill_hf(t, s, random_texts(400), cfg=TrainConfig(epochs=5, batch_size=4, max_length=32, time_budget_s=1e-3))
+    assert hist["stopped"] == "time budget" and hist["steps"] == 11 < hist["planned_steps"]
+
+
+def test_mlm_and_classification_distillation(tmp_path):
+    texts = random_texts(32)
+    mlm = load_hf_teacher(make_tiny_bert(tmp_path / "m", "mlm"))
+    s, _ = derive_hf_student(mlm, layers=2)
+    h = distill_hf(mlm, s, texts, cfg=TrainConfig(epochs=1, batch_size=8, max_length=32))
+    assert h["steps"] == 4 and np.isfinite(h["history"][0]["loss"]) and h["weights"]["soft"] == 5.0
+    clf = load_hf_teacher(make_tiny_bert(tmp_path / "c", "classification"))
+    s, _ = derive_hf_student(clf, layers=2)
+    h = distill_hf(clf, s, texts, labels=[i % 3 for i in range(32)], cfg=TrainConfig(epochs=1, batch_size=8, max_length=32))
+    assert h["steps"] == 4 and np.isfinite(h["history"][0]["loss"])
+    with pytest.raises(EdgeKDError, match="labels for"):
+        distill_hf(clf, s, texts, labels=[0], cfg=TrainConfig(epochs=1))
+    # mlm agreement: masked positions are scored, identical model agrees fully
+    b = ev.eval_batches(mlm, texts[:8], max_length=32)
+    out = ev.collect(ev.torch_encoder(mlm.model, "mlm"), b, "mlm")
+    assert ev.agreement("mlm", out, out)["agreement"] == 1.0

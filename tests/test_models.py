@@ -1,0 +1,80 @@
+"""Model sources: registry, entrypoints, checkpoints (weights_only), portable pruned checkpoints."""
+
+import pytest
+import torch
+
+from edgekd.errors import EdgeKDError
+from edgekd.models import count_macs_params, create_model, list_models, load_model
+
+
+def test_registry_students_shapes_and_sizes():
+    assert {"cnn-s", "mobilenet-s"} <= set(list_models())
+    m = create_model("cnn-s", in_channels=3, num_classes=5)
+    assert m(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+    macs_xs, _ = count_macs_params(create_model("cnn-xs"), (1, 28, 28))
+    macs_m, _ = count_macs_params(create_model("cnn-m"), (1, 28, 28))
+    assert macs_m > 10 * macs_xs
+
+
+def test_unknown_model_lists_choices():
+    with pytest.raises(EdgeKDError, match="cnn-s"):
+        create_model("resnet9000")
+
+
+def test_entrypoint_file_and_weights(tmp_path):
+    src = tmp_path / "net.py"
+    src.write_text("import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))\n")
+    m = load_model(f"{src}:build")
+    torch.save(m.state_dict(), tmp_path / "w.pt")
+    m2 = load_model(f"{src}:build", tmp_path / "w.pt")
+    x = torch.randn(3, 1, 2, 2)
+    assert torch.equal(m(x), m2(x))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nosuchpkg.mod:build", "cannot be imported"),
+    ("os:no_such_factory", "has no attribute"),
+    ("/nope/net.py:build", "does not exist"),
+    ("justaname", "not an entrypoint"),
+    ("os:sep", "not callable"),
+])
+def test_bad_entrypoints(spec, message):
+    with pytest.raises(EdgeKDError, match=message):
+        load_model(spec)
+
+
+def test_bad_checkpoints(tmp_path):
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(EdgeKDError, match="cannot be loaded safely"):
+        load_model("cnn-s", tmp_path / "corrupt.pt")
+    with pytest.raises(EdgeKDError, match="does not exist"):
+        load_model("cnn-s", tmp_path / "missing.pt")
+    torch.save(create_model("cnn-m").state_dict(), tmp_path / "other.pt")
+    with pytest.raises(EdgeKDError, match="does not match"):
+        load_model("cnn-s", tmp_path / "other.pt")
+
+
+def test_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(EdgeKDError, match="safely"):
+        load_model("cnn-s", tmp_path / "evil.pt")
+
+
+def test_portable_checkpoint_restores_pruned_widths(tmp_path):
+    import torch_pruning as tp
+
+    from edgekd.models.portable import load_portable, save_portable
+
+    m = create_model("mobilenet-xs")
+    x = torch.randn(2, 1, 28, 28)
+    tp.pruner.MetaPruner(m, x, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.5,
+                         ignored_layers=[m.classifier]).step()
+    m.eval()
+    save_portable(m, tmp_path / "p.pt")
+    restored = load_portable(create_model("mobilenet-xs"), tmp_path / "p.pt")
+    assert torch.allclose(restored(x), m(x))
+    assert sum(p.numel() for p in restored.parameters()) == sum(p.numel() for p in m.parameters())
