@@ -36,7 +36,13 @@ def _register() -> None:
 # (module in edgekd/commands, [(command name, function)]) in the order `edgekd --help` lists them.
 _STAGE_COMMANDS: list[tuple[str, list[tuple[str, str]]]] = [
     ("distill", [("distill", "distill_cmd")]),
+    ("prune", [("derive", "derive_cmd"), ("prune", "prune_cmd")]),
+    ("quantize", [("quantize", "quantize_cmd")]),
+    ("export", [("export", "export_cmd")]),
     ("profile", [("profile", "profile_cmd"), ("targets", "targets_cmd")]),
+    ("emulate", [("emulate", "emulate_cmd"), ("arm-env", "arm_env_cmd")]),
+    ("gate", [("gate", "gate_cmd"), ("inspect", "inspect_cmd")]),
+    ("hf", [("hf-compress", "hf_compress_cmd")]),
     ("models", [("models", "models_cmd")]),
 ]
 

@@ -110,5 +110,24 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
         if not isinstance(model, torch.nn.Module):
             raise EdgeKDError(f"entrypoint '{spec}' returned {type(model).__name__}, not a torch.nn.Module")
     if weights:
-        load_weights(model, weights)
+        if _is_portable(weights):
+            # Written by derive / prune / the TA chain: rebuild the narrower (and shallower) layers first.
+            from edgekd.prune.checkpoint import load_pruned
+
+            model = load_pruned(model, weights)
+        else:
+            load_weights(model, weights)
     return model.eval()
+
+
+def _is_portable(weights: str | Path) -> bool:
+    import torch
+
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise EdgeKDError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise EdgeKDError(f"checkpoint {path} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    return isinstance(obj, dict) and obj.get("edgekd_portable") == 1
