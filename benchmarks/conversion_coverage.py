@@ -31,13 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 # timm mobile / edge families named in issue 4, smallest variants to bound the run on 2 shared cores.
 TIMM_MODELS = [
-    "mobilenetv1_100", "mobilenetv2_050", "mobilenetv2_100", "mobilenetv3_small_050", "mobilenetv3_small_100",
-    "mobilenetv3_large_100", "mobilenetv4_conv_small", "mobilenetv4_hybrid_medium", "efficientnet_b0",
-    "efficientnet_lite0", "tf_efficientnet_lite0", "efficientnet_es", "tinynet_a", "mixnet_s", "ghostnet_100",
-    "ghostnetv2_100", "mnasnet_050", "semnasnet_050", "fbnetv3_b", "lcnet_050", "rexnet_100", "regnetx_002",
-    "regnety_002", "resnet10t", "resnet18", "resnet50", "ese_vovnet19b_slim", "repvit_m1", "mobileone_s0",
-    "convnext_atto", "edgenext_xx_small", "fastvit_t8", "mobilevit_xxs", "mobilevitv2_050", "efficientvit_b0",
-    "efficientformerv2_s0", "hgnetv2_b0", "starnet_s050",
+    "mobilenetv1_100", "mobilenetv2_050", "mobilenetv3_small_050", "mobilenetv3_small_100",
+    "mobilenetv3_large_100", "mobilenetv4_conv_small", "efficientnet_b0", "efficientnet_lite0",
+    "tf_efficientnet_lite0", "tinynet_a", "mixnet_s", "ghostnet_100", "mnasnet_050", "semnasnet_050",
+    "lcnet_050", "rexnet_100", "regnetx_002", "regnety_002", "resnet10t", "resnet18", "ese_vovnet19b_slim",
+    "repvit_m1", "mobileone_s0", "convnext_atto", "edgenext_xx_small", "fastvit_t8", "mobilevit_xxs",
+    "mobilevitv2_050", "efficientvit_b0", "efficientformerv2_s0", "starnet_s050",
 ]
 HF_MODELS = ["bert-tiny"]
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
@@ -116,6 +115,12 @@ def build(name: str, res: int):
 
         ids = real_text_ids(16, 32, cfg.vocab_size)
         return Encoder(bert).eval(), ids, None, "text"
+    if name.startswith("edgekd:"):  # a built-in edgekd model (timm-free: what the tests run)
+        from edgekd.models import load_model
+
+        m = load_model(name.split(":", 1)[1], None, in_channels=3, num_classes=10).eval()
+        x = real_images(64, res)
+        return m, x, x, "image"
     import timm
 
     m = timm.create_model(name, pretrained=False, num_classes=1000).eval()
@@ -161,6 +166,8 @@ def run_one(name: str, res: int, work: Path, *, latency: bool = True, converters
     rec: dict = {"model": name, "kind": kind, "input": list(sample.shape[1:]),
                  "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
     parity_x = sample[:8]
+    # int8 top-1 agreement on random-weight logits is coarse: 32 samples, not 8, so one flip is 3 %, not 12 %
+    int8_x = sample[:32]
 
     def onnx_fp32():
         r = export_onnx(model, parity_x, work / f"{name}.onnx", strict=False)
@@ -189,8 +196,8 @@ def run_one(name: str, res: int, work: Path, *, latency: bool = True, converters
         from edgekd.export.sample import torch_outputs
 
         with torch.inference_mode():
-            ref = torch_outputs(model, (torch.from_numpy(parity_x),))
-        got = execute.run_tflite(q.path, [parity_x])
+            ref = torch_outputs(model, (torch.from_numpy(int8_x),))
+        got = execute.run_tflite(q.path, [int8_x])
         par = parity.compare(ref, got, "int8")
         d = {"ok": True, "precision": q.precision, "passed": par["passed"], "parity": _par(par), "ops": q.num_ops if hasattr(q, "num_ops") else sum(q.ops.values()),
              "transpose_ops": q.ops.get("TRANSPOSE", 0), "size_bytes": q.size_bytes}
@@ -207,7 +214,7 @@ def run_one(name: str, res: int, work: Path, *, latency: bool = True, converters
 
 
 def _par(p: dict) -> dict:
-    return {k: (round(v, 7) if isinstance(v, float) else v) for k, v in p.items()
+    return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in p.items()
             if k in ("max_abs", "rel_err", "cosine", "top1_agreement", "samples", "reason")}
 
 
@@ -268,15 +275,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", help="comma-separated subset (default: all)")
     ap.add_argument("--res", type=int, default=96, help="input resolution for image models (default 96)")
-    ap.add_argument("--timeout", type=int, default=420, help="seconds per model before it is recorded as a timeout")
+    ap.add_argument("--timeout", type=int, default=240, help="seconds per model before it is recorded as a timeout")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/conversion_coverage"), help="output path without suffix")
     ap.add_argument("--fresh", action="store_true", help="ignore results already in the .jsonl")
     ap.add_argument("--converters", default="litert-torch,onnx2tf", help="TFLite converters in order of preference")
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(2)
-    names = args.models.split(",") if args.models else TIMM_MODELS + HF_MODELS
+    torch.set_num_threads(1)  # shared 2-core machine: one thread for conversions and latency alike
+    names = args.models.split(",") if args.models else HF_MODELS + TIMM_MODELS
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
@@ -320,8 +327,10 @@ def main(argv=None) -> int:
                        f"TFLite int8 within int8 tolerance: {summ['tflite_int8_within_parity']}/{summ['models']}",
             "versions": _versions()}
     if not args.models:  # only the full run writes the published table
-        out.with_suffix(".json").write_text(json.dumps({"meta": meta, "summary": summ, "results": rows}, indent=1, default=str) + "\n")
-        out.with_suffix(".md").write_text(markdown(rows, meta))
+        from edgekd.core import atomic_write_text
+
+        atomic_write_text(out.with_suffix(".json"), json.dumps({"meta": meta, "summary": summ, "results": rows}, indent=1, default=str) + "\n")
+        atomic_write_text(out.with_suffix(".md"), markdown(rows, meta))
     print(json.dumps(summ))
     return 0
 

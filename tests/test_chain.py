@@ -29,12 +29,18 @@ def test_plan_modes_and_geometric_sizes():
 
 
 def test_probe_can_veto_or_confirm_assistants():
-    veto = plan_chain(None, 0.02, probe={"student": 0.90, "assistant": 0.91})
+    veto = plan_chain(None, 0.02, probe={"direct": 0.90, "chain": 0.91})
     assert veto.n_assistants == 0 and "direct KD" in veto.reason
-    keep = plan_chain(None, 0.02, probe={"student": 0.60, "assistant": 0.85})
+    keep = plan_chain(None, 0.02, probe={"direct": 0.60, "chain": 0.85})
     assert keep.n_assistants == 1 and "probe" in keep.reason
     assert plan_chain(None, 0.02, probe=0.95).n_assistants == 0  # plain agreement above the threshold
     assert plan_chain(None, 0.02, probe=0.50).n_assistants == 1
+    # 10x: the capacity rule alone says direct KD, a probe showing a gap adds one assistant at sqrt(0.1)
+    assert plan_chain(None, 0.1).n_assistants == 0
+    p = plan_chain(None, 0.1, probe={"direct": 0.55, "chain": 0.80})
+    assert p.ratios == pytest.approx([0.1 ** 0.5], rel=1e-4)
+    # a small gap is never probed or chained
+    assert plan_chain(None, 0.3, probe={"direct": 0.1, "chain": 0.9}).n_assistants == 0
 
 
 @pytest.mark.parametrize("kw,msg", [({"chain": "many"}, "--chain"), ({"chain": "-1"}, "between"),
@@ -106,5 +112,24 @@ def test_run_chain_with_given_student_and_auto_probe(data):
     student = create_model("cnn-xs", in_channels=1, num_classes=10)
     res = run_chain(teacher, copy.deepcopy(student), data, chain="auto", recipe="hinton", max_steps=4,
                     batch_size=32, probe_steps=2)
-    assert res.plan.probe is not None and {"student", "assistant"} <= set(res.plan.probe)
+    assert res.plan.probe is not None and {"direct", "chain"} <= set(res.plan.probe)
+    assert res.plan.probe["steps_each"] == 4
     assert res.links[-1]["params"] == sum(p.numel() for p in student.parameters())  # the given architecture
+
+
+def test_chain_student_keeps_announced_depth_and_link_files_load_from_teacher(tmp_path, data):
+    """auto:<ratio> in compress: assistants width-only, the student drops the blocks derive(teacher) chose,
+    and every link file (dropped blocks relative to the teacher) loads onto a fresh teacher."""
+    from edgekd.prune.checkpoint import load_pruned
+
+    torch.manual_seed(0)
+    teacher = Teacher().eval()
+    plan = plan_chain(None, 0.05, chain="1")
+    res = run_chain(teacher, None, data, plan=plan, recipe="hinton", max_steps=4, batch_size=32,
+                    student_blocks=["body.1", "body.3"], output_dir=tmp_path)
+    ta, st = res.links
+    assert ta["dropped_blocks"] == [] and sorted(st["dropped_blocks"]) == ["body.1", "body.3"]
+    assert len(res.student.body) == 2 and st["macs_ratio"] <= 0.05 * 1.05
+    x = torch.from_numpy(data.test.x[:4])
+    m = load_pruned(Teacher(), tmp_path / "link2" / "model.pt")
+    torch.testing.assert_close(m(x), res.student(x))

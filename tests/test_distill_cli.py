@@ -40,3 +40,30 @@ def test_cli_distill_errors_are_one_line(tmp_path, capsys):
     code, out, err = _run(["distill", "--teacher", "cnn-s", "--data", "digits", "--resume",
                            "--teacher-weights", str(tmp_path / "missing.pt"), "--output", str(tmp_path)], capsys)
     assert code == 1 and "does not exist" in err
+
+
+def test_cli_recipe_file_max_steps_and_manifest(tmp_path, capsys):
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text('name = "mine"\n[train]\nlr = 0.01\n[[loss]]\ntype = "kd"\ntemperature = 3.0\n'
+                      '[[loss]]\ntype = "at"\npairs = [["features.1", "features.1"]]\nweight = 100.0\n')
+    out = tmp_path / "run"
+    args = ["distill", "--teacher", "cnn-s", "--student", "cnn-xs", "--data", "digits", "--recipe", str(recipe),
+            "--epochs", "3", "--max-steps", "4", "--batch-size", "64", "--set", "at.weight=50", "--lr", "0.02",
+            "--checkpoint-every", "2", "--output", str(out), "--threads", "1", "--json"]
+    code, stdout, err = _run(args, capsys)
+    assert code == 0, err
+    m = json.loads(stdout)
+    assert m["steps"] == m["total_steps"] == 4 and len(m["epochs"]) == 1  # stopped inside the first epoch
+    rc = m["recipe_config"]
+    assert rc["name"] == "mine" and rc["train"]["lr"] == 0.02 and rc["loss"][1]["weight"] == 50
+    assert set(m["epochs"][0]["parts"]) == {"kd", "at"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    stage = manifest["stages"]["distill"]
+    assert stage["status"] == "done" and stage["settings"]["recipe"] == str(recipe) and stage["settings"]["max_steps"] == 4
+    assert stage["metrics"]["best_val_acc"] == m["best_val_acc"] and stage["artifacts"][0]["path"] == "best.pt"
+    assert stage["artifacts"][0]["sha256"]
+    # resuming with other settings is refused in one line
+    code, _, err = _run(args[:-1] + ["--max-steps", "5"], capsys)
+    assert code == 0  # a fresh run (no --resume) just overwrites
+    code, _, err = _run(args[:-1] + ["--max-steps", "6", "--resume"], capsys)
+    assert code == 1 and "other settings" in err and "Traceback" not in err

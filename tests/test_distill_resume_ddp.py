@@ -57,15 +57,23 @@ if kind == "kill":
     student = Slow(counter=out + "/counter", sleep=0.15)
     distill(teacher, student, data, recipe="hinton", epochs=3, batch_size=32, checkpoint_every=5,
             output_dir=out + "/run", progress=False)
-else:  # ddp: 1 or 2 processes, same global batch
+else:
+    from test_distill_resume_ddp import ddp_run
+    ddp_run(teacher, data, out)
+"""
+
+
+def ddp_run(teacher, data, out: str):
+    """One side of the DDP comparison (1 process or a torchrun rank): same global batch either way."""
+    from edgekd.distill import distill
+
     student = Slow(bn=False)
     res = distill(teacher, student, data, recipe="hinton", epochs=2, batch_size=32, checkpoint_every=0,
-                  output_dir=out + "/run", progress=False, overrides={{"train.augment": "crop-flip"}})
-    import os
+                  output_dir=out + "/run", progress=False, overrides={"train.augment": "crop-flip"})
     if os.environ.get("RANK", "0") == "0":
         torch.save(student.state_dict(), out + "/final.pt")
-        json.dump(res.metrics, open(out + "/metrics.json", "w"), default=str)
-"""
+        with open(out + "/metrics.json", "w") as f:
+            json.dump(res.metrics, f, default=str)
 
 
 def setup():
@@ -81,6 +89,7 @@ def setup():
 def _teacher_path(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.getbasetemp() / "distill_teacher.pt"
     monkeypatch.setenv("EDGEKD_TEST_TEACHER", str(path))
+    setup()  # train + save the teacher here, before workers start (two ranks must not race to write it)
 
 
 def _script(tmp_path: Path) -> Path:
@@ -144,12 +153,15 @@ def test_torchrun_two_gloo_processes_match_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    r1 = subprocess.run([sys.executable, str(script), "ddp", str(one)], env=_env(), capture_output=True, text=True,
-                        timeout=300)
-    assert r1.returncode == 0, r1.stderr[-2000:]
-    r2 = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), "ddp", str(two)],
-                        env=_env(), capture_output=True, text=True, timeout=300)
-    assert r2.returncode == 0, (r2.stdout + r2.stderr)[-3000:]
+    r2 = subprocess.Popen([torchrun, "--standalone", "--nproc-per-node", "2", str(script), "ddp", str(two)],
+                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ddp_run(*setup(), str(one))  # the 1-process reference, here while the workers start up
+        log, _ = r2.communicate(timeout=300)
+    finally:
+        if r2.poll() is None:
+            r2.kill()
+    assert r2.returncode == 0, log[-3000:]
     m1, m2 = json.loads((one / "metrics.json").read_text()), json.loads((two / "metrics.json").read_text())
     assert m1["world_size"] == 1 and m2["world_size"] == 2
     assert m1["steps"] == m2["steps"]

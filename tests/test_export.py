@@ -158,3 +158,38 @@ def test_onnx2tf_fallback_when_litert_fails(tmp_path, digits, monkeypatch):
     rep = export_tflite(tiny_cnn(), digits, tmp_path / "m.tflite")
     assert rep.converter == "onnx2tf" and rep.passed and rep.input_layout == "NHWC"
     assert rep.attempts[0]["ok"] is False and "simulated" in rep.attempts[0]["error"]
+
+
+def test_torchscript_fallback_when_dynamo_fails(tmp_path, digits, monkeypatch):
+    from edgekd.export import onnx_export
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated torch.export failure")
+
+    monkeypatch.setattr(onnx_export, "_export_dynamo", broken)
+    rep = export_onnx(tiny_cnn(), digits, tmp_path / "m.onnx")
+    assert rep.converter == "torch.onnx-torchscript" and rep.passed
+    assert [a["ok"] for a in rep.attempts] == [False, False, True]
+    assert "simulated" in rep.attempts[0]["error"] and rep.parity["top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_coverage_suite_on_a_builtin_model(tmp_path):
+    """benchmarks/conversion_coverage.py on one timm-free model: every column of the table is filled."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "conversion_coverage.py"
+    spec = importlib.util.spec_from_file_location("conversion_coverage", path)
+    cov = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cov)
+    rec = cov.run_one("edgekd:cnn-s", 32, tmp_path, latency=False, converters=("litert-torch",))
+    assert rec["onnx_fp32"]["passed"] and rec["onnx_fp32"]["converter"] == "torch.onnx-dynamo"
+    t = rec["tflite_fp32"]
+    assert t["passed"] and t["converter"] == "litert-torch" and t["input_layout"] == "NHWC" and t["transpose_ops"] == 0
+    q = rec["tflite_int8"]
+    assert q["ok"] and q["precision"] == "int8" and q["size_bytes"] < t["size_bytes"] and q["parity"]["cosine"] > 0.9
+    summ = cov.summarize([rec])
+    assert summ["tflite_fp32_within_parity"] == 1
+    md = cov.markdown([rec], {"models": 1, "summary": "s", "inputs": "i", "host": "h"})
+    assert "| edgekd:cnn-s |" in md and "litert-torch" in md

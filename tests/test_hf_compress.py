@@ -54,7 +54,7 @@ def test_report_shape_and_artifacts(run):
     assert arts["student-tflite"]["extra"]["parity_vs_student"]["max_abs_diff"] < 1e-4
     assert arts["student-onnx-int8"]["extra"]["parity_vs_student"]["min_cosine"] > 0.99
     # android ships TFLite; the device is absent, so the latency says it was measured on the host
-    assert r["shipped"] == ["student.tflite"] and "NOT the android device" in arts["student-tflite"]["latency"]["where"]
+    assert r["shipped"] == ["student.tflite"] and "NOT the device" in arts["student-tflite"]["latency"]["where"]
     assert r["student"]["layers"] == [0, 2] and r["student"]["params"] < r["teacher"]["params"]
     assert set(r["speedup_vs_teacher_onnx"]) == {"student-onnx", "student-onnx-int8"}
     assert not list(out.glob(".*partial*"))  # nothing half-written left behind
@@ -104,7 +104,7 @@ def test_cli_command_json(run, capsys):
             "--max-length", "32", "--seq-len", "32", "--eval-samples", "10", "--runs", "3", "--threads", "1", "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    rep = json.loads(res.stdout[res.stdout.index("{"):])
+    rep = json.loads(res.stdout)  # clean JSON: converter progress goes to stderr
     assert rep["kind"] == "hf" and rep["shipped"] == ["student.tflite"]
 
 
@@ -120,3 +120,47 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         (tmp_path / "d.txt").write_text("\n".join(random_texts(20)))
         compress_hf(f"hf:{teacher}", data=str(tmp_path / "d.txt"), output=tmp_path / "o", layers="0,5", log=lambda m: None)
     assert not (tmp_path / "o" / "student").exists()
+
+
+# ---- `edgekd compress --teacher hf:PATH` routes to compress_hf (fast: compress_hf is stubbed)
+
+def _cli(argv, capsys):
+    from edgekd.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code, capsys.readouterr()
+
+
+def test_compress_routes_hf_teacher(tmp_path, monkeypatch, capsys):
+    import edgekd.hf
+
+    seen = {}
+
+    def fake(teacher, **kw):
+        seen.update(kw, teacher=teacher)
+        return {"kind": "hf", "artifacts": [], "shipped": []}
+
+    monkeypatch.setattr(edgekd.hf, "compress_hf", fake)
+    code, out = _cli(["compress", "--teacher", "hf:/some/dir", "--target", "android", "--output", str(tmp_path / "o"),
+                      "--json"], capsys)
+    assert code in (0, None), out.err
+    assert seen["teacher"] == "hf:/some/dir" and seen["target"] == "android" and seen["data"] is None
+    assert seen["epochs"] == 1 and seen["batch_size"] == 32 and seen["layers"] is None and seen["tflite"]
+    assert json.loads(out.out)["kind"] == "hf"
+
+
+def test_compress_hf_errors_are_one_line(tmp_path, capsys):
+    code, out = _cli(["compress", "--teacher", f"hf:{tmp_path / 'missing'}", "--output", str(tmp_path / "o")], capsys)
+    assert code == 1 and out.err.count("\n") == 1 and out.err.startswith("error: ") and "does not exist" in out.err
+    code, out = _cli(["compress", "--teacher", f"hf:{tmp_path}", "--prune", "0.3", "--output", str(tmp_path / "o")], capsys)
+    assert code == 2 and out.err.count("\n") == 1 and "--prune" in out.err and "hf-compress" in out.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_default_data_is_fortunes():
+    import inspect
+
+    from edgekd.hf.compress import DEFAULT_DATA, compress_hf
+
+    assert inspect.signature(compress_hf).parameters["data"].default is None and DEFAULT_DATA == "fortunes"

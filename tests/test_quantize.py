@@ -100,6 +100,9 @@ def test_tflite_fp16_and_onnx_dynamic(float_files, data, tmp_path):
     d = quantize(float_files[0], tmp_path / "d.onnx", mode="dynamic", eval_data=_held(data), calib=data.calibration(8))
     assert d.precision == "dynamic-int8" and d.ops.get("DynamicQuantizeLinear", 0) > 0
     assert abs(d.drop_points) < 3
+    r = quantize(float_files[1], tmp_path / "dr.tflite", mode="dynamic", eval_data=_held(data))
+    assert r.precision == "dynamic-int8" and r.size_bytes < 0.5 * r.float_size_bytes and abs(r.drop_points) < 3
+    assert r.parity["cosine"] > 0.99
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
@@ -169,3 +172,23 @@ def test_cli_quantize_json(float_files, tmp_path):
     bad = CliRunner().invoke(app, [str(float_files[0]), "--output", str(tmp_path / "x.onnx"), "--data", "digits",
                                    "--mode", "fp16"])
     assert bad.exit_code != 0 and isinstance(bad.exception, EdgeKDError)
+
+
+@pytest.mark.slow
+def test_tflite_budget_keeps_sensitive_layers_in_float(trained, data, tmp_path):
+    """The same repair on a litert-torch file: ai-edge-quantizer leaves the ranked op scopes in float."""
+    import copy
+
+    from edgekd.export import export_tflite
+
+    m = copy.deepcopy(trained)
+    with torch.no_grad():
+        m[0].weight[0] *= 1000
+        m[0].bias[0] *= 1000
+        m[2].weight[:, 0] /= 1000
+    export_tflite(m, data.test.x[:16], tmp_path / "f.tflite", converters=("litert-torch",))
+    rep = quantize(tmp_path / "f.tflite", tmp_path / "q.tflite", calib=data.calibration(64), eval_data=_held(data),
+                   max_drop=2.0)
+    assert rep.accuracy_float - rep.search[0]["accuracy"] > 20 and rep.budget_met and rep.precision == "mixed"
+    assert rep.kept_float and "Conv2d_0" in rep.sensitivity[0]["name"]
+    assert rep.latency["shipped"]["kind"] == "measured"

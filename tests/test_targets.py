@@ -102,3 +102,11 @@ def test_npu_targets_need_their_compiler_settings(tmp_path):
     text = open(targets_dir() / "qualcomm-htp.toml").read().replace("soc_model = 57", "")
     with pytest.raises(EdgeKDError, match="npu.soc_model is missing"):
         load_target(write(tmp_path, text))
+
+
+def test_arm_cpu_calibration_is_quoted_not_the_old_guess():
+    for name in ("android", "raspberry-pi-5"):
+        e = load_target(name).emulation
+        assert e.instructions_per_cycle < 2.0 and "XNNPACK README" in e.source and "120.46 M" in e.source
+        # MobileNetV2 1.0 fp32: 120.46 M emulated instructions -> a single-thread estimate near the public 55 ms
+        assert 25 < 120.46e6 / (e.clock_ghz * 1e6 * e.instructions_per_cycle) < 55

@@ -9,16 +9,16 @@ import typer
 
 
 def compress_cmd(
-    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory' or a torch.export .pt2 file. Default: the built-in Fashion-MNIST example."),
+    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example."),
     teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True)."),
     student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, or auto:<MACs ratio> derived from the teacher."),
-    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits."),
+    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`."),
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
     output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages)."),
-    epochs: int = typer.Option(3, min=1, help="Distillation epochs."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher)."),
     seed: int = typer.Option(0, help="Random seed (data split, init, shuffling)."),
     recipe: str = typer.Option("default", help="Distillation recipe: built-in name (`edgekd distill --help`) or a .toml file."),
-    batch_size: int = typer.Option(128, min=1),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Default 128; 32 with an hf: teacher."),
     prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery)."),
     chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants."),
     calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration."),
@@ -34,13 +34,21 @@ def compress_cmd(
     from edgekd.pipeline import CompressConfig, compress
     from edgekd.pipeline.print import print_report
 
+    if teacher and teacher.startswith("hf:"):  # Hugging Face encoders: DistilBERT-style path (edgekd.hf)
+        from edgekd.commands.hf import compress_hf_route
+
+        return compress_hf_route(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,
+                                 batch_size=batch_size, runs=runs, threads=threads, eval_samples=eval_samples,
+                                 force=force, json_out=json_out, teacher_weights=teacher_weights, student=student,
+                                 recipe=recipe, prune=prune, chain=chain, calib_samples=calib_samples,
+                                 max_drop=max_drop, allow_drop=allow_drop)
     if teacher_weights is not None and not teacher_weights.is_file():
         from edgekd.errors import EdgeKDError
 
         raise EdgeKDError(f"checkpoint {teacher_weights} does not exist")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
-                         student=student, data=data, target=target, output=str(output), epochs=epochs, seed=seed,
-                         recipe=recipe, batch_size=batch_size, prune=prune or None, chain=chain,
+                         student=student, data=data, target=target, output=str(output), epochs=epochs or 3, seed=seed,
+                         recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
                          threads=threads, eval_samples=eval_samples, force=force)
     report = compress(cfg)

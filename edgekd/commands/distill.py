@@ -37,6 +37,25 @@ def _unlabeled(path: Optional[Path]):
     return x
 
 
+def _run_recorded(run, output: Path, settings: dict):
+    """Run the distillation as the 'distill' stage of OUTPUT/manifest.json (settings, best.pt, metrics).
+
+    force=True: `edgekd distill` always trains (or resumes); skipping is compress's business.
+    """
+    from edgekd.core import Artifact, RunDir, StageResult
+
+    box = {}
+
+    def stage():
+        box["result"] = res = run()
+        arts = [Artifact("student", str(res.best_checkpoint), "pytorch-checkpoint", "fp32",
+                         accuracy=res.metrics.get("best_val_acc"))] if res.best_checkpoint else []
+        return StageResult(arts, dict(res.metrics, recipe_config=res.recipe))
+
+    RunDir(output).run_stage("distill", settings, stage, force=True)
+    return box["result"]
+
+
 def distill_cmd(
     teacher: str = typer.Option(..., "--teacher", help="Teacher: 'pkg.module:factory', 'file.py:factory', .pt2 or a built-in name"),
     teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights", help="Teacher state_dict (.pt)"),
@@ -84,15 +103,28 @@ def distill_cmd(
         overrides["train.augment"] = augment
     bundle = load_data(data, seed=seed)
     c, k = bundle.input_shape[0], bundle.num_classes
+    torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)
     s_model = load_model(student, student_weights, in_channels=c, num_classes=k)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    result = distill(t_model, s_model, bundle, recipe=recipe, epochs=epochs, max_steps=max_steps,
-                     batch_size=batch_size, lr=lr, seed=seed, output_dir=output, resume=resume,
-                     progress=progress and not as_json, unlabeled=_unlabeled(unlabeled), overrides=overrides,
-                     checkpoint_every=checkpoint_every, device=device)
-    if not rank0:
+    extra = _unlabeled(unlabeled)
+
+    def run():
+        return distill(t_model, s_model, bundle, recipe=recipe, epochs=epochs, max_steps=max_steps,
+                       batch_size=batch_size, lr=lr, seed=seed, output_dir=output, resume=resume,
+                       progress=progress and not as_json, unlabeled=extra, overrides=overrides,
+                       checkpoint_every=checkpoint_every, device=device)
+
+    if not rank0:  # only rank 0 writes (checkpoints, manifest)
+        run()
         return
+    result = _run_recorded(run, output, {
+        "teacher": teacher, "teacher_weights": str(teacher_weights) if teacher_weights else None, "student": student,
+        "student_weights": str(student_weights) if student_weights else None, "data": bundle.describe(),
+        "recipe": recipe, "overrides": {k: str(v) for k, v in overrides.items()}, "epochs": epochs,
+        "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    })
     m = result.metrics
     summary = {"best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
                "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,

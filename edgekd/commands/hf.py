@@ -11,7 +11,7 @@ import typer
 
 def hf_compress_cmd(
     teacher: str = typer.Option(..., help="hf:PATH — a local Hugging Face model directory (offline; nothing is downloaded)."),
-    data: str = typer.Option(..., help="Text: a .txt (one example per line), .jsonl or .csv file, or `fortunes` (Debian package)."),
+    data: Optional[str] = typer.Option(None, help="Text: a .txt (one example per line), .jsonl or .csv file, or `fortunes` (Debian package `fortunes`, the default)."),
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
     output: Path = typer.Option(Path("runs/hf"), help="Run directory (rerunning with the same one skips unchanged stages)."),
     layers: Optional[str] = typer.Option(None, help="Teacher layers the student keeps: a count (spread evenly) or a list like 0,2,4. Default: every other layer."),
@@ -50,3 +50,26 @@ def hf_compress_cmd(
         if report.get("speedup_vs_teacher_onnx"):
             print("speed-up vs teacher ONNX (p50, interleaved): "
                   + ", ".join(f"{k} {v}x" for k, v in report["speedup_vs_teacher_onnx"].items()))
+
+
+# `edgekd compress` options that only mean something for image models, with their defaults there
+_IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "default", "prune": None, "chain": "none",
+               "calib_samples": 256, "max_drop": None, "allow_drop": False}
+
+
+def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output: Path, epochs: Optional[int],
+                      seed: int, batch_size: Optional[int], runs: Optional[int], threads: Optional[int],
+                      eval_samples: Optional[int], force: bool, json_out: bool, **image_only) -> None:
+    """`edgekd compress --teacher hf:PATH`: the same run as `edgekd hf-compress` with its defaults."""
+    from edgekd.errors import UsageError
+
+    given = [k for k, v in image_only.items() if v != _IMAGE_ONLY.get(k, v)]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise UsageError(f"{flags} do not apply to a Hugging Face teacher; use `edgekd hf-compress --help` "
+                         "for its options (--layers, --hidden-size, --text-column ...)")
+    hf_compress_cmd(teacher=teacher, data=data, target=target, output=output, layers=None, hidden_size=None,
+                    text_column="text", label_column=None, epochs=epochs or 1, time_budget=None,
+                    batch_size=batch_size or 32, lr=1e-4, max_length=128, seq_len=128, train_limit=None,
+                    eval_samples=eval_samples or 256, tflite=True, compare_teacher=True, runs=runs or 20,
+                    threads=threads, seed=seed, force=force, json_out=json_out)

@@ -51,11 +51,18 @@ def profile_cmd(
     for r in rep.results:
         extra = []
         if r.get("emulated_instructions") is not None:
-            extra.append(f"{r['emulated_instructions'] / 1e6:.2f} M aarch64 instructions/inference")
+            extra.append(f"{r['emulated_instructions']:,.0f} aarch64 instructions/inference")
+            if r.get("calibration_source"):
+                extra.append(f"calibration: {r['calibration_source']}")
         if r.get("cycles_total") is not None:
             extra.append(f"{r['cycles_total']:.0f} cycles")
         if "npu_ops" in r:
-            extra.append(f"NPU ops {r['npu_ops']}, CPU ops {r['cpu_ops']}")
+            cpu_types = ", ".join(f"{k} x{v}" for k, v in (r.get("cpu_op_types") or {}).items())
+            extra.append(f"NPU ops {r['npu_ops']}, CPU ops {r['cpu_ops']}" + (f" ({cpu_types})" if cpu_types else ""))
+        if r.get("op_cycles"):
+            top = sorted(r["op_cycles"], key=lambda o: -o["cycles"])[:3]
+            extra.append("top ops by cycles: " + ", ".join(f"{o['name']} {o['percent']:.0f}%" for o in top
+                                                           if o.get("percent") is not None))
         if "compute_nodes_on_htp" in r:
             extra.append(f"HTP nodes {r['compute_nodes_on_htp']}, CPU fallback {r['compute_nodes_on_cpu']} (excl. Q/DQ)")
             agr = r.get("agreement", {}).get("vs_cpu_same_qdq_model", {})
@@ -70,6 +77,8 @@ def profile_cmd(
             extra.append(f"unavailable: {r.get('error')}")
         if r.get("sram_used_bytes") is not None:
             extra.append(f"SRAM {r['sram_used_bytes'] / 1024:.1f} KiB")
+        if r.get("warmup") is not None and r["kind"] == "measured":
+            extra.append(f"warm-up {r['warmup']}")
         if r.get("init_ms") is not None:
             extra.append(f"init {_ms(r['init_ms'])} ms")
         if r.get("peak_rss_mb") is not None:
@@ -105,19 +114,25 @@ def targets_cmd(json_out: bool = typer.Option(False, "--json", help="print the t
 
         print(json.dumps([t.to_dict() for t in targets], indent=2))
         return
-    from rich.console import Console
     from rich import box
+    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="edgekd targets", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("name", "kind", "ships", "runtime", "thr", "reached by", "budgets"):
-        table.add_column(col, no_wrap=col in ("name", "ships"))
+        table.add_column(col, no_wrap=col in ("name", "ships", "kind", "thr"))
     for t in targets:
         conn = t.connection
         how = {"ssh": f"ssh {conn.user + '@' if conn.user else ''}{conn.host}:{conn.port}",
                "adb": f"adb {conn.serial or '(only device)'}", "offline": f"offline ({conn.compiler})"}.get(conn.kind, conn.kind)
         budgets = ", ".join(f"{k}={v}" for k, v in vars(t.budgets).items() if v is not None) or "-"
         rt = t.runtime + (f" [{', '.join(t.delegates + t.optional_delegates)}]" if t.delegates or t.optional_delegates else "")
-        table.add_row(t.name, t.kind, ", ".join(f"{s.format} {s.precision}" for s in t.ships), rt, str(t.threads),
-                      how, budgets)
-    Console().print(table)
+        table.add_row(*map(escape, (t.name, t.kind, ", ".join(f"{s.format} {s.precision}" for s in t.ships), rt,
+                                    str(t.threads), how, budgets)))
+    console = Console()
+    console.print(table)
+    for t in targets:
+        console.print(f"{t.name}: {t.description}", highlight=False, markup=False)
+    console.print("Use one with --target NAME, or pass your own .toml file (see targets/README.md).",
+                  highlight=False, markup=False)

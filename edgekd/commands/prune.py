@@ -54,13 +54,22 @@ def _fmt_lat(lat) -> str:
     return f"{lat['p50_ms']:.3f}" if lat else "-"
 
 
+def _fmt_speed(speed, what: str) -> str:
+    if not speed:
+        return ""
+    return (f"speed-up {what}: {speed['speedup']:.2f}x (paired latency ratio {speed['ratio']:.3f}, "
+            f"{speed['confidence']:.0%} CI {speed['ci_low']:.3f}-{speed['ci_high']:.3f}, {speed['pairs']} pairs)")
+
+
 def derive_cmd(
     teacher: str = typer.Option(..., "--teacher", help="Teacher: 'pkg.module:factory', 'file.py:factory' or a built-in name"),
     teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights", help="Teacher state_dict (.pt)"),
     ratio: float = typer.Option(..., "--ratio", help="Fraction of the teacher's MACs (or params) the student keeps, e.g. 0.1"),
     by: str = typer.Option("macs", "--by", help="macs | params"),
     mode: str = typer.Option("auto", "--mode", help="width (channels) | depth (drop residual blocks / layers) | auto (both)"),
-    round_to: int = typer.Option(8, "--round-to", min=1, help="Round channel counts to multiples of this"),
+    round_to: Optional[int] = typer.Option(None, "--round-to", min=1,
+                                           help="Round channel counts to multiples of this (default: the target's preference, else 8)"),
+    target: Optional[str] = typer.Option(None, "--target", help="Target name or .toml whose channel multiple to use"),
     data: str = typer.Option("auto", "--data", help="Dataset giving the input shape and class count"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W instead of --data (no data loaded)"),
     output: Path = typer.Option(..., "--output", "-o", help="Derived model checkpoint (.pt, loads with edgekd.prune.load_pruned)"),
@@ -79,6 +88,15 @@ def derive_cmd(
 
     if output.suffix != ".pt":
         raise UsageError(f"--output must end in .pt, got {output}")
+    if round_to is None:
+        from edgekd.prune._util import channel_multiple
+
+        if target:
+            from edgekd.targets import load_target
+
+            round_to = channel_multiple(load_target(target))
+        else:
+            round_to = channel_multiple(None)
     torch.manual_seed(seed)
     _, shape, k = _input_spec(data, input_shape, seed)
     t = _load(teacher, teacher_weights, shape, k)
@@ -101,7 +119,8 @@ def derive_cmd(
     con = Console()
     con.print(table)
     con.print(f"latency: {lat.get('kind', '-')} on {lat.get('where', '-')}, {lat.get('runtime', '-')}, "
-              f"{lat.get('threads', '-')} threads, batch 1, median of {lat.get('runs', '-')} interleaved runs")
+              f"{lat.get('threads', '-')} threads, batch 1, {lat.get('runs', '-')} runs each")
+    con.print(_fmt_speed(res.speed, "derived vs teacher"))
     if res.dropped_blocks:
         con.print(f"dropped blocks: {', '.join(res.dropped_blocks)}")
     if res.channel_pruning_ratio:
@@ -132,6 +151,7 @@ def prune_cmd(
     seed: int = typer.Option(0, "--seed"),
     output: Path = typer.Option(..., "--output", "-o", help="Pruned model checkpoint (.pt)"),
     onnx: Optional[Path] = typer.Option(None, "--onnx", help="Also export the pruned model to this .onnx (parity checked)"),
+    tflite: Optional[Path] = typer.Option(None, "--tflite", help="Also export the pruned model to this .tflite (parity checked)"),
     threads: int = typer.Option(2, "--threads", min=1),
     progress: bool = typer.Option(False, "--progress/--no-progress"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
@@ -149,6 +169,8 @@ def prune_cmd(
         raise UsageError(f"--output must end in .pt, got {output}")
     if onnx is not None and onnx.suffix != ".onnx":
         raise UsageError(f"--onnx must end in .onnx, got {onnx}")
+    if tflite is not None and tflite.suffix != ".tflite":
+        raise UsageError(f"--tflite must end in .tflite, got {tflite}")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     bundle, shape, k = _input_spec(data, None, seed)
@@ -160,11 +182,16 @@ def prune_cmd(
                 seed=seed, output_dir=output.parent / f"{output.stem}_steps", progress=progress, threads=threads)
     save_pruned(res.model, output, meta={"model": model, "ratio": ratio, "unstructured": unstructured})
     d = res.to_dict() | {"output": str(output)}
-    if onnx is not None:
-        from edgekd.export import export_onnx
+    exported = []
+    for path, fmt in ((onnx, "onnx"), (tflite, "tflite")):
+        if path is None:
+            continue
+        from edgekd import export
 
-        rep = export_onnx(res.model, bundle.test.x[:64], onnx)
-        d["onnx"] = rep.to_dict() if hasattr(rep, "to_dict") else str(onnx)
+        # strict export: parity against the pruned PyTorch model on real test images, else no file
+        rep = getattr(export, f"export_{fmt}")(res.model, bundle.test.x[:64], path)
+        d[fmt] = rep.to_dict() if hasattr(rep, "to_dict") else str(path)
+        exported.append((path, fmt, rep))
     if as_json:
         typer.echo(json.dumps(d, indent=2, default=str))
         return
@@ -186,9 +213,14 @@ def prune_cmd(
     if res.latency_before and res.latency_after:
         la = res.latency_after
         con.print(f"latency p50 {res.latency_before['p50_ms']:.3f} -> {la['p50_ms']:.3f} ms ({la['kind']}, {la['where']}, "
-                  f"{la['runtime']}, {la['threads']} threads, batch 1, {la['runs']} interleaved runs)")
+                  f"{la['runtime']}, {la['threads']} threads, batch 1, {la['runs']} runs each)")
+        con.print(_fmt_speed(res.speed, "pruned vs unpruned"))
     if res.sparsity:
         con.print(f"weight sparsity {res.sparsity['weight_sparsity']:.1%}")
     for n in res.notes:
         con.print(f"note: {n}")
-    con.print(f"wrote {output}" + (f" and {onnx}" if onnx else ""))
+    for path, fmt, rep in exported:
+        par = getattr(rep, "parity", {}) or {}
+        con.print(f"{fmt}: {path} (parity {'passed' if rep.passed else 'FAILED'}, max abs diff "
+                  f"{par.get('max_abs') or 0.0:.2e}, top-1 agreement {par.get('top1_agreement') or 0.0:.3f})")
+    con.print(f"wrote {output}")

@@ -58,7 +58,9 @@ class Augmenter:
             return x
         p = self.pad
         h, w = x.shape[-2:]
-        padded = F.pad(x, (p, p, p, p))  # zeros = the mean colour after normalisation
+        # replicate the border, not zeros: after normalisation 0 is the mean grey, and a grey frame on a
+        # black Fashion-MNIST background is a train/test shift (cost ~10 points of accuracy in 6 epochs)
+        padded = F.pad(x, (p, p, p, p), mode="replicate")
         out = torch.empty_like(x)
         for j, (i, v) in enumerate(zip(idx.tolist(), views.tolist())):
             dy, dx, flip = self.params(v)[i]

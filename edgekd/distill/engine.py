@@ -149,7 +149,9 @@ def _check_inputs(teacher, student, data, epochs, max_steps, batch_size, output_
         raise EdgeKDError(f"max_steps must be a positive integer, got {max_steps!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise EdgeKDError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if resume and output_dir is None:
+    if resume not in (True, False, "auto"):
+        raise EdgeKDError(f"resume must be True, False or 'auto', got {resume!r}")
+    if resume is True and output_dir is None:
         raise EdgeKDError("resume needs an output directory holding last.pt")
 
 
@@ -231,7 +233,7 @@ def distill(
     lr: float | None = None,
     seed: int = 0,
     output_dir: str | os.PathLike | None = None,
-    resume: bool = False,
+    resume: "bool | str" = False,
     progress: bool = True,
     unlabeled: "ArrayDataset | np.ndarray | None" = None,
     overrides: dict[str, Any] | None = None,
@@ -243,6 +245,8 @@ def distill(
     """Distill `teacher` into `student` (modified in place) on `data.train`; select by `data.val`.
 
     recipe: built-in name, .toml path, dict or Recipe; overrides: dotted recipe keys ("kd.temperature").
+    resume: True = continue from output_dir/last.pt (refused if it came from other settings);
+    "auto" = continue when last.pt matches these settings, else start over (what compress uses).
     unlabeled: extra images the teacher labels (kept above pseudo_labels.threshold confidence).
     cache: None/True = in-memory teacher cache, False = run the teacher every step, or a TeacherCache
     shared between runs on the same data and teacher (benchmarks).
@@ -363,18 +367,23 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
 
         ensure_output_dir(out_dir)
     run_key = fingerprint({"recipe": rec.to_dict(), "epochs": epochs, "max_steps": max_steps, "batch": batch_size,
-                           "seed": seed, "n": n, "world": dist.world})
+                           "seed": seed, "n": n, "data": _data_fingerprint(x), "teacher": _param_fingerprint(teacher),
+                           "world": dist.world})
 
     epoch0 = step0 = global_step = 0
     best_acc, best_epoch, history = -1.0, -1, []
     best_state: dict[str, torch.Tensor] | None = None
     resumed_from = None
     torch.manual_seed(seed * 1000 + dist.rank)
+    state = None
     if resume and out_dir is not None and (out_dir / ckpt.LAST).is_file():
         state = ckpt.load(out_dir / ckpt.LAST)
         if state.get("run_key") != run_key:
-            raise EdgeKDError(f"{out_dir / ckpt.LAST} was written by a run with other settings "
-                              "(recipe, epochs, batch size, seed or data); use a fresh --output or drop --resume")
+            if resume != "auto":
+                raise EdgeKDError(f"{out_dir / ckpt.LAST} was written by a run with other settings "
+                                  "(recipe, epochs, batch size, seed or data); use a fresh --output or drop --resume")
+            state = None  # "auto" (compress reruns): other settings, so start over
+    if state is not None:
         model.load_state_dict(state["trainable"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -31,7 +31,10 @@ def _data_key(data: str) -> str:
     return sha256_file(p)[:16] if p.is_file() else str(data)
 
 
-def compress_hf(teacher_dir: str | Path, *, data: str | Path, target: str = "android", output: str | Path = "runs/hf",
+DEFAULT_DATA = "fortunes"  # Debian `fortunes`: ~15 000 real English quotations, installed, never downloaded
+
+
+def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, target: str = "android", output: str | Path = "runs/hf",
                 epochs: int = 1, seed: int = 0, layers: str | int | Sequence[int] | None = None,
                 hidden_size: int | None = None, text_column: str = "text", label_column: str | None = None,
                 max_length: int = 128, seq_len: int = 128, batch_size: int = 32, lr: float = 1e-4,
@@ -40,8 +43,19 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path, target: str = "and
                 force: bool = False, json: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Distil, export and measure; returns the report dict (also written to OUTPUT/report.json).
 
-    json=True keeps stdout clean for a JSON-printing caller (progress goes to stderr either way).
+    Progress goes to stderr, and so does what converters print (litert-torch writes its progress to
+    stdout), keeping stdout clean for `--json`.
     """
+    import contextlib
+
+    args = {k: v for k, v in locals().items() if k not in ("teacher_dir", "contextlib")}
+    with contextlib.redirect_stdout(sys.stderr):
+        return _compress_hf(teacher_dir, **args)
+
+
+def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hidden_size, text_column, label_column,
+                 max_length, seq_len, batch_size, lr, time_budget_s, train_limit, eval_samples, tflite,
+                 compare_teacher, threads, runs, force, json, log) -> dict[str, Any]:
     import torch
 
     from edgekd.hf import evaluate as ev
@@ -53,6 +67,7 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path, target: str = "and
     from edgekd.targets import load_target
 
     t_start = time.perf_counter()
+    data = str(data) if data else DEFAULT_DATA
     say = log or (lambda m: print(f"[edgekd hf] {m}", file=sys.stderr, flush=True))
     if epochs < 1 or batch_size < 1 or eval_samples < 2 or seq_len < 8 or max_length < 8:
         raise EdgeKDError("need epochs >= 1, batch_size >= 1, eval_samples >= 2, seq_len and max_length >= 8")

@@ -37,6 +37,7 @@ class TrainConfig:
     max_length: int = 128
     seed: int = 0
     time_budget_s: float | None = None  # stop (and shorten the LR schedule) to fit this
+    budget_clock: str = "wall"  # "wall", or "cpu" (process CPU time: the same budget on a busy or idle machine)
     weights: dict[str, float] = field(default_factory=dict)
 
 
@@ -124,12 +125,17 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     cache: dict[int, tuple] = {}
-    t0 = time.perf_counter()
+    if cfg.budget_clock not in ("wall", "cpu"):
+        raise EdgeKDError(f"budget_clock {cfg.budget_clock!r}: want 'wall' or 'cpu'")
+    clock = time.process_time if cfg.budget_clock == "cpu" else time.perf_counter
+    t0 = clock()
+    t_wall = time.perf_counter()
     step, history, stop = 0, [], "epochs done"
     student.train()
     teacher.model.eval()
     for epoch in range(cfg.epochs):
         running, n_b = 0.0, 0
+        epoch_t0 = clock() - t0
         for idx in _batches(lengths, cfg.batch_size, rng):
             batch = _pad([enc[i] for i in idx], tok.pad_token_id or 0, type_ids)
             mask = batch["attention_mask"]
@@ -166,11 +172,13 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             step += 1
             running += loss.item()
             n_b += 1
-            elapsed = time.perf_counter() - t0
-            if cfg.time_budget_s and step == 10:
-                # fit the LR schedule to the time budget so the run ends annealed, not cut mid-way
-                fit = int(cfg.time_budget_s / (elapsed / step))
-                plan["total"] = max(step + 1, min(plan["total"], fit))
+            elapsed = clock() - t0
+            if cfg.time_budget_s and n_b == 10:
+                # fit the LR schedule to the time budget so the run ends annealed, not cut mid-way; refitted
+                # in each epoch because later epochs are cheaper (the teacher's outputs are cached)
+                rate = (elapsed - epoch_t0) / n_b
+                fit = step + int((cfg.time_budget_s - elapsed) / rate)
+                plan["total"] = max(step + 1, min(steps_per_epoch * cfg.epochs, fit))
             if step % 50 == 0:
                 log(f"epoch {epoch + 1} step {step}/{plan['total']} loss {running / n_b:.4f} ({elapsed:.0f} s)")
             if step >= plan["total"]:
@@ -181,7 +189,8 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             break
     student.eval()
     return {"history": history, "steps": step, "planned_steps": steps_per_epoch * cfg.epochs,
-            "seconds": round(time.perf_counter() - t0, 1), "stopped": stop, "weights": w,
+            "seconds": round(clock() - t0, 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
+            "budget_clock": cfg.budget_clock, "stopped": stop, "weights": w,
             "teacher_cached": kind == "embedding", "batch_size": cfg.batch_size, "lr": cfg.lr,
             "temperature": cfg.temperature, "max_length": cfg.max_length, "train_examples": len(texts)}
 

@@ -15,31 +15,110 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
 
 
 def latency_label(lat: dict[str, Any] | None) -> str:
+    """The full sentence: kind, runtime, threads, runs, where, and the figures beyond p50/p90."""
     if not lat:
         return "—"
     where = lat.get("where", "?")
-    return f"{lat.get('kind', '?')}: {lat.get('runtime', '?')}, {lat.get('threads', '?')} thr, {lat.get('runs', '?')} runs, {where}"
+    runs = f"{lat['runs']} runs, " if lat.get("runs") else ""
+    label = f"{lat.get('kind', '?')}: {lat.get('runtime', '?')}, {lat.get('threads', '?')} thr, {runs}{where}"
+    figs = figures(lat)
+    return f"{label} — {figs}" if figs else label
 
 
 def where_short(lat: dict[str, Any]) -> str:
     """A few words on where a figure comes from; the full sentence stays in `where`."""
-    if lat.get("backend") == "host-fallback":
-        return f"this host (no {lat.get('target', 'target')} device reachable)"
-    if lat.get("kind") == "measured" and str(lat.get("where", "")).startswith("host"):
+    backend, target = lat.get("backend", ""), lat.get("target", "target")
+    if backend == "host-fallback":
+        return f"this host, NOT the {target} device (none reachable)"
+    if backend == "host" or (lat.get("kind") == "measured" and str(lat.get("where", "")).startswith("host")):
         return "this host"
-    return f"{lat.get('target', '?')}"
+    if backend == "ssh":
+        return f"{target} over ssh"
+    if backend.startswith("adb-"):
+        return f"{target} over adb, {backend[4:]}"
+    if backend == "qnn-htp":
+        return "QNN HTP simulator"
+    if backend == "vela":
+        return f"Vela model of {(lat.get('delegates') or [target])[0]}"
+    if backend == "qemu-emulation":
+        return f"qemu {lat.get('qemu_cpu', 'aarch64')} instruction count"
+    return target
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def figures(lat: dict[str, Any]) -> str:
+    """What a result has beyond p50/p90, in a few words (each backend has different figures)."""
+    f = []
+    if lat.get("available") is False:
+        return f"unavailable: {lat.get('error', '?')}"
+    if lat.get("emulated_instructions") is not None:
+        f.append(f"{lat['emulated_instructions']:,.0f} aarch64 instructions/inference")
+    if lat.get("cycles_total") is not None:
+        f.append(f"{lat['cycles_total']:,.0f} cycles")
+    if lat.get("compute_nodes_on_htp") is not None:
+        on, off = lat["compute_nodes_on_htp"], lat.get("compute_nodes_on_cpu") or 0
+        f.append(f"{on}/{on + off} compute nodes on the HTP")
+        agr = (lat.get("agreement") or {}).get("vs_cpu_same_qdq_model") or {}
+        if agr.get("top1_agreement") is not None:
+            n = str((lat.get("agreement") or {}).get("inputs", "")).split(" ")[0]
+            on = f" on {n} inputs" if n.isdigit() else ""
+            f.append(f"top-1 agreement with CPU {agr['top1_agreement']:.0%}{on} (max diff {agr['max_abs_diff']:.2g})")
+        if lat.get("context_binary_bytes"):
+            f.append(f"context binary {_kib(lat['context_binary_bytes'])}")
+    if lat.get("npu_ops") is not None:
+        f.append(f"{lat['npu_ops']} NPU / {lat.get('cpu_ops', 0)} CPU ops")
+    if lat.get("sram_used_bytes") is not None:
+        f.append(f"SRAM {_kib(lat['sram_used_bytes'])}")
+    if lat.get("off_chip_flash_used_bytes"):
+        f.append(f"flash {_kib(lat['off_chip_flash_used_bytes'])}")
+    if lat.get("kind") == "measured":
+        if lat.get("p99_ms") is not None:
+            f.append(f"p99 {lat['p99_ms']:.3f} ms")
+        if lat.get("init_ms") is not None:
+            f.append(f"init {lat['init_ms']:.1f} ms")
+        if lat.get("peak_rss_mb") is not None:
+            f.append(f"peak RSS {lat['peak_rss_mb']:.1f} MB")
+    return ", ".join(f)
+
+
+def result_summary(lat: dict[str, Any], with_p50: bool = True) -> str:
+    """One result in a table cell: kind, where (short), p50 when asked, figures."""
+    p50 = f"p50 {lat['p50_ms']:.3f} ms" if with_p50 and lat.get("p50_ms") is not None else ""
+    figs = ", ".join(x for x in (p50, figures(lat)) if x)
+    how = f", {lat.get('runtime')} {lat.get('threads')} thr" if lat.get("kind") == "measured" else ""
+    return f"{lat.get('kind', '?')}, {where_short(lat)}{how}" + (f": {figs}" if figs else "")
 
 
 def artifact_rows(artifacts: list[Artifact]) -> list[list[str]]:
     rows = []
     for a in artifacts:
         lat = a.latency or {}
-        how = f"{lat['kind']}, {lat.get('runtime', '?')}, {where_short(lat)}" if lat else "—"
+        cells = [result_summary(lat, with_p50=False)] if lat else ["—"]
+        cells += [f"also {result_summary(o)}" for o in (a.extra or {}).get("other_latencies", [])]
         rows.append([
             a.name, _fmt(a.accuracy), _fmt(a.size_bytes / 1024 if a.size_bytes else None, ".1f"),
-            _fmt(lat.get("p50_ms"), ".3f"), _fmt(lat.get("p90_ms"), ".3f"), how,
+            _fmt(lat.get("p50_ms"), ".3f"), _fmt(lat.get("p90_ms"), ".3f"), "; ".join(cells),
         ])
     return rows
+
+
+def budget_lines(report: dict[str, Any], artifacts: list[Artifact]) -> list[str]:
+    """The profile's own budget rows (pass / fail / skip with why) per artifact, else the report's."""
+    out = []
+    for a in artifacts:
+        for b in (a.extra or {}).get("budgets", []):
+            val = "—" if b.get("value") is None else f"{b['value']:.4g}"
+            why = f" (skipped: {b['why']})" if b.get("why") else ""
+            out.append(f"{a.name}: {b['budget']} {val} vs limit {b['limit']:g} — {b['status'].upper()}{why} "
+                       f"({b.get('kind')}, {b.get('backend')})")
+    if not out:
+        for b in report.get("budgets", []):
+            out.append(f"{b['artifact']}: {b['budget']} {b['value']} vs limit {b['limit']} — "
+                       f"{'PASS' if b['ok'] else 'FAIL'}")
+    return out
 
 
 HEADERS = ["artifact", "accuracy %", "size KiB", "p50 ms", "p90 ms", "latency"]
@@ -55,11 +134,18 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> Non
               f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs", ""]
     lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in artifact_rows(artifacts)]
-    lines += ["", "## How each latency was obtained", ""]
+    lines += ["", "## How each figure was obtained", ""]
     for a in artifacts:
         lines.append(f"- **{a.name}**: {latency_label(a.latency)}")
         for extra in (a.extra or {}).get("other_latencies", []):
-            lines.append(f"  - also {latency_label(extra)}: p50 {_fmt(extra.get('p50_ms'), '.3f')} ms")
+            lines.append(f"  - also p50 {_fmt(extra.get('p50_ms'), '.3f')} ms, {latency_label(extra)}")
+        for f in (a.extra or {}).get("compiled_files", []):
+            lines.append(f"  - compiled for the target: `{f}`")
+        for n in (a.extra or {}).get("profile_notes", []):
+            lines.append(f"  - note: {n}")
+    budgets = budget_lines(report, artifacts)
+    if budgets:
+        lines += ["", "## Budgets", ""] + [f"- {b}" for b in budgets]
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     atomic_write_text(run.path("report.md"), "\n".join(lines) + "\n")

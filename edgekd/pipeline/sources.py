@@ -46,7 +46,8 @@ def resolve_teacher(spec: str | None, weights: str | None, data) -> ModelSource:
     return ModelSource(spec, weights, lambda: load_model(spec, weights, **kw))
 
 
-def resolve_student(spec: str, teacher, data, *, seed: int = 0) -> ModelSource:
+def resolve_student(spec: str, teacher, data, *, seed: int = 0, round_to: int = 8) -> ModelSource:
+    """round_to: channel multiple for auto:<ratio> students (edgekd.prune._util.channel_multiple(target))."""
     import torch
 
     from edgekd.models import load_model
@@ -62,7 +63,7 @@ def resolve_student(spec: str, teacher, data, *, seed: int = 0) -> ModelSource:
 
         torch.manual_seed(seed)
         example = torch.from_numpy(data.test.x[:1])
-        result = derive(copy.deepcopy(teacher), ratio=ratio, example_input=example)
+        result = derive(teacher, ratio=ratio, example_input=example, round_to=round_to)  # teacher not modified
         derived = result.model
         return ModelSource(spec, None, lambda: copy.deepcopy(derived), info=_public(result))
     kw = {"in_channels": data.input_shape[0], "num_classes": data.num_classes}

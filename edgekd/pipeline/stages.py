@@ -36,11 +36,13 @@ def distill_stage(ctx: Context):
     """Teacher -> student (the default recipe unless --recipe), saved as student.pt."""
     import torch
 
-    from edgekd.distill import distill
+    from edgekd.distill import distill, load_recipe
     from edgekd.models.portable import save_portable
 
     cfg = ctx.cfg
+    # the resolved recipe (not just its name): editing a recipe file or default.toml re-runs the stage
     settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "student": cfg.student, "recipe": cfg.recipe,
+                "recipe_config": load_recipe(cfg.recipe).to_dict(),
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "chain": cfg.chain}
 
     def run() -> StageResult:
@@ -50,12 +52,21 @@ def distill_stage(ctx: Context):
             from edgekd.prune import run_chain
 
             ctx.log(f"distilling through a teacher-assistant chain ({cfg.chain})")
-            res = run_chain(ctx.teacher, student, ctx.data, chain=cfg.chain, recipe=cfg.recipe, epochs=cfg.epochs,
-                            seed=cfg.seed, batch_size=cfg.batch_size, run=ctx.run, output_dir=ctx.run.path("chain"))
+            # auto:<ratio>: the student is derived from the last trained assistant (it inherits what the chain
+            # learned), with the depth plan announced by derive(teacher, ratio) so student.pt loads the same way.
+            auto = ctx.student_src.spec.startswith("auto:")
+            info = ctx.student_src.info
+            res = run_chain(ctx.teacher, None if auto else student, ctx.data, chain=cfg.chain, recipe=cfg.recipe,
+                            epochs=cfg.epochs, seed=cfg.seed, batch_size=cfg.batch_size, run=ctx.run,
+                            output_dir=ctx.run.path("chain"), student_ratio=info["target_ratio"] if auto else None,
+                            student_blocks=list(info.get("dropped_blocks") or []) if auto else None,
+                            round_to=int(info.get("round_to") or 8) if auto else 8)
         else:
             ctx.log(f"distilling {cfg.epochs} epochs with recipe '{cfg.recipe}'")
+            # resume="auto": a rerun after a kill continues from distill/last.pt when its settings match
             res = distill(ctx.teacher, student, ctx.data, recipe=cfg.recipe, epochs=cfg.epochs, seed=cfg.seed,
-                          batch_size=cfg.batch_size, output_dir=ctx.run.path("distill"), progress=True)
+                          batch_size=cfg.batch_size, output_dir=ctx.run.path("distill"), progress=True,
+                          resume=False if cfg.force else "auto")
         save_portable(res.student, ctx.run.path("student.pt"))
         metrics = {k: v for k, v in res.metrics.items() if isinstance(v, (int, float, str, list, dict))}
         return StageResult([Artifact("student", "student.pt", "pytorch", "fp32")], metrics)
@@ -72,13 +83,20 @@ def prune_stage(ctx: Context, student, student_key: str):
     from edgekd.prune import prune
 
     cfg = ctx.cfg
-    settings = {"student": student_key, "teacher": ctx.teacher_key, "ratio": cfg.prune, "seed": cfg.seed}
+    # Global magnitude ranking, 3 steps, one KD-recovery epoch after each (edgekd prune's defaults).
+    opts = {"ratio": cfg.prune, "importance": "magnitude", "scope": "global", "steps": 3, "recover_epochs": 1,
+            "recovery": "kd", "recipe": "hinton", "batch_size": cfg.batch_size, "seed": cfg.seed}
+    settings = {"student": student_key, "teacher": ctx.teacher_key, "data": ctx.data.describe(), **opts}
 
     def run() -> StageResult:
-        ctx.log(f"pruning {cfg.prune:.0%} of the student's channels with distillation recovery")
-        res = prune(student, ctx.teacher, ctx.data, ratio=cfg.prune, seed=cfg.seed, output_dir=ctx.run.path("prune"))
+        ctx.log(f"pruning {cfg.prune:.0%} of the student's channels in {opts['steps']} steps, each recovered by "
+                f"distillation from the teacher")
+        res = prune(student, ctx.teacher, ctx.data, output_dir=ctx.run.path("prune"), progress=True, **opts)
         save_portable(res.model, ctx.run.path("student_pruned.pt"))
-        metrics = res.to_dict() if hasattr(res, "to_dict") else {}
+        ctx.log(f"pruned: MACs {res.macs_before:,} -> {res.macs_after:,}, val acc {res.accuracy_before or 0:.4f} -> "
+                f"{res.accuracy_after or 0:.4f}" + (f", measured speed-up {res.speed['speedup']:.2f}x (PyTorch, host)"
+                                                    if res.speed else ""))
+        metrics = res.to_dict()
         return StageResult([Artifact("student-pruned", "student_pruned.pt", "pytorch", "fp32")], metrics)
 
     result, _ = ctx.run.run_stage("prune", settings, run, force=cfg.force)
@@ -175,33 +193,64 @@ def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Art
 
 
 def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
-    """Latency of each file: on the target for what it ships (host measurement, labelled so, when no device
-    is attached), on the host CPU for the fp32 references."""
+    """Every figure obtainable for each file. What the target ships: on the target (adb/ssh device, else
+    the host labelled so; HTP simulator; Vela), plus the qemu ARM estimate where the target has one, plus
+    a host measurement of the same file for offline NPU targets (they give no CPU time). fp32 references
+    and other files: the host CPU. Compiled NPU files (QNN context binary, Vela .tflite) land in npu/."""
+    from pathlib import Path
+
     from edgekd.profile import profile
     from edgekd.targets import load_target
 
     cfg, run = ctx.cfg, ctx.run
     host = load_target("host")
     ships = {(s.format, s.precision) for s in ctx.target.ships}
-    sample = ctx.data.test.x[:1]
+    sample = ctx.data.test.x[:32]  # row 0 is timed; NPU backends calibrate and compare outputs on the rows
     for a in artifacts:
         if a.format not in ("onnx", "tflite"):
             continue
         shipped = (a.format, a.precision) in ships
         tgt = ctx.target if shipped else host
-        settings = {"file": a.sha256, "target": tgt.to_dict(), "runs": cfg.runs, "threads": cfg.threads}
+        also_host = shipped and ctx.target.connection.kind == "offline"
+        emulate = "auto" if shipped else False
+        settings = {"file": a.sha256, "target": tgt.to_dict(), "runs": cfg.runs, "threads": cfg.threads,
+                    "sample": len(sample), "emulate": emulate, "also_host": also_host}
 
-        def run_profile(a=a, tgt=tgt) -> StageResult:
+        def run_profile(a=a, tgt=tgt, also_host=also_host, emulate=emulate) -> StageResult:
             ctx.log(f"profiling {a.name} on {tgt.name}")
-            rep = profile(run.path(a.path), tgt, sample=sample, runs=cfg.runs, threads=cfg.threads)
-            return StageResult([], {"profile": rep.to_dict(), "primary": rep.primary})
+            rep = profile(run.path(a.path), tgt, sample=sample, runs=cfg.runs, threads=cfg.threads, emulate=emulate,
+                          output_dir=run.path("npu"))
+            d = rep.to_dict()
+            if also_host:
+                ctx.log(f"profiling {a.name} on the host CPU too")
+                d["results"] += profile(run.path(a.path), host, sample=sample, runs=cfg.runs,
+                                        threads=cfg.threads).results
+            kept = []  # compiled NPU files: kept as stage artifacts so a rerun checks they still exist
+            for r in d["results"]:
+                files = list(r.get("context_files") or []) + ([r["compiled_file"]] if r.get("compiled_file") else [])
+                r["compiled_files"] = [run.rel(f) for f in files]
+                kept += [Artifact(f"{a.name} compiled for {tgt.name}", f, Path(f).suffix.lstrip("."), a.precision)
+                         for f in files]
+            primary = d["results"][rep.results.index(rep.primary)] if rep.primary else None
+            return StageResult(kept, {"profile": d, "primary": primary})
 
         res, _ = run.run_stage(f"profile-{a.path}", settings, run_profile, force=cfg.force)
+        prof = res.metrics["profile"]
         primary = res.metrics.get("primary")
-        others = [r for r in res.metrics["profile"]["results"] if r != primary]
+        others = [r for r in prof["results"] if r != primary]
         a.latency = {**primary, "target": tgt.name} if primary else None
+        for key in ("other_latencies", "compiled_files", "budgets", "profile_notes"):
+            a.extra.pop(key, None)  # an artifact reused from an earlier run (another target) carries old ones
         if others:
-            a.extra["other_latencies"] = others
+            a.extra["other_latencies"] = [{**r, "target": host.name if r.get("backend") == "host" else tgt.name}
+                                          for r in others]
+        compiled = [f for r in prof["results"] for f in r.get("compiled_files", [])]
+        if compiled:
+            a.extra["compiled_files"] = compiled
+        if prof.get("budgets"):
+            a.extra["budgets"] = prof["budgets"]  # pass / fail / skip per result; host stand-ins never pass
+        if prof.get("notes"):
+            a.extra["profile_notes"] = prof["notes"]
         a.extra["profiled_on"] = tgt.name
         a.extra["shipped"] = shipped
     return artifacts

@@ -35,7 +35,7 @@ def _load_sample(sample: Any) -> np.ndarray | None:
             else:
                 sample = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise EdgeKDError(f"sample file {p} is not a numpy .npy/.npz file: {exc}") from None
+            raise EdgeKDError(f"sample file {p} is not a numpy .npy/.npz file of numbers ({str(exc).split('.')[0]})") from None
     arr = np.asarray(sample)
     if arr.dtype == object or arr.size == 0:
         raise EdgeKDError("sample must be a non-empty numeric array")
@@ -79,17 +79,29 @@ def _emulate(model: Path, target: Target, sample: np.ndarray | None, runs: int |
     return [o.to_dict() if hasattr(o, "to_dict") else dict(o) for o in out]
 
 
+def _arm_env_ready() -> bool:
+    try:
+        from edgekd.emulate import arm_env_available
+    except ImportError:
+        return False
+    return bool(arm_env_available())
+
+
 def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *, sample: Any = None,
             runs: int | None = None, warmup: int | None = None, threads: int | None = None,
-            emulate: bool = False, output_dir: str | os.PathLike | None = None,
+            emulate: bool | str = False, output_dir: str | os.PathLike | None = None,
             require_device: bool = False, benchmark_model: str = "") -> ProfileReport:
     """Profile one .onnx/.tflite file for a target.
 
     sample: a real input (float32 NCHW array or .npy/.npz; row 0 is timed, all rows calibrate/compare
     on NPUs) — random data when None. runs/warmup/threads default to the target's. output_dir keeps
     compiled files (QNN context binary, Vela .tflite). require_device: fail instead of measuring on
-    the host when an adb/ssh device is unreachable.
+    the host when an adb/ssh device is unreachable. emulate: True adds the qemu estimate (errors are
+    errors); "auto" adds it where the target has [emulation] and the ARM environment is installed,
+    and turns its failure into a note (compress uses this: one missing extra must not lose the rest).
     """
+    if emulate not in (True, False, "auto"):
+        raise UsageError(f"emulate must be True, False or 'auto', got {emulate!r}")
     model = Path(model_path)
     if not model.is_file():
         raise EdgeKDError(f"model file {model} does not exist")
@@ -153,7 +165,12 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
         else:
             report.results.append(_host(model, *host_args))
 
-        if emulate:
+        if emulate is True:
             report.results.extend(_emulate(model, t, arr, user_runs, user_warmup))
+        elif emulate == "auto" and t.emulation is not None and _arm_env_ready():
+            try:
+                report.results.extend(_emulate(model, t, arr, user_runs, user_warmup))
+            except EdgeKDError as exc:
+                report.notes.append(f"ARM emulation estimate skipped: {exc}")
     report.budgets = check_budgets(t.budgets, report.results)
     return report

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from typing import Any, Sequence
+from typing import Any
 
 from edgekd.errors import EdgeKDError
 
@@ -32,6 +30,15 @@ def example_tensor(example_input: Any, model=None):
     if x.is_floating_point():
         x = x.float()
     return x[:1].contiguous()
+
+
+DEFAULT_CHANNEL_MULTIPLE = 8  # fp32/int8 SIMD kernels (XNNPACK, ORT MLAS) pack channels in groups of 4-16
+
+
+def channel_multiple(target=None) -> int:
+    """The channel multiple a target prefers (its TOML's `channel_multiple` when it has one), else 8."""
+    value = getattr(target, "channel_multiple", None) if target is not None else None
+    return int(value) if isinstance(value, int) and value >= 1 else DEFAULT_CHANNEL_MULTIPLE
 
 
 def check_runs(model, x) -> Any:
@@ -99,48 +106,40 @@ def first_tensor(obj):
     return None
 
 
-def measure_latency(models: dict[str, Any], x, *, threads: int = 2, runs: int = 30, warmup: int = 5) -> dict[str, dict]:
-    """Host latency of PyTorch modules, measured interleaved (A B A B ...) so drift hits all alike."""
-    import platform
+def measure_latency(before, after, x, *, threads: int = 2, budget_s: float = 2.0) -> tuple[dict, dict, dict]:
+    """Host latency of two models (modules, or .onnx/.tflite paths), measured side by side.
 
+    Glue: edgekd.runtime runs each model; edgekd.gate.timing.measure_ab times them in ABBA-ordered
+    pairs (short blocks, GC off, pinned CPUs) and gives the paired after/before ratio with its CI,
+    which is the figure to trust on a noisy machine. Returns (lat_before, lat_after, speed) where
+    the latency dicts follow ARCHITECTURE.md and speed = {"ratio", "ci_low", "ci_high", "speedup"}.
+    """
+    import numpy as np
     import torch
 
+    from edgekd.gate.timing import TimingSettings, machine_where, measure_ab, pick_cpus, pinned
+    from edgekd.runtime import load_runner
+
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    times: dict[str, list[float]] = {k: [] for k in models}
+    sample = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+    sample = sample[:1]
+    settings = TimingSettings(warmup=10, min_pairs=30, budget_s=float(budget_s))
     try:
-        with torch.inference_mode():
-            for m in models.values():
-                m.eval()
-                for _ in range(warmup):
-                    m(x)
-            for _ in range(runs):
-                for k, m in models.items():
-                    t0 = time.perf_counter()
-                    m(x)
-                    times[k].append((time.perf_counter() - t0) * 1000.0)
+        ra, rb = load_runner(before, threads=threads), load_runner(after, threads=threads)
+        pa, pb = ra.prepare(sample), rb.prepare(sample)
+        with pinned(pick_cpus(threads)):
+            res = measure_ab(lambda: ra.run_once(pa), lambda: rb.run_once(pb), settings)
     finally:
         torch.set_num_threads(old_threads)
-    where = f"host {platform.machine()} ({platform.processor() or 'cpu'})"
-    return {k: latency_dict(v, threads=threads, warmup=warmup, where=where) for k, v in times.items()}
+    where = f"host: {machine_where()}, interleaved ABBA pairs"
 
+    def lat(summary: dict, runner) -> dict:
+        return {**{k: round(v, 4) for k, v in summary.items()}, "runs": res["pairs"] * res["inner"],
+                "warmup": settings.warmup, "threads": threads,
+                "runtime": "pytorch-eager" if runner.format == "pytorch" else runner.format,
+                "kind": "measured", "where": where, "batch": 1}
 
-def latency_dict(samples_ms: Sequence[float], *, threads: int, warmup: int, where: str) -> dict:
-    s = sorted(samples_ms)
-
-    def pct(q: float) -> float:
-        return round(s[min(len(s) - 1, int(round(q * (len(s) - 1))))], 4)
-
-    return {
-        "p50_ms": round(statistics.median(s), 4),
-        "p90_ms": pct(0.90),
-        "p99_ms": pct(0.99),
-        "mean_ms": round(statistics.fmean(s), 4),
-        "runs": len(s),
-        "warmup": warmup,
-        "threads": threads,
-        "runtime": "pytorch-eager",
-        "kind": "measured",
-        "where": where,
-        "batch": 1,
-    }
+    speed = {"ratio": round(res["ratio"], 4), "ci_low": round(res["ci_low"], 4), "ci_high": round(res["ci_high"], 4),
+             "confidence": res["confidence"], "speedup": round(1.0 / max(res["ratio"], 1e-9), 3),
+             "pairs": res["pairs"]}
+    return lat(res["baseline"], ra), lat(res["candidate"], rb), speed

@@ -20,7 +20,8 @@ from edgekd.errors import EdgeKDError
 from edgekd.prune import _train, _util
 
 MAX_LINK_GAP = 10.0  # one distillation link should shrink MACs by at most ~10x
-PROBE_MARGIN = 0.02  # an assistant must agree >= 2 points better than the student to justify the chain
+PROBE_MARGIN = 0.02  # an assistant must agree > 2 points better than the student to justify the chain
+MIN_GAP = 4.0  # below this capacity ratio a student learns fine from the teacher: no probe, direct KD
 
 
 @dataclass
@@ -81,13 +82,16 @@ def parse_chain(chain) -> str | int:
 
 def plan_chain(teacher=None, student_ratio: float = 0.1, *, probe=None, chain="auto",
                max_link_gap: float = MAX_LINK_GAP, margin: float = PROBE_MARGIN,
-               agreement_threshold: float = 0.9) -> ChainPlan:
+               agreement_threshold: float = 0.9, min_gap: float = MIN_GAP) -> ChainPlan:
     """Decide the assistants for a student of `student_ratio` x the teacher's MACs.
 
-    auto: as many assistants as needed so no link shrinks MACs by more than `max_link_gap`, then the
-    probe may veto them: `probe` is None (capacity rule only), a float (student-teacher agreement after
-    a short run: >= agreement_threshold means no assistants), or a dict {"student": a_s, "assistant":
-    a_ta} from equally short runs (assistants only if the assistant agrees > `margin` better).
+    auto: a gap <= `min_gap` never gets assistants. Above it, the capacity rule asks for as many
+    assistants as keep every link under `max_link_gap` (none up to 10x), and the probe decides:
+    `probe` is None (capacity rule only), a float (student-teacher agreement after a short run:
+    >= agreement_threshold means no assistants, below it at least one), or a dict {"direct": a_d,
+    "chain": a_c} (auto_probe: the student's agreement with the teacher after the same short budget of
+    direct KD / of a one-assistant chain): assistants (at least one) only if the chain's student agrees
+    more than `margin` better, none otherwise.
     """
     mode = parse_chain(chain)
     try:
@@ -101,25 +105,32 @@ def plan_chain(teacher=None, student_ratio: float = 0.1, *, probe=None, chain="a
         return ChainPlan(r, [], "chain disabled (--chain none): direct KD", "none")
     if isinstance(mode, int):
         return ChainPlan(r, geometric_ratios(r, mode), f"{mode} assistant(s) requested", str(mode))
-    n = max(0, math.ceil(math.log(gap) / math.log(max_link_gap) - 1e-9) - 1)
-    if n == 0:
-        return ChainPlan(r, [], f"capacity gap {gap:.1f}x <= {max_link_gap:g}x: direct KD", "auto",
-                         _probe_dict(probe))
-    reason = f"capacity gap {gap:.1f}x > {max_link_gap:g}x per link: {n} assistant(s)"
     p = _probe_dict(probe)
-    if p is not None:
-        a_s, a_ta = p.get("student"), p.get("assistant")
-        if a_ta is not None and a_s is not None:
-            if a_s >= a_ta - margin:
-                return ChainPlan(r, [], f"capacity gap {gap:.1f}x, but in the probe the student agrees with the "
-                                        f"teacher {a_s:.3f} vs {a_ta:.3f} for an assistant: direct KD", "auto", p)
-            reason += f"; probe: assistant agrees {a_ta:.3f} vs student {a_s:.3f}"
-        elif a_s is not None:
-            if a_s >= agreement_threshold:
-                return ChainPlan(r, [], f"capacity gap {gap:.1f}x, but the student already agrees {a_s:.3f} "
-                                        f">= {agreement_threshold} with the teacher: direct KD", "auto", p)
-            reason += f"; probe: student agrees only {a_s:.3f}"
-    return ChainPlan(r, geometric_ratios(r, n), reason, "auto", p)
+    if gap <= min_gap:
+        return ChainPlan(r, [], f"capacity gap {gap:.1f}x <= {min_gap:g}x: direct KD", "auto", p)
+    n_cap = max(0, math.ceil(math.log(gap) / math.log(max_link_gap) - 1e-9) - 1)
+    cap = f"capacity gap {gap:.1f}x ({n_cap} assistant(s) keep every link <= {max_link_gap:g}x)"
+    a_d, a_c = (p or {}).get("direct"), (p or {}).get("chain")
+    if a_d is not None and a_c is not None:
+        if a_c - a_d <= margin:
+            return ChainPlan(r, [], f"{cap}; probe at equal budget: the student agrees with the teacher {a_d:.3f} "
+                                    f"after direct KD vs {a_c:.3f} through an assistant (not > {margin:g} "
+                                    f"better): direct KD", "auto", p)
+        n = max(1, n_cap)
+        return ChainPlan(r, geometric_ratios(r, n), f"{cap}; probe at equal budget: the student agrees {a_c:.3f} "
+                                                    f"through an assistant vs {a_d:.3f} after direct KD: "
+                                                    f"{n} assistant(s)", "auto", p)
+    a_s = (p or {}).get("student")
+    if a_s is not None:
+        if a_s >= agreement_threshold:
+            return ChainPlan(r, [], f"{cap}; probe: the student already agrees {a_s:.3f} >= "
+                                    f"{agreement_threshold:g} with the teacher: direct KD", "auto", p)
+        n = max(1, n_cap)
+        return ChainPlan(r, geometric_ratios(r, n), f"{cap}; probe: the student agrees only {a_s:.3f}: "
+                                                    f"{n} assistant(s)", "auto", p)
+    if n_cap == 0:
+        return ChainPlan(r, [], f"{cap}, no probe: direct KD", "auto", p)
+    return ChainPlan(r, geometric_ratios(r, n_cap), f"{cap}, no probe: {n_cap} assistant(s)", "auto", p)
 
 
 def _probe_dict(probe) -> dict | None:
@@ -143,23 +154,30 @@ def probe_agreement(teacher, model, data, *, steps: int = 100, recipe="hinton", 
 
 
 def auto_probe(teacher, data, student_ratio, *, example_input, steps=100, recipe="hinton", batch_size=128,
-               seed=0, derive_mode="auto", round_to=8, student=None) -> dict:
-    """Probe a student and a mid-size assistant with the same short run (both derived from the teacher)."""
+               seed=0, derive_mode="auto", round_to=8, student=None, student_blocks=None, teacher_cache=None) -> dict:
+    """A miniature of the decision itself: the same short budget (2 x `steps` optimizer steps) spent on
+    direct KD and on a one-assistant chain (assistant at sqrt(ratio)); returns the student's top-1
+    agreement with the teacher on held-out data after each."""
     from edgekd.prune.derived import derive
 
     t0 = time.perf_counter()
     mid = math.sqrt(student_ratio)
-    s = student if student is not None else derive(teacher, ratio=student_ratio, mode=derive_mode,
-                                                  example_input=example_input, round_to=round_to,
-                                                  measure_latency=False).model
-    ta = derive(teacher, ratio=mid, mode=derive_mode, example_input=example_input, round_to=round_to,
-                measure_latency=False).model
-    cache = _shared_cache(recipe, data)
-    a_s = probe_agreement(teacher, s, data, steps=steps, recipe=recipe, batch_size=batch_size, seed=seed, cache=cache)
-    a_ta = probe_agreement(teacher, ta, data, steps=steps, recipe=recipe, batch_size=batch_size, seed=seed,
-                           cache=cache)
-    return {"student": round(a_s, 4), "assistant": round(a_ta, 4), "assistant_ratio": round(mid, 5),
-            "steps": steps, "seconds": round(time.perf_counter() - t0, 2)}
+    cache = teacher_cache if teacher_cache is not None else _shared_cache(recipe, data)
+    if student is not None:
+        s = student
+    else:
+        s = derive(teacher, ratio=student_ratio, mode="width" if student_blocks is not None else derive_mode,
+                   drop=student_blocks or None, example_input=example_input, round_to=round_to,
+                   measure_latency=False).model
+    a_direct = probe_agreement(teacher, s, data, steps=2 * steps, recipe=recipe, batch_size=batch_size, seed=seed,
+                               cache=cache)
+    res = run_chain(teacher, student, data, student_ratio=student_ratio,
+                    plan=ChainPlan(student_ratio, [round(mid, 6)], "probe", "1"), example_input=example_input,
+                    recipe=recipe, max_steps=2 * steps, batch_size=batch_size, seed=seed, derive_mode=derive_mode,
+                    round_to=round_to, student_blocks=student_blocks, teacher_cache=cache)
+    a_chain = _train.agreement(res.student, teacher, _train.held_out(data).x[:2000])
+    return {"direct": round(a_direct, 4), "chain": round(a_chain, 4), "assistant_ratio": round(mid, 5),
+            "steps_each": 2 * steps, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _shared_cache(recipe, data):
@@ -192,6 +210,7 @@ def run_chain(
     derive_mode: str = "auto",
     round_to: int = 8,
     teacher_cache=None,
+    student_blocks: list[str] | None = None,
 ) -> ChainResult:
     """Distill teacher -> TA1 -> ... -> student with the same total budget as one direct KD run.
 
@@ -202,6 +221,10 @@ def run_chain(
     run: an edgekd.core.RunDir; the plan and each link become stages "chain.plan", "chain.link<i>"
     (skipped on resume), link files go to RUN/chain/link<i>/ (or output_dir when no run is given).
     teacher_cache: an edgekd.distill.TeacherCache of `teacher` on `data` for the first link (benchmarks share one).
+    student_blocks: with student=None, the teacher blocks the derived student must drop (its announced depth
+    plan, e.g. from derive(teacher, ratio)); assistants are then width-only so those blocks still exist.
+    Every link file records its dropped blocks relative to the teacher, so it loads with
+    edgekd.models.load_model(teacher_spec, link/model.pt).
     """
     run_dir = run
     import torch
@@ -218,9 +241,12 @@ def run_chain(
             student_ratio = s_macs / max(1, t_macs)
     if student_ratio is None and plan is None:
         raise EdgeKDError("run_chain needs student_ratio, a student or a plan")
+    if teacher_cache is None:  # the teacher is fixed: its outputs serve the probe and the first link
+        teacher_cache = _shared_cache(recipe, data)
     if plan is None:
         plan = _planned(teacher, data, student_ratio, chain, student, x, run_dir=run_dir, probe_steps=probe_steps,
-                        batch_size=batch_size, seed=seed, derive_mode=derive_mode, round_to=round_to)
+                        batch_size=batch_size, seed=seed, derive_mode=derive_mode, round_to=round_to,
+                        student_blocks=student_blocks, recipe=recipe, teacher_cache=teacher_cache)
 
     n_links = plan.n_assistants + 1
     steps_per_epoch = math.ceil(len(data.train) / batch_size)
@@ -230,7 +256,10 @@ def run_chain(
     out_root = Path(output_dir) if output_dir else (Path(run_dir.root) / "chain" if run_dir is not None else None)
 
     links: list[dict] = []
+    # Derivation starts from a tagged copy: every module remembers its teacher name, so blocks dropped by
+    # later links (whose containers were renumbered) are recorded relative to the teacher.
     prev, prev_ratio, prev_key = teacher, 1.0, _weights_key(teacher)
+    prev_arch, prev_dropped = _tagged(copy.deepcopy(teacher)), []
     sizes = plan.ratios + [plan.student_ratio]
     for i, ratio in enumerate(sizes):
         last = i == len(sizes) - 1
@@ -238,46 +267,53 @@ def run_chain(
         link_dir = out_root / name if out_root is not None else None
         given = student if (last and student is not None) else None
 
-        def make_model(prev=prev, prev_ratio=prev_ratio, ratio=ratio, given=given):
+        def make_model(prev_arch=prev_arch, prev_dropped=prev_dropped, prev_ratio=prev_ratio, ratio=ratio,
+                       given=given, last=last):
             from edgekd.prune.derived import derive
 
             if given is not None:
                 m = copy.deepcopy(given)
                 m.requires_grad_(True)
-                return m, [], None
-            d = derive(prev, ratio=min(1.0, ratio / prev_ratio), mode=derive_mode, example_input=x,
-                       round_to=round_to, measure_latency=False)
-            return d.model, d.dropped_blocks, d
+                return m, []
+            here = {getattr(m, _TAG, n): n for n, m in prev_arch.named_modules()}
+            drop = [here[b] for b in student_blocks if b not in prev_dropped] if last and student_blocks else None
+            mode = "width" if student_blocks is not None else derive_mode  # depth only where announced
+            d = derive(prev_arch, ratio=min(1.0, ratio / prev_ratio), mode=mode, example_input=x,
+                       round_to=round_to, measure_latency=False, drop=drop)
+            names = dict(prev_arch.named_modules())
+            return d.model, prev_dropped + [getattr(names[b], _TAG, b) for b in d.dropped_blocks]
 
         settings = {"stage": "chain", "link": i + 1, "ratio": ratio, "from_ratio": prev_ratio, "prev": prev_key,
                     "recipe": recipe if isinstance(recipe, str) else _util_key(recipe), "epochs": link_epochs,
                     "max_steps": per_link, "batch_size": batch_size, "lr": lr, "seed": seed,
                     "derive_mode": derive_mode, "round_to": round_to, "given_student": given is not None,
-                    "student_key": _weights_key(given) if given is not None else None}
+                    "student_key": _weights_key(given) if given is not None else None,
+                    "student_blocks": sorted(student_blocks) if student_blocks is not None else None}
         model, info = _run_link(run_dir, f"chain.{name}", settings, prev, make_model, data, link_dir,
                                 recipe=recipe, epochs=link_epochs, max_steps=per_link, batch_size=batch_size,
-                                lr=lr, seed=seed, progress=progress, given=given,
+                                lr=lr, seed=seed, progress=progress, given=given, root=teacher,
                                 cache=teacher_cache if i == 0 else None)
         macs, params = _util.count(model, x)
         info.update({"link": i + 1, "role": "student" if last else "assistant", "target_ratio": ratio,
                      "macs": macs, "params": params, "macs_ratio": round(macs / max(1, t_macs), 5)})
         links.append(info)
         prev, prev_ratio, prev_key = model, macs / max(1, t_macs), _weights_key(model)  # achieved, not planned
+        prev_arch, prev_dropped = model, list(info.get("dropped_blocks") or [])
     prev.eval()
     return ChainResult(student=prev, plan=plan, links=links, seconds=round(time.perf_counter() - t0, 3))
 
 
 def _planned(teacher, data, student_ratio, chain, student, x, *, run_dir, probe_steps, batch_size, seed,
-             derive_mode, round_to) -> ChainPlan:
+             derive_mode, round_to, student_blocks, recipe, teacher_cache) -> ChainPlan:
     """plan_chain with the automatic probe; recorded as stage "chain.plan" so a resumed run does not re-probe."""
     mode = parse_chain(chain)
 
     def make() -> ChainPlan:
         probe = None
-        if mode == "auto" and probe_steps > 0 and plan_chain(None, student_ratio, chain="auto").n_assistants > 0:
-            probe = auto_probe(teacher, data, student_ratio, example_input=x, steps=probe_steps,
+        if mode == "auto" and probe_steps > 0 and 1.0 / float(student_ratio) > MIN_GAP:
+            probe = auto_probe(teacher, data, student_ratio, example_input=x, steps=probe_steps, recipe=recipe,
                                batch_size=batch_size, seed=seed, derive_mode=derive_mode, round_to=round_to,
-                               student=student)
+                               student=student, student_blocks=student_blocks, teacher_cache=teacher_cache)
         return plan_chain(teacher, student_ratio, probe=probe, chain=chain)
 
     if run_dir is None:
@@ -287,14 +323,16 @@ def _planned(teacher, data, student_ratio, chain, student, x, *, run_dir, probe_
     settings = {"stage": "chain.plan", "teacher": _weights_key(teacher), "student_ratio": student_ratio,
                 "chain": str(mode), "probe_steps": probe_steps, "batch_size": batch_size, "seed": seed,
                 "derive_mode": derive_mode, "round_to": round_to, "data": [data.name, len(data.train)],
-                "student": _weights_key(student) if student is not None else None}
+                "student": _weights_key(student) if student is not None else None, "probe": "equal-budget-v2",
+                "recipe": recipe if isinstance(recipe, str) else _util_key(recipe),
+                "student_blocks": sorted(student_blocks) if student_blocks is not None else None}
     result, _ = run_dir.run_stage("chain.plan", settings, lambda: StageResult(metrics=make().to_dict()))
     m = result.metrics
     return ChainPlan(m["student_ratio"], list(m["assistant_ratios"]), m["reason"], m["mode"], m.get("probe"))
 
 
 def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, recipe, epochs, max_steps,
-              batch_size, lr, seed, progress, given=None, cache=None):
+              batch_size, lr, seed, progress, root, given=None, cache=None):
     """Build + distill one link; with a RunDir it is a stage (skipped and reloaded when already done)."""
     from edgekd.prune.checkpoint import load_pruned, save_pruned
 
@@ -303,7 +341,7 @@ def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, 
     def work():
         from edgekd.core import Artifact, StageResult
 
-        model, dropped, _ = make_model()
+        model, dropped = make_model()
         resume = link_dir is not None and (link_dir / "last.pt").is_file()
         m = _train.train_link(teacher, model, data, recipe=recipe, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, lr=lr, seed=seed, output_dir=link_dir, resume=resume,
@@ -311,7 +349,7 @@ def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, 
         info = {"steps": m.get("steps"), "seconds": m.get("seconds"), "val_acc": m.get("best_val_acc"),
                 "agreement_with_its_teacher": round(_train.agreement(model, teacher,
                                                                      _train.held_out(data).x[:2000]), 4),
-                "test_acc": _train.accuracy(model, data.test)}
+                "test_acc": _train.accuracy(model, data.test), "dropped_blocks": dropped}
         state.update(model=model, info=info)
         arts = []
         if link_dir is not None:
@@ -325,12 +363,22 @@ def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, 
     result, skipped = run_dir.run_stage(stage, settings, work)
     if not skipped:
         return state["model"], dict(state["info"])
-    # Resume: the link's checkpoint holds its weights + the blocks derive dropped; rebuild it from the
-    # predecessor's architecture (or the given student's) and load.
-    base = copy.deepcopy(given if given is not None else teacher)
+    # Resume: the link's checkpoint holds its weights + the teacher blocks dropped so far; rebuild it from
+    # the teacher's architecture (tagged, for the next link) or the given student's, and load.
+    base = copy.deepcopy(given) if given is not None else _tagged(copy.deepcopy(root))
     model = load_pruned(base, run_dir.path(result.artifacts[0].path))
     model.requires_grad_(True)
     return model, {**result.metrics, "resumed": True}
+
+
+_TAG = "_edgekd_teacher_name"
+
+
+def _tagged(model):
+    """Mark every module with its name in the teacher (plain attribute: survives deepcopy and pruning)."""
+    for n, m in model.named_modules():
+        setattr(m, _TAG, n)
+    return model
 
 
 def _weights_key(model) -> str:

@@ -33,16 +33,18 @@ class DeriveResult:
     params_after: int
     latency_before: dict | None = None  # measured, PyTorch eager on this host, see latency dict fields
     latency_after: dict | None = None
+    speed: dict | None = None  # paired derived/teacher latency ratio with its CI (interleaved)
     dropped_blocks: list[str] = field(default_factory=list)
     channel_pruning_ratio: float = 0.0  # fraction of each layer's channels removed by the width step
+    round_to: int | None = 8  # channel counts were rounded to multiples of this
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "model"}
         d["macs_ratio"] = self.macs_after / max(1, self.macs_before)
         d["params_ratio"] = self.params_after / max(1, self.params_before)
-        if self.latency_before and self.latency_after:
-            d["latency_speedup"] = round(self.latency_before["p50_ms"] / max(1e-9, self.latency_after["p50_ms"]), 3)
+        if self.speed:
+            d["latency_speedup"] = self.speed["speedup"]
         return d
 
 
@@ -58,6 +60,7 @@ def derive(
     ignored_layers: list | None = None,
     measure_latency: bool = True,
     threads: int = 2,
+    drop: list[str] | None = None,
 ) -> DeriveResult:
     """Make a smaller copy of `teacher` with about `ratio` of its MACs (or parameters).
 
@@ -65,6 +68,8 @@ def derive(
     mode="depth": drop every other droppable residual block / stacked layer until the ratio is met
     (depth alone is coarse: it stops at half the droppable blocks); mode="auto": depth first for about
     sqrt(ratio) of the cost, width for the rest (balanced like compound scaling). The teacher is not modified.
+    drop: drop exactly these blocks (module names) instead of choosing; then width pruning fills the rest
+    (the TA chain uses it so the student keeps the depth plan it was announced with).
     """
     import torch
 
@@ -99,7 +104,9 @@ def derive(
 
     notes: list[str] = []
     dropped: list[str] = []
-    if mode in ("depth", "auto") and ratio < 1.0:
+    if drop:
+        model, dropped = _drop_given(model, x, list(drop), ref_out)
+    elif mode in ("depth", "auto") and ratio < 1.0:
         depth_target = target if mode == "depth" else max(target, math.sqrt(ratio) * base)
         model, dropped = _reduce_depth(model, x, depth_target, by, metric, ref_out, notes, strict=(mode == "depth"))
 
@@ -124,17 +131,28 @@ def derive(
             + ("; depth alone stops at every other block" if mode == "depth" else "")
             + ")"
         )
-    lat0 = lat1 = None
+    lat0 = lat1 = speed = None
     if measure_latency:
-        lat = _util.measure_latency({"teacher": teacher, "derived": model}, x, threads=threads)
+        lat0, lat1, speed = _util.measure_latency(teacher, model, x, threads=threads)
         teacher.train(was_training)
-        lat0, lat1 = lat["teacher"], lat["derived"]
     return DeriveResult(
         model=model, mode=mode, by=by, target_ratio=ratio, achieved_ratio=round(achieved, 5),
         macs_before=macs0, macs_after=macs1, params_before=params0, params_after=params1,
-        latency_before=lat0, latency_after=lat1, dropped_blocks=dropped,
-        channel_pruning_ratio=round(channel_ratio, 4), notes=notes,
+        latency_before=lat0, latency_after=lat1, speed=speed, dropped_blocks=dropped,
+        channel_pruning_ratio=round(channel_ratio, 4), round_to=round_to, notes=notes,
     )
+
+
+def _drop_given(model, x, names, ref_out):
+    mods = dict(model.named_modules())
+    missing = [n for n in names if n not in mods]
+    if missing:
+        raise EdgeKDError(f"cannot drop blocks the model does not have: {missing[:3]}")
+    model = drop_blocks(model, set(names))
+    out = _util.first_tensor(_util.check_runs(model, x))
+    if out is None or ref_out is None or out.shape != ref_out.shape:
+        raise EdgeKDError(f"dropping {names[:3]} changes the model's output shape")
+    return model, sorted(names)
 
 
 def _same_modules(teacher, model, layers) -> list:

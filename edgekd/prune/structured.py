@@ -41,6 +41,7 @@ class PruneResult:
     sparsity: dict | None = None
     latency_before: dict | None = None  # measured, PyTorch eager on this host
     latency_after: dict | None = None
+    speed: dict | None = None  # paired after/before latency ratio with its CI (interleaved)
     history: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -173,17 +174,16 @@ def prune(
         notes.append(U.DENSE_NOTE)
     work.eval()
     macs1, params1 = _util.count(work, x)
-    lat0 = lat1 = None
+    lat0 = lat1 = speed = None
     if measure_latency:
-        lat = _util.measure_latency({"before": original, "after": work}, x, threads=threads)
-        lat0, lat1 = lat["before"], lat["after"]
+        lat0, lat1, speed = _util.measure_latency(original, work, x, threads=threads)
     return PruneResult(
         model=work, ratio=ratio, importance=importance, scope=scope, steps=steps, unstructured=unstructured,
         recovery=recovery if recover_epochs > 0 else "none", macs_before=macs0, macs_after=macs1,
         params_before=params0, params_after=params1, accuracy_before=acc0,
         accuracy_after=_train.accuracy(work, val), test_accuracy_after=_train.accuracy(work, data.test),
         sparsity=U.sparsity(work, skip=_util.output_layers(work, x)) if unstructured else None,
-        latency_before=lat0, latency_after=lat1, history=history, notes=notes,
+        latency_before=lat0, latency_after=lat1, speed=speed, history=history, notes=notes,
         seconds=round(time.perf_counter() - t0, 3),
     )
 

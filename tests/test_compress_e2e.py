@@ -1,0 +1,80 @@
+"""`edgekd compress` end to end through the real CLI on real data (scikit-learn digits), with a user teacher."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TEACHER = (
+    "import torch\n"
+    "from torch import nn\n"
+    "def build():\n"
+    "    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),\n"
+    "        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),\n"
+    "        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))\n"
+)
+
+
+def compress(args, cwd):
+    cmd = [sys.executable, "-m", "edgekd.cli", "compress", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    (work / "tnet.py").write_text(TEACHER)
+    out = work / "run"
+    args = ["--teacher", "tnet.py:build", "--student", "cnn-xs", "--data", "digits", "--epochs", "1",
+            "--target", "android", "--output", str(out), "--runs", "5", "--json"]
+    first = compress(args, work)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = compress(args, work)  # same inputs: every stage is skipped
+    assert second.returncode == 0, second.stderr[-2000:]
+    return out, json.loads(first.stdout), second
+
+
+def test_report_schema(run_dir):
+    out, report, _ = run_dir
+    assert report == json.loads((out / "report.json").read_text())
+    arts = {a["name"]: a for a in report["artifacts"]}
+    assert any(a["format"] == "pytorch" and a["name"].startswith("teacher") for a in arts.values())
+    formats = {(a["format"], a["precision"]) for a in arts.values()}
+    assert {("pytorch", "fp32"), ("onnx", "fp32"), ("tflite", "fp32"), ("onnx", "int8"), ("tflite", "int8")} <= formats
+    for a in arts.values():
+        assert set(a) >= {"name", "path", "format", "precision", "accuracy", "size_bytes", "latency"}
+        assert 0.0 <= a["accuracy"] <= 1.0
+        assert (out / a["path"]).exists() or (out.parent / a["path"]).exists() or a["path"].startswith("/")
+        lat = a["latency"]
+        if a["format"] != "pytorch":
+            assert lat["kind"] in {"measured", "simulated", "estimated"}
+            assert lat["p50_ms"] > 0 and lat["p90_ms"] >= lat["p50_ms"]
+            assert lat["runs"] >= 5 and lat["threads"] >= 1 and lat["runtime"] and lat["where"]
+    # No android device here: the figures must say they were measured on this host.
+    shipped = [a for a in arts.values() if a["format"] == "tflite" and a["precision"] == "int8" and a["name"].startswith("student")]
+    assert shipped and "host" in shipped[0]["latency"]["where"].lower()
+
+
+def test_manifest_records_stages_and_hashes(run_dir):
+    out, _, _ = run_dir
+    manifest = json.loads((out / "manifest.json").read_text())
+    stages = manifest["stages"]
+    for name in ("distill", "export", "quantize", "evaluate", "profile"):
+        assert any(s.startswith(name) for s in stages), (name, list(stages))
+    for stage in stages.values():
+        assert "settings" in stage and "seconds" in stage
+        for art in stage.get("artifacts", []):
+            assert len(art["sha256"]) == 64
+
+
+def test_rerun_skips_unchanged_stages(run_dir):
+    _, _, second = run_dir
+    assert "skip" in (second.stderr + second.stdout).lower()
+
+
+def test_no_partial_files_left(run_dir):
+    out, _, _ = run_dir
+    assert not [p for p in out.rglob("*") if ".partial" in p.name]
