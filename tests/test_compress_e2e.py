@@ -46,7 +46,7 @@ def test_report_schema(run_dir):
     assert {("pytorch", "fp32"), ("onnx", "fp32"), ("tflite", "fp32"), ("onnx", "int8"), ("tflite", "int8")} <= formats
     for a in arts.values():
         assert set(a) >= {"name", "path", "format", "precision", "accuracy", "size_bytes", "latency"}
-        assert 0.0 <= a["accuracy"] <= 1.0
+        assert 0.0 <= a["accuracy"] <= 100.0  # percent
         assert (out / a["path"]).exists() or (out.parent / a["path"]).exists() or a["path"].startswith("/")
         lat = a["latency"]
         if a["format"] != "pytorch":

@@ -167,3 +167,16 @@ def test_bad_inputs_raise_one_line_errors(digits, teacher, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"not a zip")
     with pytest.raises(EdgeKDError, match="cannot be loaded"):
         distill(teacher, student(), data, recipe="hinton", progress=False, output_dir=tmp_path, resume=True)
+
+
+def test_default_recipe_falls_back_to_kd_when_no_layers_match(digits):
+    """compress uses the default recipe with any teacher: its optional hint is dropped, not fatal."""
+    torch.manual_seed(0)
+    flat = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 10))  # 8x8 maps only; cnn-xs has 4x4, 2x2, 1x1
+    res = distill(flat, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False)
+    assert set(res.metrics["epochs"][0]["parts"]) == {"kd"}
+    assert res.metrics["skipped_losses"][0].startswith("hint: no student and teacher layers")
+    with pytest.raises(EdgeKDError, match="no student and teacher layers"):
+        distill(flat, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False,
+                overrides={"hint.optional": False})

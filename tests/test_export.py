@@ -158,6 +158,11 @@ def test_onnx2tf_fallback_when_litert_fails(tmp_path, digits, monkeypatch):
     rep = export_tflite(tiny_cnn(), digits, tmp_path / "m.tflite")
     assert rep.converter == "onnx2tf" and rep.passed and rep.input_layout == "NHWC"
     assert rep.attempts[0]["ok"] is False and "simulated" in rep.attempts[0]["error"]
+    # the fallback's file carries a SignatureDef, so it can be quantized like litert-torch's
+    from edgekd.quantize import quantize
+
+    q = quantize(tmp_path / "m.tflite", tmp_path / "q.tflite", calib=digits)
+    assert q.precision == "int8" and q.parity["cosine"] > 0.99
 
 
 def test_torchscript_fallback_when_dynamo_fails(tmp_path, digits, monkeypatch):

@@ -92,7 +92,7 @@ def test_arm_instruction_hook_is_a_hard_check(chains):
     r = gate(chains["slow"], chains["a"], "host", measure=False, arm_instructions=fake_emulator,
              limits=Limits(max_macs_growth=5.0, max_size_growth=5.0))
     arm = r.check("instructions.arm")
-    assert arm.status == "fail" and arm.kind == "estimated" and arm.details["relative_change"] == pytest.approx(0.2)
+    assert arm.status == "fail" and arm.kind == "simulated" and arm.details["relative_change"] == pytest.approx(0.2)
 
 
 def test_json_baseline_is_weaker_absolute_comparison(chains, tmp_path):
@@ -202,6 +202,9 @@ def test_ci_examples(chains, monkeypatch, tmp_path):
     spec.loader.exec_module(mod)
     mod.test_model_does_not_regress(tmp_path)
     assert json.loads((tmp_path / "gate.json").read_text())["passed"] is True
+    mod.CANDIDATE = chains["slow"]  # a regression fails the snippet with the gate's own lines
+    with pytest.raises(pytest.fail.Exception, match="macs 65.5k -> 197k"):
+        mod.test_model_does_not_regress(tmp_path)
     wf = (ci / "edgekd-gate.yml").read_text()
     assert "edgekd gate" in wf and "--baseline" in wf and "--junit" in wf and "--github" in wf
 

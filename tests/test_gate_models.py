@@ -35,8 +35,8 @@ def onnx_convnet(path: Path, channels: int = 8, size: int = 16, extra: bool = Fa
     return path
 
 
-def onnx_matmul_chain(path: Path, dim: int = 256, layers: int = 4, seed: int = 0) -> Path:
-    """x (N, dim) -> `layers` x (MatMul dim x dim + Relu): MACs = layers*dim*dim, time ~ linear in layers."""
+def onnx_matmul_chain(path: Path, dim: int = 256, layers: int = 4, seed: int = 0, tail_op: str | None = None) -> Path:
+    """x (N, dim) -> `layers` x (MatMul dim x dim + Relu) [-> unary tail_op]: MACs = layers*dim*dim."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -45,9 +45,11 @@ def onnx_matmul_chain(path: Path, dim: int = 256, layers: int = 4, seed: int = 0
     for i in range(layers):
         inits.append(numpy_helper.from_array((rng.standard_normal((dim, dim)) / dim**0.5).astype(np.float32), f"w{i}"))
         nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [f"m{i}"]))
-        out = "y" if i == layers - 1 else f"r{i}"
+        out = "y" if i == layers - 1 and not tail_op else f"r{i}"
         nodes.append(helper.make_node("Relu", [f"m{i}"], [out]))
         cur = out
+    if tail_op:
+        nodes.append(helper.make_node(tail_op, [cur], ["y"]))
     g = helper.make_graph(
         nodes, "chain",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", dim])],

@@ -7,6 +7,11 @@ import pytest
 
 from edgekd.gate import TimingSettings, gate
 
+try:  # helpers live beside the tests; works with or without tests/__init__.py
+    from test_gate_models import onnx_matmul_chain
+except ImportError:
+    from tests.test_gate_models import onnx_matmul_chain
+
 FIX = Path(__file__).parent / "fixtures" / "profile"  # tiny real converted models (profile engineer's fixtures)
 INT8, FP32 = FIX / "tiny_int8.tflite", FIX / "tiny_fp32.tflite"
 
@@ -47,3 +52,21 @@ def test_npu_skipped_with_reason_for_onnx_on_vela(tmp_path):
     r = gate(onnx_file, onnx_file, "ethos-u55-128", measure=False)
     skip = r.check("npu.placement")
     assert skip.status == "skip" and "not a .tflite" in skip.message
+
+
+@pytest.mark.slow
+def test_op_falling_off_the_qualcomm_htp_fails(tmp_path):
+    """onnxruntime-qnn's HTP simulator places MatMul/Relu on the NPU but not Erf (~10 s per model here)."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime_qnn") is None:
+        pytest.skip("onnxruntime-qnn not installed")
+    base = onnx_matmul_chain(tmp_path / "base.onnx", dim=16, layers=1)
+    cand = onnx_matmul_chain(tmp_path / "cand.onnx", dim=16, layers=1, tail_op="Erf")
+    r = gate(cand, base, "qualcomm-htp", measure=False)
+    share, fb = r.check("npu.share"), r.check("npu.fallback_ops")
+    if share is None:  # the analysis could not run here: it says why instead
+        pytest.skip(r.check("npu.placement").message)
+    assert share.status == "fail" and share.baseline == 1.0 and share.candidate < 1.0 and share.kind == "simulated"
+    assert fb.status == "fail" and fb.details["new"] == {"Erf": 1}
+    assert r.exit_code == 1

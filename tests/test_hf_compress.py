@@ -58,6 +58,11 @@ def test_report_shape_and_artifacts(run):
     assert r["student"]["layers"] == [0, 2] and r["student"]["params"] < r["teacher"]["params"]
     assert set(r["speedup_vs_teacher_onnx"]) == {"student-onnx", "student-onnx-int8"}
     assert not list(out.glob(".*partial*"))  # nothing half-written left behind
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "onnx").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
 @pytest.mark.slow

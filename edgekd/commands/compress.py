@@ -53,3 +53,5 @@ def compress_cmd(
                          threads=threads, eval_samples=eval_samples, force=force)
     report = compress(cfg)
     print_report(report, output, as_json=json_out)
+    if any(b.get("status") == "fail" for b in report.get("budgets", [])):
+        raise typer.Exit(1)  # the files are written, but the target's budget is not met: fail the CI step

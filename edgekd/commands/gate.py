@@ -101,7 +101,7 @@ def print_report(report) -> None:
     console = Console()
     console.print(table)
     console.print("kind: det = read from the file / counted (repeatable), meas = measured here, "
-                  "sim = simulator, est = static estimate")
+                  "sim = simulator or emulator (HTP, qemu), est = static estimate (Vela)")
     for n in report.notes:
         console.print(f"note: {n}")
     console.print(f"[{'green' if report.passed else 'bold red'}]{report.summary()}[/] ({report.seconds:.1f} s)")

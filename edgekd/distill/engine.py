@@ -330,7 +330,11 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
     if int(y.max()) >= out.shape[-1]:
         raise EdgeKDError(f"labels go up to {int(y.max())} but the student predicts {out.shape[-1]} classes")
 
-    terms = build_terms(rec, student, teacher, example)
+    skipped: list[str] = []
+    terms = build_terms(rec, student, teacher, example, skipped)
+    if skipped and progress and dist.main:
+        for note in skipped:
+            print(f"distill: optional loss left out ({note})", flush=True)
     t_keys = list(dict.fromkeys(k for t in terms for k in t.t_keys))
     reducers = teacher_reducers(terms)
     teacher_run, t_hooks = _teacher_fn(teacher, t_keys, reducers)
@@ -521,6 +525,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
         "device": str(dev),
         "train_samples": n,
         "resumed_from_step": resumed_from,
+        **({"skipped_losses": skipped} if skipped else {}),
         **({"pseudo_labels": pseudo_info} if pseudo_info else {}),
     }
     return DistillResult(

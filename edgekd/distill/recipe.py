@@ -33,10 +33,10 @@ LOSS_TYPES = {
     # type: allowed keys besides type/name/weight/start/end
     "ce": {"label_smoothing"},
     "kd": {"temperature", "alpha", "label_smoothing"},
-    "hint": {"pairs", "max_pairs"},
-    "at": {"pairs", "max_pairs", "p"},
-    "rkd": {"embedding", "distance_weight", "angle_weight"},
-    "cosine": {"embedding"},
+    "hint": {"pairs", "max_pairs", "optional"},
+    "at": {"pairs", "max_pairs", "p", "optional"},
+    "rkd": {"embedding", "distance_weight", "angle_weight", "optional"},
+    "cosine": {"embedding", "optional"},
 }
 TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adamw",  # adamw | sgd
@@ -205,6 +205,8 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
                 raise EdgeKDError(f"recipe {source}: {spec.name}.temperature must be > 0")
         if "alpha" in spec.params and not 0.0 <= _number(spec.params, "alpha", 0.5) <= 1.0:
             raise EdgeKDError(f"recipe {source}: {spec.name}.alpha must lie in [0, 1]")
+        if not isinstance(spec.params.get("optional", False), bool):
+            raise EdgeKDError(f"recipe {source}: {spec.name}.optional must be true or false")
         pairs = spec.params.get("pairs", "auto")
         if pairs != "auto" and not (isinstance(pairs, list) and pairs and all(
                 isinstance(p, list) and len(p) == 2 and all(isinstance(q, str) for q in p) for p in pairs)):

@@ -72,49 +72,67 @@ def _embedding(spec: LossSpec, student, teacher, ex) -> tuple[str, str]:
     return emb[0], emb[1]
 
 
-def build_terms(recipe: Recipe, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> list[Term]:
+def build_terms(recipe: Recipe, student: nn.Module, teacher: nn.Module, example: torch.Tensor,
+                skipped: list[str] | None = None) -> list[Term]:
+    """One Term per recipe loss. A feature loss marked `optional = true` whose layers are chosen
+    automatically is left out (reason appended to `skipped`) when the two models have no such layers,
+    so the default recipe still works for any teacher/student pair (it falls back to plain KD)."""
     terms: list[Term] = []
     for spec in recipe.losses:
-        p = spec.params
-        if spec.type == "ce":
-            mod = L.CELoss(p.get("label_smoothing", 0.0))
-            terms.append(Term(spec, mod, [], [], lambda m, s, t, y: m(s["logits"], y), needs_labels=True))
-        elif spec.type == "kd":
-            mod = L.KDLoss(p.get("temperature", 4.0), p.get("alpha", 0.9), p.get("label_smoothing", 0.0))
-            terms.append(Term(spec, mod, [], ["logits"], lambda m, s, t, y: m(s["logits"], t["logits"], y)))
-        elif spec.type in ("hint", "at"):
-            pairs = _pairs(spec, student, teacher, example)
-            s_shapes = _shapes(student, [a for a, _ in pairs], example, "student")
-            t_shapes = _shapes(teacher, [b for _, b in pairs], example, "teacher")
-            if spec.type == "hint":
-                mods = nn.ModuleList(L.HintLoss(s_shapes[a], t_shapes[b]) for a, b in pairs)
-                keys = [b for _, b in pairs]
-            else:
-                for a, b in pairs:
-                    if len(s_shapes[a]) != 3 or len(t_shapes[b]) != 3:
-                        raise EdgeKDError(f"attention transfer needs feature maps; {a} -> {s_shapes[a]}, {b} -> {t_shapes[b]}")
-                pw = float(p.get("p", 2.0))
-                mods = nn.ModuleList(L.AttentionTransferLoss(pw) for _ in pairs)
-                keys = [f"{b}|at{pw:g}" for _, b in pairs]
+        auto = spec.params.get("pairs", spec.params.get("embedding", "auto")) == "auto"
+        if spec.type in ("hint", "at", "rkd", "cosine") and spec.params.get("optional") and auto:
+            try:
+                terms.extend(_build_one(spec, student, teacher, example))
+            except EdgeKDError as exc:
+                if skipped is not None:
+                    skipped.append(f"{spec.name}: {exc}")
+            continue
+        terms.extend(_build_one(spec, student, teacher, example))
+    return terms
 
-            def fn(m, s, t, y, _pairs=pairs, _keys=keys):
-                return sum(mi(s[a], t[k]) for mi, (a, _), k in zip(m, _pairs, _keys)) / len(_pairs)
 
-            terms.append(Term(spec, mods, [a for a, _ in pairs], keys, fn))
-        elif spec.type in ("rkd", "cosine"):
-            s_tap, t_tap = _embedding(spec, student, teacher, example)
-            s_shape = _shapes(student, [s_tap], example, "student")[s_tap]
-            t_shape = _shapes(teacher, [t_tap], example, "teacher")[t_tap]
-            if spec.type == "rkd":
-                mod = L.RKDLoss(p.get("distance_weight", 25.0), p.get("angle_weight", 50.0))
-            else:
-                s_dim, t_dim = int(torch.Size(s_shape).numel()), int(torch.Size(t_shape).numel())
-                mod = L.CosineAlignmentLoss(s_dim, t_dim)
+def _build_one(spec: LossSpec, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> list[Term]:
+    terms: list[Term] = []
+    p = spec.params
+    if spec.type == "ce":
+        mod = L.CELoss(p.get("label_smoothing", 0.0))
+        terms.append(Term(spec, mod, [], [], lambda m, s, t, y: m(s["logits"], y), needs_labels=True))
+    elif spec.type == "kd":
+        mod = L.KDLoss(p.get("temperature", 4.0), p.get("alpha", 0.9), p.get("label_smoothing", 0.0))
+        terms.append(Term(spec, mod, [], ["logits"], lambda m, s, t, y: m(s["logits"], t["logits"], y)))
+    elif spec.type in ("hint", "at"):
+        pairs = _pairs(spec, student, teacher, example)
+        s_shapes = _shapes(student, [a for a, _ in pairs], example, "student")
+        t_shapes = _shapes(teacher, [b for _, b in pairs], example, "teacher")
+        if spec.type == "hint":
+            mods = nn.ModuleList(L.HintLoss(s_shapes[a], t_shapes[b]) for a, b in pairs)
+            keys = [b for _, b in pairs]
+        else:
+            for a, b in pairs:
+                if len(s_shapes[a]) != 3 or len(t_shapes[b]) != 3:
+                    raise EdgeKDError(f"attention transfer needs feature maps; {a} -> {s_shapes[a]}, {b} -> {t_shapes[b]}")
+            pw = float(p.get("p", 2.0))
+            mods = nn.ModuleList(L.AttentionTransferLoss(pw) for _ in pairs)
+            keys = [f"{b}|at{pw:g}" for _, b in pairs]
 
-            def fn(m, s, t, y, _a=s_tap, _b=t_tap):
-                return m(s[_a].flatten(1), t[_b].flatten(1))
+        def fn(m, s, t, y, _pairs=pairs, _keys=keys):
+            return sum(mi(s[a], t[k]) for mi, (a, _), k in zip(m, _pairs, _keys)) / len(_pairs)
 
-            terms.append(Term(spec, mod, [s_tap], [t_tap], fn))
-        else:  # parse_recipe already rejects unknown types
-            raise EdgeKDError(f"unknown loss type {spec.type}")
+        terms.append(Term(spec, mods, [a for a, _ in pairs], keys, fn))
+    elif spec.type in ("rkd", "cosine"):
+        s_tap, t_tap = _embedding(spec, student, teacher, example)
+        s_shape = _shapes(student, [s_tap], example, "student")[s_tap]
+        t_shape = _shapes(teacher, [t_tap], example, "teacher")[t_tap]
+        if spec.type == "rkd":
+            mod = L.RKDLoss(p.get("distance_weight", 25.0), p.get("angle_weight", 50.0))
+        else:
+            s_dim, t_dim = int(torch.Size(s_shape).numel()), int(torch.Size(t_shape).numel())
+            mod = L.CosineAlignmentLoss(s_dim, t_dim)
+
+        def fn(m, s, t, y, _a=s_tap, _b=t_tap):
+            return m(s[_a].flatten(1), t[_b].flatten(1))
+
+        terms.append(Term(spec, mod, [s_tap], [t_tap], fn))
+    else:  # parse_recipe already rejects unknown types
+        raise EdgeKDError(f"unknown loss type {spec.type}")
     return terms

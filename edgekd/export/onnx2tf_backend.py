@@ -81,4 +81,24 @@ def convert(onnx_path: Path, *, nhwc: bool = True, images_nhwc: np.ndarray | Non
         files = {p.stem[len(stem) + 1:]: p.read_bytes() for p in Path(d).glob(f"{stem}_*.tflite")}
         if want not in files:
             raise RuntimeError(f"onnx2tf wrote no {want} file (got {sorted(files) or 'none'})")
+        if want == "float32" and not _has_signature(files[want]) and (Path(d) / "saved_model.pb").is_file():
+            files[want] = _from_saved_model(d)
         return files[want], files
+
+
+def _has_signature(data: bytes) -> bool:
+    from edgekd.runtime import tflite_interpreter_class
+
+    return bool(tflite_interpreter_class()(model_content=data).get_signature_list())
+
+
+def _from_saved_model(folder: str) -> bytes:
+    """onnx2tf 1.28 writes its float32 file from a concrete function, without a SignatureDef, which
+    ai-edge-quantizer needs to calibrate; its saved_model (serving_default) converts to the same graph with one."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(folder)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        return conv.convert()

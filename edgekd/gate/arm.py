@@ -53,6 +53,6 @@ def arm_counter() -> Callable[[Path, Any], dict]:
             raise EdgeKDError("edgekd.emulate returned no per-inference instruction count")
         where = res.get("where") if isinstance(res, dict) else None
         return {"per_inference": n, "how": where or "edgekd.emulate.instruction_count (qemu-user aarch64)",
-                "kind": "estimated", "spread": res.get("instructions_spread") if isinstance(res, dict) else None}
+                "kind": "simulated", "spread": res.get("instructions_spread") if isinstance(res, dict) else None}
 
     return count

@@ -61,7 +61,7 @@ def deterministic_checks(base: dict[str, Any], cand: dict[str, Any], limits: Lim
     if "npu" in base or "npu" in cand:
         checks += _npu_checks(base.get("npu"), cand.get("npu"), limits)
     for key, label, kind in (("instructions", "instructions.host", "deterministic"),
-                             ("arm_instructions", "instructions.arm", "estimated")):
+                             ("arm_instructions", "instructions.arm", "simulated")):
         if key in base or key in cand:
             b, c = (base.get(key) or {}), (cand.get(key) or {})
             err = c.get("error") or b.get("error")

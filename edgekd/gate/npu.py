@@ -32,9 +32,18 @@ def _share(on: int, off: int) -> float | None:
 
 
 def _qnn(path: Path, target: Any) -> dict[str, Any]:
+    import logging
+
     from edgekd.profile.qnn import QDQ_OPS, profile_qnn
 
-    r = profile_qnn(path, target, runs=1, warmup=0)
+    # onnxruntime's quantizer logs "consider pre-processing" to the root logger on every call: CI-log noise.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        r = profile_qnn(path, target, runs=1, warmup=0)
+    finally:
+        root.setLevel(level)
     on, off = int(r["compute_nodes_on_htp"]), int(r["compute_nodes_on_cpu"])
     fallback = {k: int(v) for k, v in (r.get("op_types_cpu") or {}).items() if k not in QDQ_OPS}
     # Simulated HTP cycles are reported, not gated: the gate only hard-fails on static facts here.

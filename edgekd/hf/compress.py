@@ -234,7 +234,7 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
     shipped = [a for a in rows if a.extra.get("shipped")]
     if any(f == "tflite" and p == "int8" for f, p in ships):
         notes.append("The target asks for int8 TFLite; this HF path ships the float TFLite file (static int8 "
-                     "of transformer activations loses agreement) and the dynamic-int8 ONNX file.")
+                     "of transformer activations loses agreement); onnx-int8/ holds the dynamic-int8 ONNX model.")
     t_lat = (lat.get("teacher-onnx") or {}).get("p50_ms")
     speed = {a.name: round(t_lat / a.latency["p50_ms"], 3) for a in rows
              if t_lat and a.latency and a.format == "onnx" and a.name != "teacher-onnx"}

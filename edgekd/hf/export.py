@@ -8,6 +8,7 @@ single files go through edgekd.core.atomic_path.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,8 +26,13 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
+        # mkdtemp makes a private (0700) directory; the shipped one gets the usual permissions
+        for d in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
+            d.chmod(0o777 & ~umask)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

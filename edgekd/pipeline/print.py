@@ -13,7 +13,7 @@ def print_report(report: dict[str, Any], output: Path, as_json: bool = False) ->
     from rich.table import Table
 
     from edgekd.core import Artifact
-    from edgekd.pipeline.report import HEADERS, artifact_rows, latency_label
+    from edgekd.pipeline.report import HEADERS, artifact_rows, budget_lines, latency_label
 
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -30,9 +30,8 @@ def print_report(report: dict[str, Any], output: Path, as_json: bool = False) ->
     for a in arts:
         if a.extra.get("shipped"):
             console.print(f"ships: [bold]{output / a.path}[/] — latency {latency_label(a.latency)}")
-    for b in report.get("budgets", []):
-        mark = "[green]ok[/]" if b["ok"] else "[red]over budget[/]"
-        console.print(f"budget {b['budget']} for {b['artifact']}: {b['value']} vs {b['limit']} {mark}")
+    for line in budget_lines(report, arts):
+        console.print(f"budget {line}", markup=False)
     for n in report.get("notes", []):
         console.print(f"note: {n}")
     console.print(f"report: {output / 'report.md'}, {output / 'report.json'}; manifest: {output / 'manifest.json'}")

@@ -106,7 +106,7 @@ def artifact_rows(artifacts: list[Artifact]) -> list[list[str]]:
 
 
 def budget_lines(report: dict[str, Any], artifacts: list[Artifact]) -> list[str]:
-    """The profile's own budget rows (pass / fail / skip with why) per artifact, else the report's."""
+    """The profile's own budget rows (pass / fail / skip with why) per shipped artifact."""
     out = []
     for a in artifacts:
         for b in (a.extra or {}).get("budgets", []):
@@ -114,10 +114,6 @@ def budget_lines(report: dict[str, Any], artifacts: list[Artifact]) -> list[str]
             why = f" (skipped: {b['why']})" if b.get("why") else ""
             out.append(f"{a.name}: {b['budget']} {val} vs limit {b['limit']:g} — {b['status'].upper()}{why} "
                        f"({b.get('kind')}, {b.get('backend')})")
-    if not out:
-        for b in report.get("budgets", []):
-            out.append(f"{b['artifact']}: {b['budget']} {b['value']} vs limit {b['limit']} — "
-                       f"{'PASS' if b['ok'] else 'FAIL'}")
     return out
 
 
