@@ -39,7 +39,9 @@ def run_dir(tmp_path_factory):
 
 def test_report_schema(run_dir):
     out, report, _ = run_dir
-    assert report == json.loads((out / "report.json").read_text())
+    written = json.loads((out / "report.json").read_text())  # rewritten by the (skipping) second run
+    assert {k: v for k, v in report.items() if k != "seconds"} == {k: v for k, v in written.items() if k != "seconds"}
+    assert report["schema"] == 1
     arts = {a["name"]: a for a in report["artifacts"]}
     assert any(a["format"] == "pytorch" and a["name"].startswith("teacher") for a in arts.values())
     formats = {(a["format"], a["precision"]) for a in arts.values()}
@@ -47,7 +49,8 @@ def test_report_schema(run_dir):
     for a in arts.values():
         assert set(a) >= {"name", "path", "format", "precision", "accuracy", "size_bytes", "latency"}
         assert 0.0 <= a["accuracy"] <= 100.0  # percent
-        assert (out / a["path"]).exists() or (out.parent / a["path"]).exists() or a["path"].startswith("/")
+        if a["format"] != "pytorch" or a["name"] == "student":
+            assert (out / a["path"]).is_file(), a["path"]
         lat = a["latency"]
         if a["format"] != "pytorch":
             assert lat["kind"] in {"measured", "simulated", "estimated"}
@@ -72,7 +75,9 @@ def test_manifest_records_stages_and_hashes(run_dir):
 
 def test_rerun_skips_unchanged_stages(run_dir):
     _, _, second = run_dir
-    assert "skip" in (second.stderr + second.stdout).lower()
+    assert "skipped" in second.stderr
+    for stage in ("distill", "quantize-tflite-int8", "evaluate"):
+        assert stage in second.stderr.split("skipped", 1)[1], second.stderr
 
 
 def test_no_partial_files_left(run_dir):

@@ -64,6 +64,7 @@ class RunDir:
         self.root = ensure_output_dir(root)
         self.manifest_path = self.root / MANIFEST_NAME
         self.manifest: dict[str, Any] = self._load()
+        self.reused: list[str] = []  # stages this process skipped because nothing they depend on changed
 
     def _load(self) -> dict[str, Any]:
         if self.manifest_path.exists():
@@ -130,6 +131,7 @@ class RunDir:
         rec = self.stage_record(name)
         if not force and rec and self._still_valid(rec, key):
             arts = [Artifact.from_dict(a) for a in rec.get("artifacts", [])]
+            self.reused.append(name)
             return StageResult(artifacts=arts, metrics=rec.get("metrics", {})), True
         self.manifest["stages"][name] = {"status": "running", "fingerprint": key, "settings": settings}
         self.save()

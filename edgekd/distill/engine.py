@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,7 +335,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
     terms = build_terms(rec, student, teacher, example, skipped)
     if skipped and progress and dist.main:
         for note in skipped:
-            print(f"distill: optional loss left out ({note})", flush=True)
+            print(f"distill: optional loss left out ({note})", file=sys.stderr, flush=True)
     t_keys = list(dict.fromkeys(k for t in terms for k in t.t_keys))
     reducers = teacher_reducers(terms)
     teacher_run, t_hooks = _teacher_fn(teacher, t_keys, reducers)
@@ -489,7 +490,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
         dist.barrier()
         if bar is not None:
             bar.write(f"epoch {epoch}: train loss {entry['train_loss']:.4f}  val acc {val_acc:.4f}  "
-                      f"(teacher {teacher_acc:.4f})")
+                      f"(teacher {teacher_acc:.4f})", file=sys.stderr)
         epoch = next_epoch
         if not finished_epoch:
             break

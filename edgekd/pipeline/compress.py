@@ -93,10 +93,12 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     artifacts = stages.evaluate_stage(ctx, student, artifacts)
     artifacts = stages.profile_stage(ctx, artifacts)
     report = stages.build_report(ctx, student, artifacts, seconds=time.perf_counter() - t_start)
-    write_reports(run, report, artifacts)
+    if run.reused:
+        log(f"resumed: skipped {len(run.reused)} unchanged stage(s): {', '.join(run.reused)}")
+    report = write_reports(run, report, artifacts)
     run.manifest["report"] = {"json": "report.json", "md": "report.md"}
     run.save()
-    return {**report, "artifacts": [a.to_dict() for a in artifacts]}
+    return report
 
 
 def check_fits(model, data, who: str) -> None:

@@ -120,7 +120,8 @@ def budget_lines(report: dict[str, Any], artifacts: list[Artifact]) -> list[str]
 HEADERS = ["artifact", "accuracy %", "size KiB", "p50 ms", "p90 ms", "latency"]
 
 
-def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> None:
+def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dict[str, Any]:
+    """Write report.json and report.md; returns exactly what report.json holds."""
     report = {"schema": REPORT_SCHEMA, **report, "artifacts": [a.to_dict() for a in artifacts]}
     atomic_write_text(run.path("report.json"), json.dumps(report, indent=2, default=str) + "\n")
     lines = [f"# edgekd compress — target `{report['target']['name']}`", ""]
@@ -145,3 +146,4 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> Non
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     atomic_write_text(run.path("report.md"), "\n".join(lines) + "\n")
+    return report

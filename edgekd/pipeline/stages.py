@@ -60,7 +60,8 @@ def distill_stage(ctx: Context):
                             epochs=cfg.epochs, seed=cfg.seed, batch_size=cfg.batch_size, run=ctx.run,
                             output_dir=ctx.run.path("chain"), student_ratio=info["target_ratio"] if auto else None,
                             student_blocks=list(info.get("dropped_blocks") or []) if auto else None,
-                            round_to=int(info.get("round_to") or 8) if auto else 8)
+                            round_to=int(info.get("round_to") or 8) if auto else 8, progress=True)
+            ctx.log(f"chain: {res.plan.reason}")
         else:
             ctx.log(f"distilling {cfg.epochs} epochs with recipe '{cfg.recipe}'")
             # resume="auto": a rerun after a kill continues from distill/last.pt when its settings match

@@ -160,9 +160,13 @@ def auto_probe(teacher, data, student_ratio, *, example_input, steps=100, recipe
     agreement with the teacher on held-out data after each."""
     from edgekd.prune.derived import derive
 
+    import dataclasses
+
     t0 = time.perf_counter()
     mid = math.sqrt(student_ratio)
     cache = teacher_cache if teacher_cache is not None else _shared_cache(recipe, data)
+    if len(data.val) > 1000:  # each short run evaluates teacher and student on val: keep that cheap
+        data = dataclasses.replace(data, val=data.val.subset(1000, seed))
     if student is not None:
         s = student
     else:

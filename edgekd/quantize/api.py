@@ -163,6 +163,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
             raise
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        _check_runs(first, sample, mode, fmt)
         report.accuracy_float = _accuracy(backend.float_path, eval_data)
         acc = _accuracy(first, eval_data)
         report.search.append({"kept_float": 0, "accuracy": acc})
@@ -217,6 +218,24 @@ def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, cal
             break
         k = min(2 * k, len(ranked))
     return best
+
+
+def _check_runs(path: Path, sample, mode: str, fmt: str) -> None:
+    """A quantized file can convert yet fail at run time (e.g. an int8 DIV whose divisor rounds to zero)."""
+    from edgekd.export import execute
+
+    if sample is None:
+        return
+    try:
+        execute.run_file(path, [sample[:2]])
+    except EdgeKDError as exc:
+        if "the sample has" in str(exc):  # a multi-input file: nothing to run it on here
+            return
+        raise
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        other = "--mode int16x8 or --mode dynamic" if fmt == "tflite" else "--mode dynamic"
+        raise EdgeKDError(f"the {mode} .{fmt} file does not run on real samples ({msg}); try {other}") from None
 
 
 def _timing(paths: dict, sample) -> dict | None:
