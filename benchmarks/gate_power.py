@@ -7,7 +7,7 @@ the deterministic MAC check flags the variant every time, which would hide what 
 Each trial is one full `gate()` call with the CLI defaults (load both models, warm up, measure,
 re-measure before failing), so its duration is the time a CI job spends in the gate.
 
-    .venv/bin/python benchmarks/gate_power.py             # ~10 CPU-min: 2 sizes x (110 A/A + 110 A/B)
+    .venv/bin/python benchmarks/gate_power.py             # 13 CPU-min, 35 min wall at load 6-9: 2 sizes x (110 A/A + 110 A/B)
     .venv/bin/python benchmarks/gate_power.py --trials 20 --sizes 28   # quick look
 """
 
