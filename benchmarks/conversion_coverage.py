@@ -39,6 +39,8 @@ TIMM_MODELS = [
     "mobilevitv2_050", "efficientvit_b0", "efficientformerv2_s0", "starnet_s050",
 ]
 HF_MODELS = ["bert-tiny"]
+# models whose attention blocks are built for one input size
+FIXED_RES = {"efficientformerv2_s0": 224}
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 
@@ -124,7 +126,7 @@ def build(name: str, res: int):
     import timm
 
     m = timm.create_model(name, pretrained=False, num_classes=1000).eval()
-    x = real_images(64, res)
+    x = real_images(64, FIXED_RES.get(name, res))
     return m, x, x, "image"
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -208,7 +209,7 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
     ships = {(s.format, s.precision) for s in ctx.target.ships}
     sample = ctx.data.test.x[:32]  # row 0 is timed; NPU backends calibrate and compare outputs on the rows
     # Host rows use the CPU target's thread count too, so fp32 / int8 / teacher rows compare like for like.
-    host_threads = cfg.threads or (ctx.target.threads if ctx.target.kind == "cpu" else None)
+    host_threads = cfg.threads or (min(ctx.target.threads, os.cpu_count() or 1) if ctx.target.kind == "cpu" else None)
     for a in artifacts:
         if a.format not in ("onnx", "tflite"):
             continue
