@@ -169,14 +169,13 @@ def test_bad_inputs_raise_one_line_errors(digits, teacher, tmp_path):
         distill(teacher, student(), data, recipe="hinton", progress=False, output_dir=tmp_path, resume=True)
 
 
-def test_default_recipe_falls_back_to_kd_when_no_layers_match(digits):
-    """compress uses the default recipe with any teacher: its optional hint is dropped, not fatal."""
+def test_default_recipe_falls_back_when_no_layers_match(digits):
+    """compress uses the default recipe with any teacher: its optional cosine term is dropped, not fatal."""
     torch.manual_seed(0)
-    flat = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(8, 10))  # 8x8 maps only; cnn-xs has 4x4, 2x2, 1x1
-    res = distill(flat, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False)
-    assert set(res.metrics["epochs"][0]["parts"]) == {"kd"}
-    assert res.metrics["skipped_losses"][0].startswith("hint: no student and teacher layers")
-    with pytest.raises(EdgeKDError, match="no student and teacher layers"):
-        distill(flat, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False,
-                overrides={"hint.optional": False})
+    headless = nn.Sequential(nn.Conv2d(1, 10, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # no nn.Linear
+    res = distill(headless, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False)
+    assert set(res.metrics["epochs"][0]["parts"]) == {"kd", "ce"}
+    assert res.metrics["skipped_losses"][0].startswith("cosine: teacher has no nn.Linear head")
+    with pytest.raises(EdgeKDError, match="no nn.Linear head"):
+        distill(headless, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False,
+                overrides={"cosine.optional": False})
