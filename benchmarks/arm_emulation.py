@@ -9,9 +9,15 @@ counts do not depend on weight values), each as fp32 and full-int8 TFLite made w
   - int8/fp32 on ARM (ratio of instruction counts) beside int8/fp32 on this x86 host (measured LiteRT
     latency, 1 thread, the two files timed interleaved A B A B ..., medians)
   - numerics of the aarch64 run vs the host run on real test images
-  - for MobileNetV2 1.0 224 fp32, a public single-thread XNNPACK figure beside the estimate
+  - for MobileNetV2 1.0 224 and MobileNet v3 small/large fp32, a public single-thread XNNPACK figure beside the estimate
+Plus timm models from the coverage suite (benchmarks/conversion_coverage.py; pretrained=False, real Fashion-MNIST
+images as ImageNet-normalised RGB at --timm-res), exported and quantized the same way. timm needs torchvision,
+which only loads in .venv-bench (it sees .venv's packages through a .pth), so run the timm part there:
+  .venv-bench/bin/python benchmarks/arm_emulation.py --only-timm --merge
+--merge keeps the rows of the existing JSON that this run does not redo, recomputing their estimated latency from
+their stored (deterministic) instruction counts with the target file's current calibration.
 Bounded: --budget-s (default 1500 s) stops starting new models once spent (they are listed as skipped).
-Usage: .venv/bin/python benchmarks/arm_emulation.py [--budget-s 1500] [--quick]
+Usage: .venv/bin/python benchmarks/arm_emulation.py [--budget-s 1500] [--quick] [--no-timm]
 """
 
 from __future__ import annotations
@@ -42,6 +48,17 @@ PUBLIC = {
                   "end2end_bench, random weights): MobileNet v2 1.0X on Pixel 3a = 55 ms",
     },
 }
+# Same table, same phone and core; XNNPACK's models are the paper's MobileNet v3 (224x224), as timm's
+# mobilenetv3_*_100 are (timm adds nothing at inference but its own head layout: conv_head 1024/1280).
+for _name, _ms, _label in (("mobilenetv3_small_100", 14.0, "Small"), ("mobilenetv3_large_100", 44.0, "Large")):
+    PUBLIC[_name] = {**PUBLIC["mobilenetv2-1.0-224"], "fp32_ms": _ms,
+                     "source": "XNNPACK README, 'Performance / Mobile phones' single-threaded table (benchmarked "
+                               f"March 27, 2020, end2end_bench, random weights): MobileNet v3 {_label} on Pixel 3a "
+                               f"= {_ms:g} ms"}
+
+# timm mobile / edge families from the coverage suite, cheapest first so a spent budget skips the dearest
+TIMM_MODELS = ["mobilenetv3_small_100", "mnasnet_050", "ghostnet_100", "mobilenetv3_large_100",
+               "efficientnet_lite0", "mobilenetv2_100"]
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -108,6 +125,53 @@ def export_pair(model, x_nchw: np.ndarray, calib: np.ndarray, work: Path, name: 
     return fp32, int8
 
 
+def timm_model(name: str):
+    import timm
+    import torch
+
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, num_classes=1000).eval()
+
+
+def estimate_ms(instr: float, cal) -> float:
+    return instr / (cal.clock_ghz * 1e6 * cal.instructions_per_cycle)
+
+
+def recalibrate(row: dict, cal) -> dict:
+    """A kept row's estimates recomputed from its stored instruction counts (counts do not depend on calibration)."""
+    for prec in row.get("arm", {}).values():
+        prec["estimated_ms_1thread"] = estimate_ms(prec["emulated_instructions"], cal)
+    row["estimate_recomputed"] = ("estimated_ms_1thread recomputed from the stored instruction counts with the "
+                                  "target file's current calibration; counts are from the run that made the row")
+    return row
+
+
+# instructions/cycle of the public core implied by the calibration point (MobileNetV2 1.0 fp32: 120.46 M / 55 ms
+# at 2.0 GHz), i.e. the target's calibration before its A76 uplift: other models' figures check it out of sample
+PUBLIC_CORE_IPC = 1.10
+
+
+def public_row(name: str, pub: dict, instr: float, est_ms: float) -> dict:
+    at_core = instr / (pub["clock_ghz"] * 1e6 * PUBLIC_CORE_IPC)
+    return {**pub, "estimate_ms_at_target_calibration": est_ms,
+            "implied_instructions_per_cycle": instr / (pub["fp32_ms"] * pub["clock_ghz"] * 1e6),
+            "estimate_ms_at_public_core": at_core,
+            "estimate_at_public_core_over_public": at_core / pub["fp32_ms"],
+            "estimate_at_public_core_note": (
+                f"instructions / ({pub['clock_ghz']} GHz x {PUBLIC_CORE_IPC} instructions/cycle), like for like with "
+                "the public figure's core; " + ("this model IS the calibration point (in-sample)"
+                                                if name in ("mobilenetv2-1.0-224", "mobilenetv2_100")
+                                                else "out of sample: calibrated on MobileNetV2 only"))}
+
+
+def output_lsb(path: Path, max_abs: float) -> dict:
+    """For an int8 output, its quantization step, so an ARM-vs-host difference reads in LSBs (1 = one rounding)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    scale = Interpreter(model_path=str(path)).get_output_details()[0]["quantization"][0]
+    return {"output_lsb": scale, "max_abs_error_lsb": max_abs / scale} if scale else {}
+
+
 # --- host timing --------------------------------------------------------------------------------
 
 def host_ratio(fp32: Path, int8: Path, x1: np.ndarray, rounds: int, inner: int) -> dict:
@@ -139,6 +203,11 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=1500.0, help="stop starting new models after this")
     ap.add_argument("--quick", action="store_true", help="only the student and two other architectures")
     ap.add_argument("--target", default="android")
+    ap.add_argument("--no-timm", action="store_true", help="skip the timm models (no torchvision in .venv)")
+    ap.add_argument("--only-timm", action="store_true", help="only the timm models (use with --merge)")
+    ap.add_argument("--timm", default=",".join(TIMM_MODELS), help="comma-separated timm model names")
+    ap.add_argument("--timm-res", type=int, default=224)
+    ap.add_argument("--merge", action="store_true", help="keep the existing JSON's rows this run does not redo")
     args = ap.parse_args()
 
     import torch
@@ -168,6 +237,29 @@ def main() -> int:
         names = ["cnn-xs", "mobilenet-s"]
     plan = [("cnn-s", "example student (compress default), trained 300 steps")] + [(n, "built-in student, random weights") for n in names]
     plan.append(("mobilenetv2-1.0-224", "MobileNetV2 1.0 224x224x3, random weights"))
+    if args.only_timm:
+        plan = []
+    if not args.no_timm:
+        plan += [(n, f"timm {n}, pretrained=False, {args.timm_res}x{args.timm_res}x3") for n in args.timm.split(",") if n]
+    timm_res = args.timm_res
+    if not args.no_timm:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from conversion_coverage import real_images  # the coverage suite's inputs: real images, RGB, ImageNet norm
+
+        timm_x = real_images(24, timm_res, seed=0)
+        timm_test, timm_calib = timm_x[:8], timm_x[8:24]
+    calib_t = target.emulation
+    kept = []
+    if args.merge and OUT.is_file():
+        redo, old = {n for n, _ in plan}, json.loads(OUT.read_text())
+        same = old.get("calibration", {}) == {"clock_ghz": calib_t.clock_ghz,
+                                              "instructions_per_cycle": calib_t.instructions_per_cycle,
+                                              "source": calib_t.source}
+        kept = [r if same else recalibrate(r, calib_t) for r in old["rows"] if r["model"] not in redo]
+        for r in kept:
+            if "public_figure" in r:
+                r["public_figure"] = public_row(r["model"], PUBLIC[r["model"]], r["arm"]["fp32"]["emulated_instructions"],
+                                                r["arm"]["fp32"]["estimated_ms_1thread"])
 
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="edgekd-armbench-") as tmp:
@@ -177,8 +269,11 @@ def main() -> int:
                 skipped.append(name)
                 continue
             t0 = time.monotonic()
-            big = name == "mobilenetv2-1.0-224"
-            if big:
+            is_timm = not args.no_timm and name in args.timm.split(",")
+            big = name == "mobilenetv2-1.0-224" or is_timm
+            if is_timm:
+                model, x, calib, shape = timm_model(name), timm_test, timm_calib, (3, timm_res, timm_res)
+            elif big:
                 model, x, calib, shape = mobilenet_v2(), test224, calib224, (3, 224, 224)
             else:
                 model, x, calib, shape = create_model(name, in_channels=1, num_classes=10), test28, calib28, (1, 28, 28)
@@ -187,9 +282,15 @@ def main() -> int:
             if name == "cnn-s":
                 row["test_accuracy_torch"] = train_student(model, bundle, steps=300)
             print(f"[{name}] export fp32 + int8", flush=True)
-            fp32, int8 = export_pair(model, x, calib, work, name)
+            t_exp = time.monotonic()
+            try:
+                fp32, int8 = export_pair(model, x, calib, work, name)
+            except Exception as exc:  # a converter failure is a result for this model, not the end of the run
+                skipped.append({"model": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+                continue
+            row["export_wall_s"] = round(time.monotonic() - t_exp, 1)
             row["size_bytes"] = {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size}
-            n_samples = 2 if big else 8
+            n_samples = 2 if name == "mobilenetv2-1.0-224" else 8  # the timm rows are cheap enough for 8
             arm = {}
             for prec, path in (("fp32", fp32), ("int8", int8)):
                 print(f"[{name}] emulate {prec}", flush=True)
@@ -200,7 +301,7 @@ def main() -> int:
                     "instructions_spread": r["instructions_spread"],
                     "instructions_per_mac": r["emulated_instructions"] / max(row["macs"], 1),
                     "estimated_ms_1thread": r["p50_ms"],
-                    "numerics_vs_host": r["numerics"],
+                    "numerics_vs_host": r["numerics"] | output_lsb(path, r["numerics"]["max_abs_error"]),
                     "emulation_wall_s": r["emulation_wall_s"],
                 }
                 if name == "cnn-s":  # a second emulator process: does the count repeat across runs?
@@ -212,23 +313,41 @@ def main() -> int:
             row["arm_int8_over_fp32_instructions"] = arm["int8"]["emulated_instructions"] / arm["fp32"]["emulated_instructions"]
             print(f"[{name}] host timing", flush=True)
             row["host"] = host_ratio(fp32, int8, x[:1], rounds=15 if big else 31, inner=2 if big else 20)
-            if name in PUBLIC:
-                pub = PUBLIC[name]
-                instr = arm["fp32"]["emulated_instructions"]
-                row["public_figure"] = {
-                    **pub,
-                    "estimate_ms_at_target_calibration": arm["fp32"]["estimated_ms_1thread"],
-                    "estimate_ms_at_public_core_clock_2ipc": instr / (pub["clock_ghz"] * 1e6 * 2.0),
-                    "implied_instructions_per_cycle": instr / (pub["fp32_ms"] * pub["clock_ghz"] * 1e6),
-                }
+            if name in PUBLIC and shape[1:] == (224, 224):
+                row["public_figure"] = public_row(name, PUBLIC[name], arm["fp32"]["emulated_instructions"],
+                                                  arm["fp32"]["estimated_ms_1thread"])
             row["bench_wall_s"] = round(time.monotonic() - t0, 1)
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("model", "arm_int8_over_fp32_instructions")} |
                              {"instr_fp32": arm["fp32"]["emulated_instructions"],
                               "instr_int8": arm["int8"]["emulated_instructions"],
                               "host_int8_over_fp32": round(row["host"]["int8_over_fp32"], 3)}), flush=True)
+            write(result(target, env, load_start, kept + rows, skipped, t_start, timm_res, args))  # partial
+    out = result(target, env, load_start, kept + rows, skipped, t_start, timm_res, args)
+    write(out)
+    print(f"wrote {OUT} in {out['wall_s']} s")
+    return 0
 
-    result = {
+
+def write(result: dict) -> None:
+    from edgekd.core import atomic_path
+
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(OUT) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def result(target, env, load_start, rows, skipped, t_start, timm_res, args) -> dict:
+    import torch
+
+    versions = {"torch": torch.__version__}
+    try:
+        import timm
+
+        versions["timm"] = timm.__version__
+    except ImportError:
+        pass
+    return {
         "what": "instructions per inference on qemu-aarch64 -cpu cortex-a76 (LiteRT aarch64 + XNNPACK, 1 thread); "
                 "int8/fp32 on ARM (instruction ratio) vs on this host (measured latency ratio)",
         "kinds": {"arm": "emulated instructions (counted) and estimated latency", "host": "measured"},
@@ -239,14 +358,15 @@ def main() -> int:
         "environment": {"qemu": env.info.get("qemu"), "guest_python": env.info.get("guest_python"),
                         "wheels": env.info.get("wheels"), "host": platform.platform(),
                         "host_cores": os.cpu_count(), "loadavg_at_start": load_start},
+        "host_versions": versions,
+        "timm_models": {"resolution": [3, timm_res, timm_res], "weights": "random (pretrained=False)",
+                        "inputs": "real Fashion-MNIST test images, grey replicated to RGB, bilinear-resized, "
+                                  "ImageNet-normalised (conversion_coverage.real_images); int8 calibrated on 16 of them"},
         "rows": rows,
         "skipped_for_time": skipped,
         "wall_s": round(time.monotonic() - t_start, 1),
+        "command": " ".join([Path(sys.executable).parent.parent.name + "/bin/python"] + sys.argv),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {OUT} in {result['wall_s']} s")
-    return 0
 
 
 if __name__ == "__main__":

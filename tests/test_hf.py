@@ -54,9 +54,12 @@ def test_teacher_kinds_and_sentence_transformers_settings(emb_dir, tmp_path):
 # ---- layer selection / student
 
 def test_parse_layers():
-    assert parse_layers(None, 6) == [0, 2, 4]  # DistilBERT: every other layer
-    assert parse_layers(3, 6) == [0, 2, 4]
-    assert parse_layers("2", 6) == [0, 3]
+    # default: half the layers, first and last kept (the top layer's output space is the embedding's)
+    assert parse_layers(None, 6) == [0, 2, 5] and parse_layers(None, 12) == [0, 2, 4, 6, 8, 11]
+    assert parse_layers("every-other", 6) == [0, 2, 4]  # DistilBERT's exact rule, still available
+    assert parse_layers(3, 6) == [0, 2, 5]
+    assert parse_layers("2", 6) == [0, 5]
+    assert parse_layers(1, 6) == [0] and parse_layers(6, 6) == list(range(6))
     assert parse_layers("5,0", 6) == [0, 5]
     for bad in ("0,0", "7", "0,9", "a,b", 0):
         with pytest.raises(EdgeKDError):

@@ -55,7 +55,7 @@ def test_report_shape_and_artifacts(run):
     assert arts["student-onnx-int8"]["extra"]["parity_vs_student"]["min_cosine"] > 0.99
     # android ships TFLite; the device is absent, so the latency says it was measured on the host
     assert r["shipped"] == ["student.tflite"] and "NOT the device" in arts["student-tflite"]["latency"]["where"]
-    assert r["student"]["layers"] == [0, 2] and r["student"]["params"] < r["teacher"]["params"]
+    assert r["student"]["layers"] == [0, 3] and r["student"]["params"] < r["teacher"]["params"]
     assert set(r["speedup_vs_teacher_onnx"]) == {"student-onnx", "student-onnx-int8"}
     assert not list(out.glob(".*partial*"))  # nothing half-written left behind
     import os

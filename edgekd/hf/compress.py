@@ -37,7 +37,7 @@ DEFAULT_DATA = "fortunes"  # Debian `fortunes`: ~15 000 real English quotations,
 def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, target: str = "android", output: str | Path = "runs/hf",
                 epochs: int = 1, seed: int = 0, layers: str | int | Sequence[int] | None = None,
                 hidden_size: int | None = None, text_column: str = "text", label_column: str | None = None,
-                max_length: int = 128, seq_len: int = 128, batch_size: int = 32, lr: float = 1e-4,
+                max_length: int = 128, seq_len: int = 128, batch_size: int = 32, lr: float = 5e-4,
                 time_budget_s: float | None = None, train_limit: int | None = None, eval_samples: int = 256,
                 tflite: bool = True, compare_teacher: bool = True, threads: int | None = None, runs: int = 20,
                 force: bool = False, json: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
