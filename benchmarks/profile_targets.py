@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,10 +32,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from edgekd.errors import EdgeKDError  # noqa: E402
+from edgekd.profile.local_sshd import start_local_sshd  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 EDGEKD = [str(Path(sys.executable).parent / "edgekd")]  # the venv's console script
 TARGETS = ["host", "android", "raspberry-pi-5", "qualcomm-htp", "ethos-u55-128", "ethos-u65-256"]
-SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/libexec/sftp-server")
 # what the summary keeps of each result (the per-target files keep everything)
 KEEP = ("kind", "backend", "where", "runtime", "threads", "runs", "warmup", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
         "init_ms", "peak_rss_mb", "model_rss_mb", "file_size_bytes", "cycles_total", "compute_nodes_on_htp",
@@ -47,39 +48,6 @@ KEEP = ("kind", "backend", "where", "runtime", "threads", "runs", "warmup", "p50
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def start_local_sshd(tmp: Path) -> tuple[subprocess.Popen, int]:
-    """An OpenSSH server on 127.0.0.1 with key auth only, standing in for the board."""
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    sftp = next((p for p in SFTP_SERVERS if os.path.exists(p)), None)
-    if not os.path.exists(sshd) or sftp is None:
-        sys.exit("error: OpenSSH server not installed (Debian: apt-get install openssh-server)")
-    for name in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / name)], check=True)
-    (tmp / "authorized_keys").write_text((tmp / "user.pub").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host'}\nAuthorizedKeysFile {tmp / 'authorized_keys'}\n"
-        f"PidFile {tmp / 'sshd.pid'}\nPubkeyAuthentication yes\nPasswordAuthentication no\n"
-        f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
-        f"AllowUsers {getpass.getuser()}\nSubsystem sftp {sftp}\nLogLevel ERROR\n")
-    if os.geteuid() == 0:
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege-separation directory
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(tmp / "sshd_config")], stderr=open(tmp / "sshd.log", "w"))
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                sys.exit(f"error: sshd did not start: {(tmp / 'sshd.log').read_text()[:300]}")
-            time.sleep(0.05)
-    pub = (tmp / "host.pub").read_text().split()
-    (tmp / "known_hosts").write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")
-    return proc, port
 
 
 def pi_via_local_sshd(tmp: Path, port: int) -> Path:
@@ -161,7 +129,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgekd-bench-ssh-") as tmp:
         tmp = Path(tmp)
         (tmp / "board").mkdir()
-        proc, port = start_local_sshd(tmp)
+        try:
+            server = start_local_sshd(tmp)
+        except EdgeKDError as exc:
+            sys.exit(f"error: {exc}")
+        proc, port = server.proc, server.port
         log(f"local sshd on 127.0.0.1:{port} stands in for the Raspberry Pi")
         try:
             for name in a.targets.split(","):

@@ -1,32 +1,21 @@
 """ARM boards over SSH, tested against a real OpenSSH server started on 127.0.0.1 (key auth, keys and
 config in a temp dir, an unprivileged port). Skipped with a reason when sshd is not installed."""
 
-import getpass
-import os
 import shutil
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from edgekd.errors import EdgeKDError
 from edgekd.profile import profile
+from edgekd.profile.local_sshd import sshd_missing, start_local_sshd
 from edgekd.profile.ssh import SSH
 from edgekd.targets import Connection
 
 FIX = Path(__file__).parent / "fixtures" / "profile"
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-# scp speaks SFTP since OpenSSH 9.0, so the server needs its sftp subsystem (as a stock sshd_config has)
-SFTP = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
-                         "/usr/libexec/sftp-server") if os.path.exists(p)), None)
-
-pytestmark = pytest.mark.skipif(
-    SSHD is None or SFTP is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
-    reason="OpenSSH server/client not installed (Debian: apt-get install openssh-server openssh-client)",
-)
+pytestmark = pytest.mark.skipif(sshd_missing() is not None, reason=str(sshd_missing()))
 
 
 def free_port() -> int:
@@ -36,41 +25,11 @@ def free_port() -> int:
 
 
 def start_sshd(tmp_path_factory, sftp: bool = True):
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-    (d / "authorized_keys").write_text((d / "user.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = free_port()
-    user = getpass.getuser()
-    (d / "sshd_config").write_text(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d / 'host'}
-AuthorizedKeysFile {d / 'authorized_keys'}
-PidFile {d / 'sshd.pid'}
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-AllowUsers {user}
-LogLevel ERROR
-""" + (f"Subsystem sftp {SFTP}\n" if sftp else ""))
-    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
-        os.makedirs("/run/sshd", mode=0o755)  # sshd's privilege-separation directory
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=open(d / "sshd.log", "w"))
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.skip(f"sshd did not start: {(d / 'sshd.log').read_text().strip()[:200]}")
-            time.sleep(0.05)
-    host_pub = (d / "host.pub").read_text().split()
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-    return proc, {"dir": d, "port": port, "user": user}
+    try:
+        server = start_local_sshd(tmp_path_factory.mktemp("sshd"), sftp=sftp)
+    except EdgeKDError as exc:
+        pytest.skip(str(exc))
+    return server.proc, {"dir": server.dir, "port": server.port, "user": server.user}
 
 
 @pytest.fixture(scope="module")
