@@ -128,7 +128,13 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
     lines += [f"- data: {report['data']['name']} ({report['data']['test']} test images)",
               f"- teacher: `{report['teacher']['spec']}` ({report['teacher']['macs']:,} MACs, {report['teacher']['params']:,} params)",
               f"- student: `{report['student']['spec']}` ({report['student']['macs']:,} MACs, {report['student']['params']:,} params)",
-              f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs", ""]
+              f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs"]
+    derived = report["student"].get("derived") or {}
+    if derived.get("macs_before"):
+        lines.append(f"- student derived from the teacher ({derived.get('mode')}): {derived['macs_before']:,} -> "
+                     f"{derived['macs_after']:,} MACs, dropped blocks {derived.get('dropped_blocks') or 'none'}, "
+                     f"channels rounded to multiples of {derived.get('round_to')}")
+    lines.append("")
     lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in artifact_rows(artifacts)]
     lines += ["", "## How each figure was obtained", ""]
