@@ -55,6 +55,50 @@ def recipe_for(name: str):
     return {"scratch": SCRATCH, "scratch-aug": SCRATCH_AUG}.get(name, name)
 
 
+def summarise(runs: dict[str, list[dict]], teacher_test: float) -> dict:
+    """Mean/std accuracy per method and gap_closed against the scratch mean (seed means, test set)."""
+    scratch = statistics.fmean(r["test_acc"] for r in runs["scratch"]) if runs.get("scratch") else None
+    out = {}
+    for m, rs in runs.items():
+        accs = [r["test_acc"] for r in rs]
+        if not accs:
+            continue
+        row = {"acc_mean": round(statistics.fmean(accs), 4),
+               "acc_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
+               "runs": len(accs), "seconds_mean": round(statistics.fmean(r["seconds"] for r in rs), 1)}
+        if scratch is not None and teacher_test > scratch:
+            gap = teacher_test - scratch
+            row["gap_closed"] = round((statistics.fmean(accs) - scratch) / gap, 3)
+            per = [(a - scratch) / gap for a in accs]
+            row["gap_closed_std"] = round(statistics.stdev(per), 3) if len(per) > 1 else 0.0
+        out[m] = row
+    return out
+
+
+def merge(paths: list[str], out: str) -> None:
+    """One result from several partial ones (e.g. seeds run in parallel processes): runs concatenated by seed."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    result = dict(parts[0])
+    runs: dict[str, list[dict]] = {}
+    for part in parts:
+        if part["protocol"]["epochs"] != result["protocol"]["epochs"] or part["data"] != result["data"]:
+            raise SystemExit(f"cannot merge results of different protocols: {paths}")
+        for m, rs in part["runs"].items():
+            runs.setdefault(m, []).extend(rs)
+        for key in ("cache_speedup", "benchmark_cache"):
+            if key in part:
+                result[key] = part[key]
+    for m in runs:
+        runs[m].sort(key=lambda r: r["seed"])
+    result["protocol"] = {**result["protocol"], "seeds": len({r["seed"] for rs in runs.values() for r in rs})}
+    result["runs"], result["summary"] = runs, summarise(runs, result["teacher"]["test_acc"])
+    result["status"] = "complete" if all(p["status"].startswith("complete") for p in parts) else "partial"
+    result["merged_from"] = [Path(p).name for p in paths]
+    result["total_seconds"] = round(sum(p["total_seconds"] for p in parts), 1)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="fashion-mnist")
@@ -65,13 +109,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (split seeds over processes, then --merge)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--speedup-reps", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="recipe override for every run, KEY=VALUE")
     ap.add_argument("--quick", action="store_true", help="digits, 1 seed, 2 epochs: a smoke run")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/distill_fashion_mnist.json"))
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="combine the runs of partial results into --out; no training")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     if args.quick:
         args.data, args.seeds, args.epochs, args.speedup_reps = "digits", 1, 2, 1
         args.out = str(ROOT / "benchmarks/results/distill_quick.json") if args.out.endswith("fashion_mnist.json") else args.out
@@ -121,31 +169,13 @@ def main() -> None:
         "threads": args.threads, "where": f"{platform.machine()} host, PyTorch {torch.__version__} CPU, shared 2-core machine",
     }
 
-    def summarise() -> dict:
-        scratch = statistics.fmean(r["test_acc"] for r in runs["scratch"]) if runs.get("scratch") else None
-        out = {}
-        for m in methods:
-            accs = [r["test_acc"] for r in runs[m]]
-            if not accs:
-                continue
-            row = {"acc_mean": round(statistics.fmean(accs), 4),
-                   "acc_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
-                   "runs": len(accs), "seconds_mean": round(statistics.fmean(r["seconds"] for r in runs[m]), 1)}
-            if scratch is not None and teacher_test > scratch:
-                gap = teacher_test - scratch
-                row["gap_closed"] = round((statistics.fmean(accs) - scratch) / gap, 3)
-                per = [(a - scratch) / gap for a in accs]
-                row["gap_closed_std"] = round(statistics.stdev(per), 3) if len(per) > 1 else 0.0
-            out[m] = row
-        return out
-
     def write(status: str, extra: dict | None = None) -> None:
-        result = {**info, "status": status, "summary": summarise(), "runs": runs, **(extra or {}),
+        result = {**info, "status": status, "summary": summarise(runs, teacher_test), "runs": runs, **(extra or {}),
                   "teacher_cache": {str(v): c.stats() for v, c in caches.items()},
                   "total_seconds": round(time.perf_counter() - t_all, 1)}
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
 
-    for seed in range(args.seeds):
+    for seed in range(args.seed_start, args.seed_start + args.seeds):
         for m in methods:
             torch.manual_seed(seed)
             student = create_model(args.student, in_channels=shape[0], num_classes=data.num_classes)
@@ -158,8 +188,11 @@ def main() -> None:
                             "val_acc_per_epoch": [round(e["val_acc"], 4) for e in res.metrics["epochs"]]})
             print(f"[{time.perf_counter() - t_all:6.0f} s] seed {seed} {m:12s} test acc {test_acc:.4f}  "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        write(f"partial: {seed + 1} of {args.seeds} seeds")  # a cut-short run still leaves whole seeds on disk
+        write(f"partial: seeds {args.seed_start}..{seed}")  # a cut-short run still leaves whole seeds on disk
 
+    if args.speedup_reps < 1:
+        write("complete (no cache-speedup measurement)")
+        return
     # Cache speedup: the same Hinton run with a fresh cache vs no cache, interleaved A/B, medians.
     speed: dict[str, list[float]] = {"cached_epoch1_s": [], "cached_epoch2_s": [], "uncached_epoch1_s": [],
                                      "uncached_epoch2_s": []}
@@ -190,7 +223,7 @@ def main() -> None:
                        "teacher_seconds_spent": round(sum(c.teacher_seconds for c in caches.values()), 1),
                        "note": "one cache per augmentation setting shared by every method and seed of this benchmark"}
     write("complete", {"cache_speedup": cache_speedup, "benchmark_cache": benchmark_cache})
-    print(json.dumps({"summary": summarise(), "cache_speedup": cache_speedup, "teacher_test_acc": teacher_test},
+    print(json.dumps({"summary": summarise(runs, teacher_test), "cache_speedup": cache_speedup, "teacher_test_acc": teacher_test},
                      indent=2))
 
 

@@ -42,9 +42,12 @@ def main(argv=None) -> int:
     ap.add_argument("--latency-threads", default="1,2", help="ONNX Runtime intra-op thread counts to time")
     ap.add_argument("--train-max-length", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=10, help="upper bound; the --budget usually ends training first")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--runs", type=int, default=50, help="interleaved latency rounds per thread count")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-every", type=int, default=250, help="steps between agreement checks on the val split (0: per epoch)")
+    ap.add_argument("--n-val", type=int, default=200, help="val sentences for the learning curve (not the held-out test)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/minilm_distill.json"))
     a = ap.parse_args(argv)
 
@@ -77,9 +80,18 @@ def main(argv=None) -> int:
     base_eo = ev.agreement("embedding", ev.collect(ev.torch_encoder(eo, "embedding", **kw), batches, "embedding"), t_emb)
     del eo
 
-    cfg = TrainConfig(epochs=10, batch_size=a.batch_size, lr=a.lr, max_length=a.train_max_length, seed=a.seed,
-                      time_budget_s=a.budget, budget_clock="cpu")
-    hist = distill_hf(teacher, student, data.train.texts, cfg=cfg, log=log)
+    # learning curve on the val split (the held-out test sentences stay unseen until the end)
+    val_batches = ev.eval_batches(teacher, data.val.texts[:a.n_val], max_length=128)
+    t_val = ev.collect(ev.torch_encoder(teacher.model, "embedding", **kw), val_batches, "embedding")
+
+    def val_agreement() -> dict:
+        r = ev.agreement("embedding", ev.collect(ev.torch_encoder(student, "embedding", **kw), val_batches, "embedding"),
+                         t_val)
+        return {"val_spearman": float(r["agreement"]), "val_mean_cosine": float(r["mean_cosine_to_teacher"])}
+
+    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, max_length=a.train_max_length, seed=a.seed,
+                      time_budget_s=a.budget, budget_clock="cpu", eval_every=a.eval_every)
+    hist = distill_hf(teacher, student, data.train.texts, cfg=cfg, log=log, evaluate=val_agreement)
     trained = ev.agreement("embedding", ev.collect(ev.torch_encoder(student, "embedding", **kw), batches, "embedding"), t_emb)
     log(f"distilled student: spearman {trained['agreement']:.4f} after {hist['steps']} steps ({hist['seconds']} s)")
 
@@ -132,6 +144,7 @@ def main(argv=None) -> int:
                       "pairs": len(held) * (len(held) - 1) // 2},
         "training": {k: hist[k] for k in ("steps", "planned_steps", "seconds", "wall_seconds", "budget_clock", "stopped",
                                           "weights", "batch_size", "lr", "max_length", "train_examples", "history")},
+        "learning_curve_val": {"sentences": min(a.n_val, len(data.val)), "points": hist["evals"]},
         "latency": latency,
         "speedup_p50": speed,
         "speedup_p50_primary": {"threads": main_th, "student_onnx": ratio, "student_onnx_int8": ratio8},

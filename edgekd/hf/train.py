@@ -39,6 +39,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop (and shorten the LR schedule) to fit this
     budget_clock: str = "wall"  # "wall", or "cpu" (process CPU time: the same budget on a busy or idle machine)
     weights: dict[str, float] = field(default_factory=dict)
+    eval_every: int = 0  # steps between calls of distill_hf's `evaluate` callback (0: only at the end of each epoch)
 
 
 def similarity_matrix_loss(student_emb, teacher_emb):
@@ -84,8 +85,12 @@ def _pad(ids: list[list[int]], pad_id: int, type_ids: bool) -> dict:
 
 
 def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None = None, cfg: TrainConfig | None = None,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train `student` in place; returns the training history (losses, steps, seconds, stop reason)."""
+               log: Callable[[str], None] | None = None,
+               evaluate: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+    """Train `student` in place; returns the training history (losses, steps, seconds, stop reason).
+
+    `evaluate` (optional) scores the student on held-out data; it is called every `cfg.eval_every` steps and
+    at each epoch's end, its results land in history["evals"], and its time is not charged to the budget."""
     import numpy as np
     import torch
 
@@ -130,7 +135,20 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     clock = time.process_time if cfg.budget_clock == "cpu" else time.perf_counter
     t0 = clock()
     t_wall = time.perf_counter()
-    step, history, stop = 0, [], "epochs done"
+    step, history, evals, stop = 0, [], [], "epochs done"
+
+    def run_eval(epoch: int) -> None:
+        nonlocal t0
+        if evaluate is None:
+            return
+        t_eval = clock()
+        student.eval()
+        with torch.no_grad():
+            evals.append({"step": step, "epoch": epoch, **evaluate()})
+        student.train()
+        t0 += clock() - t_eval  # held-out scoring is not training: keep it out of the time budget
+        log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in evals[-1].items()
+                                                  if isinstance(v, float)))
     student.train()
     teacher.model.eval()
     for epoch in range(cfg.epochs):
@@ -179,16 +197,20 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
                 rate = (elapsed - epoch_t0) / n_b
                 fit = step + int((cfg.time_budget_s - elapsed) / rate)
                 plan["total"] = max(step + 1, min(steps_per_epoch * cfg.epochs, fit))
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                run_eval(epoch + 1)
             if step % 50 == 0:
                 log(f"epoch {epoch + 1} step {step}/{plan['total']} loss {running / n_b:.4f} ({elapsed:.0f} s)")
             if step >= plan["total"]:
                 stop = "time budget" if plan["total"] < steps_per_epoch * cfg.epochs else "epochs done"
                 break
         history.append({"epoch": epoch + 1, "loss": running / max(1, n_b), "steps": n_b})
+        if not (cfg.eval_every and step % cfg.eval_every == 0):
+            run_eval(epoch + 1)
         if step >= plan["total"]:
             break
     student.eval()
-    return {"history": history, "steps": step, "planned_steps": steps_per_epoch * cfg.epochs,
+    return {"history": history, "evals": evals, "steps": step, "planned_steps": steps_per_epoch * cfg.epochs,
             "seconds": round(clock() - t0, 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
             "budget_clock": cfg.budget_clock, "stopped": stop, "weights": w,
             "teacher_cached": kind == "embedding", "batch_size": cfg.batch_size, "lr": cfg.lr,
