@@ -159,9 +159,21 @@ def test_embedding_distillation_raises_agreement(emb_dir):
     b = ev.eval_batches(t, held, max_length=32)
     t_out = ev.collect(ev.torch_encoder(t.model, "embedding"), b, "embedding")
     before = ev.agreement("embedding", ev.collect(ev.torch_encoder(s, "embedding"), b, "embedding"), t_out)
-    hist = distill_hf(t, s, texts, cfg=TrainConfig(epochs=6, batch_size=16, lr=1e-3, max_length=32))
+    modes = []
+
+    def held_out() -> dict:  # the evaluate callback: runs with the student in eval mode
+        modes.append(s.training)
+        return {"spearman": ev.agreement("embedding", ev.collect(ev.torch_encoder(s, "embedding"), b, "embedding"),
+                                         t_out)["agreement"]}
+
+    hist = distill_hf(t, s, texts, cfg=TrainConfig(epochs=6, batch_size=16, lr=1e-3, max_length=32, eval_every=4),
+                      evaluate=held_out)
     after = ev.agreement("embedding", ev.collect(ev.torch_encoder(s, "embedding"), b, "embedding"), t_out)
     assert hist["steps"] == 36 and hist["teacher_cached"]
+    # every 4 steps, plus the ends of epochs that do not fall on a multiple of 4 (6, 18, 30)
+    assert [e["step"] for e in hist["evals"]] == sorted(set(range(4, 37, 4)) | {6, 18, 30})
+    assert modes and not any(modes)
+    assert hist["evals"][-1]["spearman"] == pytest.approx(after["agreement"])
     assert hist["history"][-1]["loss"] < hist["history"][0]["loss"]
     assert after["agreement"] > before["agreement"] + 0.05, (before, after)
     assert after["mean_cosine_to_teacher"] > before["mean_cosine_to_teacher"] + 0.1
