@@ -95,3 +95,10 @@ def test_unwritable_output_dir(tmp_path, tiny_teacher):
 def test_bad_option_value_is_usage_error(tmp_path):
     proc = run(["compress", "--epochs", "0", "--output", str(tmp_path / "o")])
     assert proc.returncode == 2
+
+
+def test_bad_normalize_is_one_line_error(tmp_path, tiny_teacher):
+    proc = run(["compress", "--teacher", f"{tiny_teacher}:build", "--data", "digits", "--normalize", "imagenet",
+                "--output", str(tmp_path / "o")])
+    assert_one_line_error(proc, "has 1 channel")
+    assert no_model_files(tmp_path / "o")

@@ -58,3 +58,43 @@ def test_image_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EdgeKDError, match="no class sub-folders"):
         load_data(str(tmp_path / "empty"))
+
+
+def test_normalize_choices_give_the_expected_pixels():
+    raw = load_data("digits", normalize="none")
+    assert raw.mean == [0.0] and raw.std == [1.0]
+    assert float(raw.train.x.min()) >= 0.0 and float(raw.train.x.max()) <= 1.0
+    half = load_data("digits", normalize="half")
+    np.testing.assert_allclose(half.train.x, (raw.train.x - 0.5) / 0.5, atol=1e-6)
+    custom = load_data("digits", normalize="0.25/0.5")
+    np.testing.assert_allclose(custom.test.x, (raw.test.x - 0.25) / 0.5, atol=1e-6)
+    assert custom.describe()["normalize"] == "0.25/0.5" and custom.describe()["normalisation"]["std"] == [0.5]
+    assert load_data("digits").describe()["normalize"] == "dataset"
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"normalize": "imagenet"}, "3 mean / 3 std values but data 'digits' has 1 channel"),
+    ({"normalize": "0.5/0"}, "every std > 0"),
+    ({"normalize": "bogus"}, "want dataset, none"),
+    ({"image_size": "0"}, "positive integers"),
+    ({"image_size": "8x8x8"}, "N or HxW"),
+])
+def test_preprocessing_errors(kw, message):
+    with pytest.raises(EdgeKDError, match=message):
+        load_data("digits", **kw)
+
+
+def test_image_size_resizes_arrays_and_folders(tmp_path):
+    from PIL import Image
+
+    b = load_data("digits", image_size="16x12", normalize="none")
+    assert b.input_shape == (1, 16, 12) and b.test.x.shape[1:] == (1, 16, 12)
+    assert float(b.train.x.max()) <= 1.0
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i, size in enumerate((9, 14, 20)):  # mixed sizes: --image-size makes them one shape
+            Image.fromarray(rng.integers(0, 255, (size, size + 1, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    f = load_data(str(tmp_path), image_size=24, normalize="imagenet")
+    assert f.input_shape == (3, 24, 24)
+    assert f.mean == pytest.approx([0.485, 0.456, 0.406])

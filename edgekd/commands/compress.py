@@ -7,12 +7,16 @@ from typing import Optional
 
 import typer
 
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+
 
 def compress_cmd(
     teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example."),
     teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True)."),
     student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, or auto:<MACs ratio> derived from the teacher."),
     data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`."),
+    image_size: Optional[str] = IMAGE_SIZE,
+    normalize: str = NORMALIZE,
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
     output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher)."),
@@ -47,7 +51,8 @@ def compress_cmd(
 
         raise EdgeKDError(f"checkpoint {teacher_weights} does not exist")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
-                         student=student, data=data, target=target, output=str(output), epochs=epochs or 3, seed=seed,
+                         student=student, data=data, image_size=image_size, normalize=normalize,
+                         target=target, output=str(output), epochs=epochs or 3, seed=seed,
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
                          threads=threads, eval_samples=eval_samples, force=force)

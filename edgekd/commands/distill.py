@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+
 
 def _parse_sets(items: List[str]) -> dict:
     from edgekd.errors import UsageError
@@ -62,6 +64,8 @@ def distill_cmd(
     student: str = typer.Option("cnn-s", "--student", help="Student: built-in name (edgekd.models) or entrypoint"),
     student_weights: Optional[Path] = typer.Option(None, "--student-weights", help="Initial student weights"),
     data: str = typer.Option("auto", "--data", help="fashion-mnist | digits | image folder | .npz"),
+    image_size: Optional[str] = IMAGE_SIZE,
+    normalize: str = NORMALIZE,
     recipe: str = typer.Option("default", "--recipe", help="Built-in recipe (hinton, fitnets, at, rkd, distilbert, default) or a .toml file"),
     epochs: int = typer.Option(3, "--epochs", min=1),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps"),
@@ -101,7 +105,7 @@ def distill_cmd(
         overrides["kd.alpha"] = alpha
     if augment is not None:
         overrides["train.augment"] = augment
-    bundle = load_data(data, seed=seed)
+    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
     c, k = bundle.input_shape[0], bundle.num_classes
     torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)

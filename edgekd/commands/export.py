@@ -5,6 +5,8 @@ from typing import Optional
 
 import typer
 
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+
 
 def _fmt(v, nd=4) -> str:
     if v is None:
@@ -17,6 +19,8 @@ def export_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="file to write (.onnx or .tflite)"),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="state_dict checkpoint (loaded weights_only)"),
     data: str = typer.Option("auto", "--data", "-d", help="real samples for the parity check: fashion-mnist, digits, image folder or .npz"),
+    image_size: Optional[str] = IMAGE_SIZE,
+    normalize: str = NORMALIZE,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="onnx | tflite (default: from the output suffix)"),
     samples: int = typer.Option(32, "--samples", help="test images used for the parity check"),
     nchw: bool = typer.Option(False, "--nchw", help="TFLite: keep NCHW input instead of NHWC"),
@@ -38,7 +42,7 @@ def export_cmd(
         raise UsageError(f"--output {output.name} does not end in .{kind}")
     if samples < 1:
         raise UsageError("--samples must be at least 1")
-    bundle = load_data(data)
+    bundle = load_data(data, image_size=image_size, normalize=normalize)
     net = load_model(model, str(weights) if weights else None, in_channels=bundle.input_shape[0],
                      num_classes=bundle.num_classes)
     sample = bundle.test.x[:samples]

@@ -7,8 +7,10 @@ from typing import Optional
 
 import typer
 
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
 
-def _input_spec(data: str, input_shape: Optional[str], seed: int):
+
+def _input_spec(data: str, input_shape: Optional[str], seed: int, image_size=None, normalize="dataset"):
     """(bundle or None, (C,H,W), num_classes or None) from --data, or from --input-shape without loading data."""
     from edgekd.errors import UsageError
 
@@ -22,7 +24,7 @@ def _input_spec(data: str, input_shape: Optional[str], seed: int):
         return None, shape, None
     from edgekd.data import load_data
 
-    bundle = load_data(data, seed=seed)
+    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
     return bundle, tuple(bundle.input_shape), bundle.num_classes
 
 
@@ -71,6 +73,8 @@ def derive_cmd(
                                            help="Round channel counts to multiples of this (default: the target's preference, else 8)"),
     target: Optional[str] = typer.Option(None, "--target", help="Target name or .toml whose channel multiple to use"),
     data: str = typer.Option("auto", "--data", help="Dataset giving the input shape and class count"),
+    image_size: Optional[str] = IMAGE_SIZE,
+    normalize: str = NORMALIZE,
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W instead of --data (no data loaded)"),
     output: Path = typer.Option(..., "--output", "-o", help="Derived model checkpoint (.pt, loads with edgekd.prune.load_pruned)"),
     threads: int = typer.Option(2, "--threads", min=1, help="Threads for the latency measurement"),
@@ -98,7 +102,7 @@ def derive_cmd(
         else:
             round_to = channel_multiple(None)
     torch.manual_seed(seed)
-    _, shape, k = _input_spec(data, input_shape, seed)
+    _, shape, k = _input_spec(data, input_shape, seed, image_size, normalize)
     t = _load(teacher, teacher_weights, shape, k)
     res = derive(t, ratio=ratio, by=by, mode=mode, example_input=(1, *shape), round_to=round_to, threads=threads)
     save_pruned(res.model, output, dropped_blocks=res.dropped_blocks,
@@ -136,6 +140,8 @@ def prune_cmd(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="KD teacher for recovery (default: the unpruned model itself)"),
     teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights"),
     data: str = typer.Option("auto", "--data", help="fashion-mnist | digits | image folder | .npz"),
+    image_size: Optional[str] = IMAGE_SIZE,
+    normalize: str = NORMALIZE,
     ratio: float = typer.Option(..., "--ratio", help="Fraction of channels (structured) or weights (--unstructured) removed"),
     importance: str = typer.Option("magnitude", "--importance", help="magnitude | taylor | lamp | random"),
     scope: str = typer.Option("global", "--scope", help="global (one ranking across layers) | uniform (same ratio per layer)"),
@@ -173,7 +179,7 @@ def prune_cmd(
         raise UsageError(f"--tflite must end in .tflite, got {tflite}")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    bundle, shape, k = _input_spec(data, None, seed)
+    bundle, shape, k = _input_spec(data, None, seed, image_size, normalize)
     m = _load(model, model_weights, shape, k)
     t = _load(teacher, teacher_weights, shape, k) if teacher else None
     res = prune(m, t, bundle, ratio=ratio, importance=importance, scope=scope, steps=steps,

@@ -5,11 +5,15 @@ from typing import Optional
 
 import typer
 
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+
 
 def quantize_cmd(
     model: str = typer.Argument(..., help="float .onnx / .tflite file, or a model spec (built-in name, 'pkg.module:factory', .pt2)"),
     output: Path = typer.Option(..., "--output", "-o", help="quantized file to write (.onnx or .tflite)"),
     data: str = typer.Option("auto", "--data", "-d", help="real data for calibration and accuracy: fashion-mnist, digits, image folder or .npz"),
+    image_size: Optional[str] = IMAGE_SIZE,
+    normalize: str = NORMALIZE,
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="state_dict checkpoint for a model spec"),
     mode: str = typer.Option("int8", "--mode", "-m", help="int8 | dynamic | fp16 (TFLite) | int16x8 (TFLite)"),
     method: str = typer.Option("minmax", "--method", help="int8 calibration: minmax | entropy | percentile (ONNX)"),
@@ -29,7 +33,7 @@ def quantize_cmd(
 
     if calib_samples < 1 or eval_samples < 1:
         raise UsageError("--calib-samples and --eval-samples must be at least 1")
-    bundle = load_data(data, seed=seed)
+    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
     source = Path(model)
     if source.suffix.lower() in (".onnx", ".tflite"):
         src = source

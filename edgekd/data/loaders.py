@@ -13,47 +13,104 @@ from edgekd.errors import EdgeKDError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm"}
+# Per-channel statistics a pretrained teacher may expect (timm/torchvision ImageNet models; [-1, 1] inputs).
+NORMALIZE_PRESETS = {"imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]), "half": ([0.5], [0.5])}
+NORMALIZE_HELP = ("input normalisation the teacher expects: dataset (per-channel mean/std of the training split), "
+                  "none (pixels in [0, 1]), imagenet, half ([-1, 1]), or MEAN/STD such as 0.5,0.4,0.4/0.2,0.2,0.2")
+IMAGE_SIZE_HELP = "resize every image to N or HxW pixels (default: the first image's size)"
 
 
 def fashion_mnist_available() -> bool:
     return (FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
 
 
-def load_data(spec: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, image_size: int | None = None) -> DataBundle:
+def parse_image_size(spec: str | int | None) -> tuple[int, int] | None:
+    """"32" or 32 -> (32, 32); "24x32" -> (24, 32) as (height, width)."""
+    if spec is None or spec == "":
+        return None
+    parts = str(spec).lower().replace("×", "x").split("x")
+    try:
+        hw = [int(p) for p in parts]
+    except ValueError:
+        hw = []
+    if len(hw) == 1:
+        hw = hw * 2
+    if len(hw) != 2 or min(hw) < 1:
+        raise EdgeKDError(f"image size {spec!r}: want N or HxW with positive integers, e.g. 32 or 224x224")
+    return hw[0], hw[1]
+
+
+def parse_normalize(spec: str | None) -> str | tuple[list[float], list[float]]:
+    """"dataset" | "none" | a preset name | "MEAN/STD" (comma-separated per channel, or one value for all)."""
+    name = (spec or "dataset").strip().lower()
+    if name in ("dataset", "none"):
+        return name
+    if name in NORMALIZE_PRESETS:
+        return NORMALIZE_PRESETS[name]
+    mean_s, sep, std_s = name.partition("/")
+    try:
+        mean, std = [float(v) for v in mean_s.split(",")], [float(v) for v in std_s.split(",")]
+    except ValueError:
+        mean = std = []
+    if not sep or not mean or not std or min(std) <= 0:
+        raise EdgeKDError(f"normalize {spec!r}: want dataset, none, {', '.join(NORMALIZE_PRESETS)} or MEAN/STD "
+                          "(e.g. 0.485,0.456,0.406/0.229,0.224,0.225; every std > 0)")
+    return mean, std
+
+
+def load_data(spec: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, image_size: str | int | None = None,
+              normalize: str | None = "dataset") -> DataBundle:
     """`spec`: "fashion-mnist", "digits", "auto"/None (Fashion-MNIST if installed, else digits),
-    a folder of images (one sub-folder per class, optional train/ and test/ splits) or an .npz file."""
+    a folder of images (one sub-folder per class, optional train/ and test/ splits) or an .npz file.
+    `image_size` resizes the images; `normalize` says how pixels in [0, 1] are standardised (NORMALIZE_HELP)."""
+    size = parse_image_size(image_size)
+    norm = parse_normalize(normalize)
+    train, test, k, name, src = _read(spec, seed, size)
+    if size and tuple(train[0].shape[2:]) != size:
+        train, test = (_resize(train[0], size), train[1]), (_resize(test[0], size), test[1])
+    return _bundle(name, train, test, k, seed, val_fraction, {**src, "normalize": (normalize or "dataset").strip()}, norm)
+
+
+def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = F.interpolate(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), size=size, mode="bilinear",
+                      antialias=True, align_corners=False)
+    return t.clamp_(0.0, 1.0).numpy()
+
+
+def _read(spec: str | None, seed: int, size: tuple[int, int] | None):
+    """(train, test, num_classes, name, source) with images as float32 NCHW in [0, 1]."""
     spec = (spec or "auto").strip()
     name = spec.lower().replace("_", "-")
     if name == "auto":
         name = "fashion-mnist" if fashion_mnist_available() else "digits"
     if name == "fashion-mnist":
         train, test, src = _fashion_mnist()
-        return _bundle("fashion-mnist", train, test, 10, seed, val_fraction, src)
+        return train, test, 10, "fashion-mnist", src
     if name == "digits":
         train, test, src = _digits(seed)
-        return _bundle("digits", train, test, 10, seed, val_fraction, src)
+        return train, test, 10, "digits", src
     path = Path(spec).expanduser()
     if not path.exists():
         raise EdgeKDError(f"data '{spec}' not found: give fashion-mnist, digits, an image folder or an .npz file")
     if path.is_dir():
-        train, test, k, src = _image_folder(path, image_size, seed)
-        return _bundle(path.name, train, test, k, seed, val_fraction, src)
+        train, test, k, src = _image_folder(path, size, seed)
+        return train, test, k, path.name, src
     if path.suffix == ".npz":
         train, test, k, src = _npz(path, seed)
-        return _bundle(path.stem, train, test, k, seed, val_fraction, src)
+        return train, test, k, path.stem, src
     raise EdgeKDError(f"data '{spec}' is neither a folder nor an .npz file")
 
 
-def _bundle(name, train, test, num_classes, seed, val_fraction, source) -> DataBundle:
+def _bundle(name, train, test, num_classes, seed, val_fraction, source, normalize="dataset") -> DataBundle:
     x, y = train
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
     n_val = max(1, min(5000, int(round(len(x) * val_fraction))))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    # Normalise with statistics of the training split only, per channel.
-    xf = x[train_idx]
-    mean = xf.mean(axis=(0, 2, 3)).astype(np.float32)
-    std = (xf.std(axis=(0, 2, 3)) + 1e-6).astype(np.float32)
+    mean, std = _statistics(normalize, x[train_idx], name)
 
     def norm(a):
         return ((a - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
@@ -69,6 +126,21 @@ def _bundle(name, train, test, num_classes, seed, val_fraction, source) -> DataB
         std=[float(s) for s in std],
         source=source,
     )
+
+
+def _statistics(norm, x_train: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, std) for the chosen normalisation; "dataset" uses the training split only."""
+    c = x_train.shape[1]
+    if norm == "dataset":
+        return (x_train.mean(axis=(0, 2, 3)).astype(np.float32),
+                (x_train.std(axis=(0, 2, 3)) + 1e-6).astype(np.float32))
+    if norm == "none":
+        return np.zeros(c, np.float32), np.ones(c, np.float32)
+    mean, std = norm
+    if len(mean) not in (1, c) or len(std) not in (1, c):
+        raise EdgeKDError(f"normalize has {len(mean)} mean / {len(std)} std values but data '{name}' has {c} channel(s)")
+    return (np.broadcast_to(np.float32(mean), (c,)).copy().astype(np.float32),
+            np.broadcast_to(np.float32(std), (c,)).copy().astype(np.float32))
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -109,7 +181,7 @@ def _digits(seed: int):
     return (x[tr], y[tr]), (x[te], y[te]), {"path": "sklearn.datasets.load_digits"}
 
 
-def _image_folder(root: Path, image_size: int | None, seed: int):
+def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     from PIL import Image
 
     splits = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
@@ -125,7 +197,7 @@ def _image_folder(root: Path, image_size: int | None, seed: int):
         raise EdgeKDError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     with Image.open(first) as im:
         mode = "L" if im.mode in ("L", "1", "I", "I;16") else "RGB"
-        size = (image_size, image_size) if image_size else im.size
+        size = (image_size[1], image_size[0]) if image_size else im.size  # PIL sizes are (width, height)
 
     def load(lst):
         xs = []

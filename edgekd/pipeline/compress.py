@@ -24,6 +24,8 @@ class CompressConfig:
     teacher_weights: str | None = None
     student: str = "cnn-s"  # built-in name, entrypoint, or auto:<ratio>
     data: str | None = None  # None/auto: Fashion-MNIST if installed, else digits
+    image_size: str | None = None  # resize images to N or HxW
+    normalize: str = "dataset"  # see edgekd.data.loaders.NORMALIZE_HELP
     target: str = "android"
     output: str = "runs/compress"
     epochs: int = 3
@@ -66,13 +68,16 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     t_start = time.perf_counter()
     target = load_target(cfg.target)
     run = RunDir(cfg.output)
-    data = load_data(cfg.data, seed=cfg.seed)
+    data = load_data(cfg.data, seed=cfg.seed, image_size=cfg.image_size, normalize=cfg.normalize)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
     teacher_src: ModelSource = resolve_teacher(cfg.teacher, cfg.teacher_weights, data)
     teacher = teacher_src.build()
     check_fits(teacher, data, "teacher")
+    notes = [n for n in [teacher_sanity(teacher, data)] if n]
+    for n in notes:
+        log(f"[yellow]warning:[/] {n}")
     teacher_key = state_hash(teacher)
     student_src: ModelSource = resolve_student(cfg.student, teacher, data, seed=cfg.seed)
     run.record_input("teacher", {"spec": teacher_src.spec, "weights": teacher_src.weights, "state_sha": teacher_key})
@@ -85,7 +90,7 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     from edgekd.pipeline import stages
 
     ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
-                         teacher_src=teacher_src, student_src=student_src, log=log)
+                         teacher_src=teacher_src, student_src=student_src, log=log, notes=notes)
     student, student_key = stages.distill_stage(ctx)
     if cfg.prune:
         student, student_key = stages.prune_stage(ctx, student, student_key)
@@ -99,6 +104,24 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     run.manifest["report"] = {"json": "report.json", "md": "report.md"}
     run.save()
     return report
+
+
+def teacher_sanity(teacher, data, n: int = 512) -> str | None:
+    """A warning when the teacher is near chance on the test data: distilling it would teach the student
+    nothing, and the usual cause is preprocessing (normalisation, size) or class order unlike its training."""
+    import torch
+
+    x, y = torch.from_numpy(data.test.x[:n]), torch.from_numpy(data.test.y[:n])
+    with torch.no_grad():
+        out = teacher.eval()(x)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    acc = float((out[:, :data.num_classes].argmax(1) == y).float().mean())
+    chance = 1.0 / max(2, data.num_classes)
+    if acc >= min(1.5 * chance, chance + 0.5 * (1 - chance)):
+        return None
+    return (f"the teacher scores {100 * acc:.1f} % on {len(x)} test images of '{data.name}' (chance {100 * chance:.1f} %): "
+            f"check that --normalize (now {data.source.get('normalize', 'dataset')}) and --image-size match how it was "
+            "trained, and that the class order matches its outputs")
 
 
 def check_fits(model, data, who: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgekd.core import Artifact, RunDir, StageResult
@@ -25,6 +25,7 @@ class Context:
     teacher_src: Any
     student_src: Any
     log: Callable[[str], None]
+    notes: list[str] = field(default_factory=list)  # warnings found before the stages ran, shown in the report
 
 
 def _load_student(ctx: Context, rel: str):
@@ -269,7 +270,7 @@ def build_report(ctx: Context, student, artifacts: list[Artifact], seconds: floa
     s_macs, s_params = count_macs_params(student, shape)
     distill_metrics = ctx.run.manifest["stages"].get("distill", {}).get("metrics", {})
     shipped = [a for a in artifacts if a.extra.get("shipped")]
-    notes = []
+    notes = list(ctx.notes)
     if any((a.latency or {}).get("backend") == "host-fallback" for a in shipped):
         notes.append(f"No {ctx.target.name} device was reachable: its latencies are host measurements, labelled so.")
     budgets = _budget_rows(shipped)

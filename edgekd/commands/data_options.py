@@ -1,0 +1,9 @@
+"""The --image-size / --normalize options shared by every command that reads image data (--data)."""
+
+import typer
+
+IMAGE_SIZE = typer.Option(None, "--image-size", help="Resize every image to N or HxW pixels (default: as stored; "
+                                                     "an image folder uses its first image's size).")
+NORMALIZE = typer.Option("dataset", "--normalize", help="Input normalisation the teacher expects: dataset (mean/std of "
+                                                        "the training split), none (pixels in [0, 1]), imagenet, half "
+                                                        "([-1, 1]) or MEAN/STD, e.g. 0.5,0.4,0.4/0.2,0.2,0.2.")
