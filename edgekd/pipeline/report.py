@@ -129,6 +129,13 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
               f"- teacher: `{report['teacher']['spec']}` ({report['teacher']['macs']:,} MACs, {report['teacher']['params']:,} params)",
               f"- student: `{report['student']['spec']}` ({report['student']['macs']:,} MACs, {report['student']['params']:,} params)",
               f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs"]
+    data = report["data"]
+    if data.get("normalisation"):  # what an app must do to pixels before calling the shipped file
+        c, h, w = data["input_shape"]
+        norm = data["normalisation"]
+        lines.append(f"- model input: {c}x{h}x{w} images (NCHW; TFLite files NHWC), pixels in [0, 1] then (x - mean) / std "
+                     f"with mean {[round(m, 4) for m in norm['mean']]}, std {[round(v, 4) for v in norm['std']]} "
+                     f"(--normalize {data.get('normalize', 'dataset')})")
     derived = report["student"].get("derived") or {}
     if derived.get("macs_before"):
         lines.append(f"- student derived from the teacher ({derived.get('mode')}): {derived['macs_before']:,} -> "
