@@ -106,7 +106,7 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     return report
 
 
-def teacher_sanity(teacher, data, n: int = 512) -> str | None:
+def teacher_sanity(teacher, data, n: int = 256) -> str | None:
     """A warning when the teacher is near chance on the test data: distilling it would teach the student
     nothing, and the usual cause is preprocessing (normalisation, size) or class order unlike its training."""
     import torch
