@@ -29,11 +29,26 @@ def test_npz_nhwc_uint8_is_converted(tmp_path):
     ({"x": np.zeros((5, 4))}, "must hold arrays 'x' and 'y'"),
     ({"x": np.zeros((5, 4)), "y": np.zeros(5)}, "expected"),
     ({"x": np.zeros((5, 8, 8)), "y": np.zeros(4)}, "5 samples but y has 4"),
+    ({"x": np.zeros((6, 8, 8)), "y": np.array([0, 1, -1, 0, 1, 0])}, "negative labels"),
+    ({"x": np.zeros((6, 8, 8)), "y": np.array([0.5, 1, 2, 0, 1, 0])}, "class indices"),
+    ({"x": np.zeros((6, 8, 8)), "y": np.zeros(6, dtype=int)}, "single class"),
+    ({"x": np.full((6, 8, 8), np.nan), "y": np.arange(6) % 2}, "NaN or infinite"),
 ])
 def test_npz_errors(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(EdgeKDError, match=message):
         load_data(str(tmp_path / "bad.npz"))
+
+
+def test_npz_string_and_float_labels(tmp_path):
+    x = np.random.default_rng(0).random((40, 6, 6), dtype=np.float32)
+    np.savez(tmp_path / "s.npz", x=x[:30], y=np.array(["dog", "cat", "emu"] * 10), x_test=x[30:],
+             y_test=np.array(["emu", "cat"] * 5))
+    b = load_data(str(tmp_path / "s.npz"))
+    assert b.num_classes == 3 and b.describe()["classes"] == ["cat", "dog", "emu"]
+    assert b.test.y.tolist() == [2, 0] * 5
+    np.savez(tmp_path / "f.npz", x=x, y=(np.arange(40) % 2).astype(np.float64))  # 0.0 / 1.0 saved as floats
+    assert load_data(str(tmp_path / "f.npz")).num_classes == 2
 
 
 def test_corrupt_npz_and_missing_path(tmp_path):

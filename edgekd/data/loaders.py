@@ -235,6 +235,20 @@ def _as_nchw(x: np.ndarray, what: str) -> np.ndarray:
     raise EdgeKDError(f"{what} has shape {tuple(x.shape)}; expected (N,H,W), (N,C,H,W) or (N,H,W,C) images")
 
 
+def _labels(raw: np.ndarray, classes: list[str] | None, what: str) -> np.ndarray:
+    """Class indices (int64) from integer labels, or from string labels via `classes`."""
+    if classes is not None:
+        index = {c: i for i, c in enumerate(classes)}
+        return np.array([index[str(v)] for v in raw], dtype=np.int64)
+    if raw.dtype.kind == "f" and np.isfinite(raw).all() and (raw == np.round(raw)).all():
+        raw = raw.astype(np.int64)  # 0.0, 1.0, ... saved as floats
+    if raw.dtype.kind not in "iub":
+        raise EdgeKDError(f"{what} must hold class indices (integers 0..K-1) or class names; got dtype {raw.dtype}")
+    if raw.size and raw.min() < 0:
+        raise EdgeKDError(f"{what} holds negative labels ({int(raw.min())}); want class indices 0..K-1")
+    return raw.astype(np.int64)
+
+
 def _npz(path: Path, seed: int):
     try:
         z = np.load(path, allow_pickle=False)
@@ -242,15 +256,29 @@ def _npz(path: Path, seed: int):
         raise EdgeKDError(f"cannot read {path}: {exc}") from None
     if "x" not in z or "y" not in z:
         raise EdgeKDError(f"{path} must hold arrays 'x' and 'y' (and optionally 'x_test', 'y_test'); found {list(z.keys())}")
-    x, y = _as_nchw(z["x"], f"{path.name}:x"), z["y"].astype(np.int64).reshape(-1)
+    x = _as_nchw(z["x"], f"{path.name}:x")
+    raw_y = z["y"].reshape(-1)
+    raw_test = z["y_test"].reshape(-1) if "x_test" in z and "y_test" in z else None
+    # string labels become class indices in sorted order (like an image folder's sub-folder names)
+    classes = sorted({str(v) for v in (raw_y if raw_test is None else np.concatenate([raw_y, raw_test]))}) \
+        if raw_y.dtype.kind in "USO" else None
+    y = _labels(raw_y, classes, f"{path.name}:y")
     if len(x) != len(y):
         raise EdgeKDError(f"{path.name}: x has {len(x)} samples but y has {len(y)}")
-    if "x_test" in z and "y_test" in z:
-        test = (_as_nchw(z["x_test"], f"{path.name}:x_test"), z["y_test"].astype(np.int64).reshape(-1))
+    if raw_test is not None:
+        test = (_as_nchw(z["x_test"], f"{path.name}:x_test"), _labels(raw_test, classes, f"{path.name}:y_test"))
         train = (x, y)
     else:
         order = np.random.default_rng(seed).permutation(len(x))
         n_test = max(1, len(x) // 5)
         train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
-    k = int(max(train[1].max(), test[1].max())) + 1
-    return train, test, k, {"path": str(path), "sha256": sha256_file(path)}
+    for arr, what in ((train[0], "x"), (test[0], "x_test")):
+        if not np.isfinite(arr).all():
+            raise EdgeKDError(f"{path.name}:{what} holds NaN or infinite values")
+    k = len(classes) if classes else int(max(train[1].max(), test[1].max())) + 1
+    if k < 2:
+        raise EdgeKDError(f"{path.name}: y has a single class; a classifier needs at least 2")
+    src = {"path": str(path), "sha256": sha256_file(path)}
+    if classes:
+        src["classes"] = classes
+    return train, test, k, src

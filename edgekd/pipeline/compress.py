@@ -117,7 +117,8 @@ def teacher_sanity(teacher, data, n: int = 256) -> str | None:
     out = out[0] if isinstance(out, (tuple, list)) else out
     acc = float((out[:, :data.num_classes].argmax(1) == y).float().mean())
     chance = 1.0 / max(2, data.num_classes)
-    if acc >= min(1.5 * chance, chance + 0.5 * (1 - chance)):
+    # near chance: within 5 points, or within two standard errors of chance on this many images
+    if acc >= chance + max(0.05, 2 * (chance * (1 - chance) / len(x)) ** 0.5):
         return None
     return (f"the teacher scores {100 * acc:.1f} % on {len(x)} test images of '{data.name}' (chance {100 * chance:.1f} %): "
             f"check that --normalize (now {data.source.get('normalize', 'dataset')}) and --image-size match how it was "
