@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--runs", type=int, default=50, help="interleaved latency rounds per thread count")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--freeze-embeddings", action="store_true", help="keep the teacher's word embeddings frozen")
     ap.add_argument("--eval-every", type=int, default=250, help="steps between agreement checks on the val split (0: per epoch)")
     ap.add_argument("--n-val", type=int, default=200, help="val sentences for the learning curve (not the held-out test)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/minilm_distill.json"))
@@ -91,7 +92,8 @@ def main(argv=None) -> int:
         return {"val_spearman": float(r["agreement"]), "val_mean_cosine": float(r["mean_cosine_to_teacher"])}
 
     cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, max_length=a.train_max_length, seed=a.seed,
-                      time_budget_s=a.budget, budget_clock="cpu", eval_every=a.eval_every)
+                      time_budget_s=a.budget, budget_clock="cpu", eval_every=a.eval_every,
+                      freeze_embeddings=a.freeze_embeddings)
     hist = distill_hf(teacher, student, data.train.texts, cfg=cfg, log=log, evaluate=val_agreement)
     trained = ev.agreement("embedding", ev.collect(ev.torch_encoder(student, "embedding", **kw), batches, "embedding"), t_emb)
     log(f"distilled student: spearman {trained['agreement']:.4f} after {hist['steps']} steps ({hist['seconds']} s)")
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
                       "mean_cosine_to_teacher_distilled": trained["mean_cosine_to_teacher"],
                       "pairs": len(held) * (len(held) - 1) // 2},
         "training": {k: hist[k] for k in ("steps", "planned_steps", "seconds", "wall_seconds", "budget_clock", "stopped",
-                                          "weights", "batch_size", "lr", "max_length", "train_examples", "history")},
+                                          "weights", "batch_size", "lr", "max_length", "train_examples", "freeze_embeddings",
+                                          "history")},
         "learning_curve_val": {"sentences": min(a.n_val, len(data.val)), "points": hist["evals"]},
         "latency": latency,
         "speedup_p50": speed,

@@ -209,3 +209,14 @@ def test_mlm_and_classification_distillation(tmp_path):
     b = ev.eval_batches(mlm, texts[:8], max_length=32)
     out = ev.collect(ev.torch_encoder(mlm.model, "mlm"), b, "mlm")
     assert ev.agreement("mlm", out, out)["agreement"] == 1.0
+
+
+def test_freeze_embeddings_keeps_the_teacher_rows(emb_dir):
+    t = load_hf_teacher(emb_dir)
+    s, _ = derive_hf_student(t, layers=1)
+    before = s.get_input_embeddings().weight.detach().clone()
+    layer = next(p for n, p in s.named_parameters() if "encoder" in n and p.dim() == 2).detach().clone()
+    hist = distill_hf(t, s, random_texts(32), cfg=TrainConfig(epochs=1, batch_size=8, max_length=32, freeze_embeddings=True))
+    assert hist["freeze_embeddings"] and hist["steps"] == 4
+    assert torch.equal(s.get_input_embeddings().weight, before)
+    assert not torch.equal(next(p for n, p in s.named_parameters() if "encoder" in n and p.dim() == 2), layer)

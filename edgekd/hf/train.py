@@ -39,6 +39,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop (and shorten the LR schedule) to fit this
     budget_clock: str = "wall"  # "wall", or "cpu" (process CPU time: the same budget on a busy or idle machine)
     weights: dict[str, float] = field(default_factory=dict)
+    freeze_embeddings: bool = False  # keep the teacher's word embeddings: most of a small student's parameters
     eval_every: int = 0  # steps between calls of distill_hf's `evaluate` callback (0: only at the end of each epoch)
 
 
@@ -116,7 +117,12 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     emb_cos = CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
     kd_tok = TokenKDLoss(cfg.temperature)
     kd_cls = KDLoss(cfg.temperature, alpha=w["soft"] / (w["soft"] + w["hard"])) if kind == "classification" else None
-    params = list(student.parameters()) + list(cos.parameters()) + list(emb_cos.parameters())
+    if cfg.freeze_embeddings:
+        # a small corpus updates only the rows of the tokens it contains, pulling them away from the
+        # teacher-initialised rows every unseen word still uses
+        student.get_input_embeddings().weight.requires_grad_(False)
+    params = [p for p in list(student.parameters()) + list(cos.parameters()) + list(emb_cos.parameters())
+              if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
 
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
@@ -214,7 +220,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             "seconds": round(clock() - t0, 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
             "budget_clock": cfg.budget_clock, "stopped": stop, "weights": w,
             "teacher_cached": kind == "embedding", "batch_size": cfg.batch_size, "lr": cfg.lr,
-            "temperature": cfg.temperature, "max_length": cfg.max_length, "train_examples": len(texts)}
+            "temperature": cfg.temperature, "max_length": cfg.max_length, "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts)}
 
 
 def _stack_hidden(rows, length: int):
