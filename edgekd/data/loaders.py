@@ -260,8 +260,9 @@ def _npz(path: Path, seed: int):
     raw_y = z["y"].reshape(-1)
     raw_test = z["y_test"].reshape(-1) if "x_test" in z and "y_test" in z else None
     # string labels become class indices in sorted order (like an image folder's sub-folder names)
-    classes = sorted({str(v) for v in (raw_y if raw_test is None else np.concatenate([raw_y, raw_test]))}) \
-        if raw_y.dtype.kind in "USO" else None
+    classes = None
+    if raw_y.dtype.kind in "US":
+        classes = sorted({str(v) for v in raw_y} | ({str(v) for v in raw_test} if raw_test is not None else set()))
     y = _labels(raw_y, classes, f"{path.name}:y")
     if len(x) != len(y):
         raise EdgeKDError(f"{path.name}: x has {len(x)} samples but y has {len(y)}")

@@ -109,13 +109,10 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
 def teacher_sanity(teacher, data, n: int = 256) -> str | None:
     """A warning when the teacher is near chance on the test data: distilling it would teach the student
     nothing, and the usual cause is preprocessing (normalisation, size) or class order unlike its training."""
-    import torch
+    from edgekd.runtime import accuracy, load_runner
 
-    x, y = torch.from_numpy(data.test.x[:n]), torch.from_numpy(data.test.y[:n])
-    with torch.no_grad():
-        out = teacher.eval()(x)
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    acc = float((out[:, :data.num_classes].argmax(1) == y).float().mean())
+    x, y = data.test.x[:n], data.test.y[:n]
+    acc = accuracy(load_runner(teacher), x, y) / 100.0
     chance = 1.0 / max(2, data.num_classes)
     # near chance: within 5 points, or within two standard errors of chance on this many images
     if acc >= chance + max(0.05, 2 * (chance * (1 - chance) / len(x)) ** 0.5):
