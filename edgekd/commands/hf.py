@@ -11,7 +11,7 @@ import typer
 
 def hf_compress_cmd(
     teacher: str = typer.Option(..., help="hf:PATH — a local Hugging Face model directory (offline; nothing is downloaded)."),
-    data: Optional[str] = typer.Option(None, help="Text: a .txt (one example per line), .jsonl or .csv file, or `fortunes` (Debian package `fortunes`, the default)."),
+    data: Optional[str] = typer.Option(None, help="Text: a .txt (one example per line), .jsonl or .csv file, or an installed Debian corpus: fortunes (the default), wordnet, python-docs; join sources with +."),
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
     output: Path = typer.Option(Path("runs/hf"), help="Run directory (rerunning with the same one skips unchanged stages)."),
     layers: Optional[str] = typer.Option(None, help="Teacher layers the student keeps: a count (spread evenly) or a list like 0,2,4, or every-other. Default: half the layers spread evenly, first and last kept (6 -> 0,2,5)."),
@@ -26,6 +26,9 @@ def hf_compress_cmd(
     seq_len: int = typer.Option(128, min=8, help="Sequence length of the fixed-shape TFLite file and of latency measurements."),
     train_limit: Optional[int] = typer.Option(None, min=10, help="Use at most this many examples (before the split)."),
     eval_samples: int = typer.Option(256, min=2, help="Held-out texts scored for agreement with the teacher."),
+    extra_text: Optional[str] = typer.Option(None, help="More unlabeled text for distillation only (same formats as --data, e.g. python-docs+wordnet); the teacher labels it."),
+    layer_loss: bool = typer.Option(True, help="Also align each intermediate student layer with the teacher layer it replaces."),
+    freeze_embeddings: bool = typer.Option(True, help="Keep the teacher's word embeddings (a small corpus would only move the rows it contains)."),
     tflite: bool = typer.Option(True, help="Also convert to TFLite with litert-torch (skipped with a note if it fails)."),
     compare_teacher: bool = typer.Option(True, help="Export the teacher to ONNX too and time it interleaved with the student."),
     runs: int = typer.Option(20, min=1, help="Timed runs per model."),
@@ -42,6 +45,7 @@ def hf_compress_cmd(
                          layers=layers, hidden_size=hidden_size, text_column=text_column, label_column=label_column,
                          max_length=max_length, seq_len=seq_len, batch_size=batch_size, lr=lr,
                          time_budget_s=time_budget, train_limit=train_limit, eval_samples=eval_samples,
+                         extra_text=extra_text, layer_loss=layer_loss, freeze_embeddings=freeze_embeddings,
                          tflite=tflite, compare_teacher=compare_teacher, threads=threads, runs=runs, force=force,
                          json=json_out)
     print_report(report, output, as_json=json_out)
@@ -71,5 +75,5 @@ def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output:
     hf_compress_cmd(teacher=teacher, data=data, target=target, output=output, layers=None, hidden_size=None,
                     text_column="text", label_column=None, epochs=epochs or 1, time_budget=None,
                     batch_size=batch_size or 32, lr=5e-4, max_length=128, seq_len=128, train_limit=None,
-                    eval_samples=eval_samples or 256, tflite=True, compare_teacher=True, runs=runs or 20,
+                    eval_samples=eval_samples or 256, extra_text=None, layer_loss=True, freeze_embeddings=True, tflite=True, compare_teacher=True, runs=runs or 20,
                     threads=threads, seed=seed, force=force, json_out=json_out)

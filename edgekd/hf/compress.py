@@ -39,6 +39,7 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, targ
                 hidden_size: int | None = None, text_column: str = "text", label_column: str | None = None,
                 max_length: int = 128, seq_len: int = 128, batch_size: int = 32, lr: float = 5e-4,
                 time_budget_s: float | None = None, train_limit: int | None = None, eval_samples: int = 256,
+                extra_text: str | Path | None = None, layer_loss: bool = True, freeze_embeddings: bool = True,
                 tflite: bool = True, compare_teacher: bool = True, threads: int | None = None, runs: int = 20,
                 force: bool = False, json: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Distil, export and measure; returns the report dict (also written to OUTPUT/report.json).
@@ -54,15 +55,16 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, targ
 
 
 def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hidden_size, text_column, label_column,
-                 max_length, seq_len, batch_size, lr, time_budget_s, train_limit, eval_samples, tflite,
+                 max_length, seq_len, batch_size, lr, time_budget_s, train_limit, eval_samples, extra_text,
+                 layer_loss, freeze_embeddings, tflite,
                  compare_teacher, threads, runs, force, json, log) -> dict[str, Any]:
     import torch
 
     from edgekd.hf import evaluate as ev
     from edgekd.hf.export import export_optimum, export_tflite, quantize_onnx_int8, save_student_dir
-    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.student import derive_hf_student, layer_targets
     from edgekd.hf.teacher import load_hf_teacher, parse_hf_spec
-    from edgekd.hf.text_data import load_texts
+    from edgekd.hf.text_data import load_texts, read_texts
     from edgekd.hf.train import TrainConfig, distill_hf
     from edgekd.targets import load_target
 
@@ -86,6 +88,10 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
     t_key = _teacher_key(teacher_path)
     run.record_input("teacher", {"spec": f"hf:{teacher_path}", "kind": teacher.kind, "files": t_key})
     run.record_input("data", {**td.describe(), "key": _data_key(str(data))})
+    # unlabeled text for distillation only (the teacher labels it); held-out scoring stays on `data`
+    extra = read_texts(extra_text, column=text_column)[0] if extra_text else []
+    if extra_text:
+        run.record_input("extra_text", {"spec": str(extra_text), "texts": len(extra), "key": _data_key(str(extra_text))})
     test = td.test.texts[:eval_samples]
     test_labels = td.test.labels[:eval_samples] if td.test.labels else None
     val = td.val.texts[:eval_samples]
@@ -94,8 +100,9 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
 
     # ---- distill
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed,
-                      time_budget_s=time_budget_s)
+                      time_budget_s=time_budget_s, freeze_embeddings=freeze_embeddings)
     d_settings = {"teacher": t_key, "data": _data_key(str(data)), "column": text_column, "labels": label_column,
+                  "extra_text": _data_key(str(extra_text)) if extra_text else None, "layer_loss": layer_loss,
                   "layers": str(layers), "hidden_size": hidden_size, "train": {**cfg.__dict__}, "limit": train_limit}
 
     def run_distill() -> StageResult:
@@ -107,7 +114,10 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
         before = ev.agreement(teacher.kind, ev.collect(ev.torch_encoder(student, teacher.kind, **kw), vb, teacher.kind), t_val)
         say(f"untrained student val agreement {before['agreement']:.4f} ({before['metric']}); training on "
             f"{len(td.train)} texts, {epochs} epoch(s)" + (f", budget {time_budget_s:.0f} s" if time_budget_s else ""))
-        hist = distill_hf(teacher, student, td.train.texts, labels=td.train.labels, cfg=cfg, log=say)
+        if layer_loss and hidden_size in (None, teacher.hidden_size):  # narrower students have no layer map
+            cfg.layer_targets = layer_targets(info["layers"], teacher.num_layers)
+        labels = td.train.labels + [None] * len(extra) if td.train.labels is not None else None
+        hist = distill_hf(teacher, student, td.train.texts + extra, labels=labels, cfg=cfg, log=say)
         after = ev.agreement(teacher.kind, ev.collect(ev.torch_encoder(student, teacher.kind, **kw), vb, teacher.kind), t_val)
         say(f"distilled student val agreement {after['agreement']:.4f} after {hist['steps']} steps, {hist['seconds']} s")
         save_student_dir(student, teacher, run.path("student"))

@@ -21,13 +21,19 @@ def pool(hidden, mask, mode: str, normalize: bool):
     return F.normalize(e, dim=-1) if normalize else e
 
 
-def run_model(model, batch: dict, kind: str, *, pooling: str = "mean", normalize: bool = True) -> dict[str, Any]:
-    """-> {"hidden": last hidden state (B, L, H), "emb": pooled (B, H) [embedding], "logits": [mlm/cls]}."""
-    out = model(**batch, output_hidden_states=kind != "embedding")
+def run_model(model, batch: dict, kind: str, *, pooling: str = "mean", normalize: bool = True,
+              layers: list[int] | None = None) -> dict[str, Any]:
+    """-> {"hidden": last hidden state (B, L, H), "emb": pooled (B, H) [embedding], "logits": [mlm/cls],
+    "layers": [hidden_states[i] for i in `layers`] when asked (index 0: the embeddings' output)}."""
+    out = model(**batch, output_hidden_states=kind != "embedding" or bool(layers))
     if kind == "embedding":
         hidden = out.last_hidden_state
-        return {"hidden": hidden, "emb": pool(hidden, batch["attention_mask"], pooling, normalize)}
-    return {"hidden": out.hidden_states[-1], "logits": out.logits}
+        res = {"hidden": hidden, "emb": pool(hidden, batch["attention_mask"], pooling, normalize)}
+    else:
+        res = {"hidden": out.hidden_states[-1], "logits": out.logits}
+    if layers:
+        res["layers"] = [out.hidden_states[i] for i in layers]
+    return res
 
 
 def model_inputs(tokenizer, texts: list[str], max_length: int, *, pad_to: int | None = None) -> dict:

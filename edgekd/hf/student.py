@@ -41,6 +41,14 @@ def parse_layers(layers: str | int | Sequence[int] | None, n_teacher: int) -> li
     return sorted(sel)
 
 
+def layer_targets(selected: Sequence[int], n_teacher: int) -> list[int]:
+    """For each student layer but the last, the teacher hidden state its output should imitate: the one
+    after the teacher layers it replaces (kept layer i stands for teacher layers i .. next kept - 1), as an
+    index into HF's hidden_states (0 = embeddings). Student 0,2,5 of 6 -> [2, 5]."""
+    sel = sorted(selected)
+    return [sel[k + 1] for k in range(len(sel) - 1)]
+
+
 def _layer_prefix(model, n_layers: int) -> str:
     """Name of the ModuleList holding the transformer layers (bert.encoder.layer, transformer.layer ...)."""
     from torch import nn

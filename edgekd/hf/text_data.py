@@ -1,5 +1,9 @@
-"""Text data for HF distillation: .txt (one example per line), .jsonl and .csv (a named column),
-or `fortunes` (Debian's fortunes package: real English quotations, entries separated by `%` lines)."""
+"""Text data for HF distillation: .txt (one example per line), .jsonl and .csv (a named column), or a
+corpus installed from a Debian package (read from its files, never downloaded):
+- `fortunes`     (package fortunes): English quotations, entries separated by `%` lines,
+- `wordnet`      (package wordnet-base): WordNet 3.0 definitions and usage examples, one text each,
+- `python-docs`  (package python3-doc): the paragraphs of the Python documentation.
+Several sources join with `+` (`fortunes+wordnet`)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pathlib import Path
 from edgekd.errors import EdgeKDError
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
+WORDNET_DIR = Path("/usr/share/wordnet")
+PYTHON_DOCS_GLOB = "/usr/share/doc/python3*/html"
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv")
 
 
@@ -60,6 +66,62 @@ def read_fortunes(directory: Path = FORTUNES_DIR) -> list[str]:
     return texts
 
 
+def read_wordnet(directory: Path = WORDNET_DIR) -> list[str]:
+    """Each synset's gloss split into its definition and its quoted usage examples."""
+    files = [directory / f"data.{pos}" for pos in ("noun", "verb", "adj", "adv")]
+    if not all(f.is_file() for f in files):
+        raise EdgeKDError(f"WordNet data not found in {directory}: install the Debian package `wordnet-base`")
+    texts: list[str] = []
+    for f in files:
+        for line in f.read_text(encoding="latin-1").splitlines():
+            if line.startswith("  ") or "|" not in line:  # licence header lines start with two spaces
+                continue
+            for part in line.split("|", 1)[1].split(";"):
+                part = _clean(part).strip('"').strip()
+                if len(part.split()) >= 3:
+                    texts.append(part)
+    return texts
+
+
+def read_python_docs(pattern: str = PYTHON_DOCS_GLOB) -> list[str]:
+    """Paragraphs (<p> elements) of the Python documentation's HTML pages."""
+    import glob
+    from html.parser import HTMLParser
+
+    roots = sorted(glob.glob(pattern))
+    if not roots:
+        raise EdgeKDError("Python documentation not found: install the Debian package `python3-doc`")
+
+    class Paragraphs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.depth, self.buf, self.out = 0, [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "p":
+                self.depth += 1
+
+        def handle_endtag(self, tag):
+            if tag == "p" and self.depth:
+                self.depth -= 1
+                text = _clean("".join(self.buf))
+                self.buf = []
+                if len(text.split()) >= 5:
+                    self.out.append(text)
+
+        def handle_data(self, data):
+            if self.depth:
+                self.buf.append(data)
+
+    parser = Paragraphs()
+    for page in sorted(Path(roots[-1]).rglob("*.html")):
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+    return parser.out
+
+
+CORPORA = {"fortunes": read_fortunes, "wordnet": read_wordnet, "python-docs": read_python_docs}
+
+
 def _jsonl(path: Path, column: str, label_column: str | None) -> tuple[list[str], list | None]:
     texts, labels = [], [] if label_column else None
     with path.open(encoding="utf-8") as fh:
@@ -93,13 +155,15 @@ def _csv(path: Path, column: str, label_column: str | None) -> tuple[list[str], 
 
 def read_texts(spec: str | Path, *, column: str = "text", label_column: str | None = None) -> tuple[list[str], list | None]:
     """All examples of one source, in file order (empty ones dropped), and their raw labels if asked."""
-    if str(spec) == "fortunes":
+    names = str(spec).split("+")
+    if all(n in CORPORA for n in names):
         if label_column:
-            raise EdgeKDError("the fortunes corpus has no labels")
-        return read_fortunes(), None
+            raise EdgeKDError(f"the {spec} corpus has no labels")
+        return [t for n in names for t in CORPORA[n]()], None
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise EdgeKDError(f"text data {path} does not exist (want a .txt, .jsonl or .csv file, or `fortunes`)")
+        raise EdgeKDError(f"text data {path} does not exist (want a .txt, .jsonl or .csv file, or one of "
+                          f"{', '.join(CORPORA)})")
     suffix = path.suffix.lower()
     try:
         if suffix == ".txt":
@@ -152,6 +216,6 @@ def load_texts(spec: str | Path, *, column: str = "text", label_column: str | No
     def take(idx) -> TextSplit:
         return TextSplit([texts[i] for i in idx], [labels[i] for i in idx] if labels is not None else None)
 
-    name = "fortunes" if str(spec) == "fortunes" else Path(spec).name
+    name = str(spec) if all(n in CORPORA for n in str(spec).split("+")) else Path(spec).name
     return TextData(name=name, test=take(order[:n_test]), val=take(order[n_test:n_test + n_val]),
                     train=take(order[n_test + n_val:]), label_names=names)

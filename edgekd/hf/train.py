@@ -6,8 +6,10 @@ Losses (edgekd.distill modules where they exist):
 - classification: KDLoss (soft CE at T, + hard CE when labels exist) + cosine hidden alignment,
 - embedding:      cosine alignment of the last hidden states and of the sentence embeddings +
                   relational loss on the batch's pairwise cosine-similarity matrix.
-For the embedding kind the teacher's outputs are computed once and cached (its inputs never
-change), so later epochs cost only the student's forward and backward passes.
+- any kind, with `layer_targets`: cosine alignment of each intermediate student layer's output with
+                  the teacher hidden state after the teacher layers it replaces (TinyBERT's layer mapping).
+For the embedding kind the teacher's outputs are computed once and cached up to `cache_gb` (its inputs
+never change), so later epochs cost only the student's forward and backward passes.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class TrainConfig:
     weights: dict[str, float] = field(default_factory=dict)
     freeze_embeddings: bool = False  # keep the teacher's word embeddings: most of a small student's parameters
     eval_every: int = 0  # steps between calls of distill_hf's `evaluate` callback (0: only at the end of each epoch)
+    layer_targets: list[int] | None = None  # teacher hidden_states index per intermediate student layer (student.layer_targets)
+    augment: float = 0.0  # fraction of batches made of new texts cut from the corpus (crops / joined crops)
+    cache_gb: float = 4.0  # memory for cached teacher outputs (embedding kind); texts beyond it run the teacher live
 
 
 def similarity_matrix_loss(student_emb, teacher_emb):
@@ -101,7 +106,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     cfg = cfg or TrainConfig()
     kind = teacher.kind
     w = {**DEFAULT_WEIGHTS[kind], **cfg.weights}
-    if labels is not None and len(labels) != len(texts):
+    if labels is not None and len(labels) != len(texts):  # None entries: unlabeled extra text (soft terms only)
         raise EdgeKDError(f"{len(labels)} labels for {len(texts)} texts")
     if not texts:
         raise EdgeKDError("no training texts")
@@ -116,13 +121,19 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     cos = CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
     emb_cos = CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
     kd_tok = TokenKDLoss(cfg.temperature)
+    n_layers = len(cfg.layer_targets or [])
+    if n_layers and n_layers >= student.config.num_hidden_layers:
+        raise EdgeKDError(f"{n_layers} layer targets for a {student.config.num_hidden_layers}-layer student "
+                          "(want one per student layer but the last)")
+    w.setdefault("layers", 1.0)
+    layer_cos = torch.nn.ModuleList(CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
+                                    for _ in range(n_layers))
     kd_cls = KDLoss(cfg.temperature, alpha=w["soft"] / (w["soft"] + w["hard"])) if kind == "classification" else None
     if cfg.freeze_embeddings:
         # a small corpus updates only the rows of the tokens it contains, pulling them away from the
         # teacher-initialised rows every unseen word still uses
         student.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for p in list(student.parameters()) + list(cos.parameters()) + list(emb_cos.parameters())
-              if p.requires_grad]
+    params = [p for m in (student, cos, emb_cos, layer_cos) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
 
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
@@ -136,6 +147,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     cache: dict[int, tuple] = {}
+    cache_room = [cfg.cache_gb * 1e9]  # bytes left for cached teacher outputs
     if cfg.budget_clock not in ("wall", "cpu"):
         raise EdgeKDError(f"budget_clock {cfg.budget_clock!r}: want 'wall' or 'cpu'")
     clock = time.process_time if cfg.budget_clock == "cpu" else time.perf_counter
@@ -161,22 +173,30 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
         running, n_b = 0.0, 0
         epoch_t0 = clock() - t0
         for idx in _batches(lengths, cfg.batch_size, rng):
-            batch = _pad([enc[i] for i in idx], tok.pad_token_id or 0, type_ids)
+            fresh = kind == "embedding" and rng.random() < cfg.augment
+            # crops join texts of the same length bucket (their neighbours in the batch)
+            rows = [_crop(enc, i, idx[(r + 1) % len(idx)], rng) for r, i in enumerate(idx)] if fresh \
+                else [enc[i] for i in idx]
+            batch = _pad(rows, tok.pad_token_id or 0, type_ids)
             mask = batch["attention_mask"]
             if kind == "mlm":
                 batch, mlm_labels = _mask_tokens(batch, tok, cfg.mlm_probability, rng)
             with torch.no_grad():
-                if kind == "embedding" and all(i in cache for i in idx):
-                    t_hidden = _stack_hidden([cache[i][0] for i in idx], mask.shape[1])
-                    t_out = {"hidden": t_hidden, "emb": torch.stack([cache[i][1] for i in idx])}
+                if kind == "embedding" and not fresh and all(i in cache for i in idx):
+                    t_out = {"hidden": _stack_hidden([cache[i][0] for i in idx], mask.shape[1]),
+                             "emb": torch.stack([cache[i][1] for i in idx]),
+                             "layers": [_stack_hidden([cache[i][2][k] for i in idx], mask.shape[1])
+                                        for k in range(n_layers)]}
                 else:
-                    t_out = run_model(teacher.model, batch, kind, pooling=teacher.pooling, normalize=teacher.normalize)
-                    if kind == "embedding":
-                        for r, i in enumerate(idx):
-                            n_tok = int(mask[r].sum())
-                            cache[i] = (t_out["hidden"][r, :n_tok].half(), t_out["emb"][r].clone())
-            s_out = run_model(student, batch, kind, pooling=teacher.pooling, normalize=teacher.normalize)
+                    t_out = run_model(teacher.model, batch, kind, pooling=teacher.pooling, normalize=teacher.normalize,
+                                      layers=cfg.layer_targets)
+                    if kind == "embedding" and not fresh:
+                        _cache_put(cache, cache_room, idx, mask, t_out, n_layers)
+            s_out = run_model(student, batch, kind, pooling=teacher.pooling, normalize=teacher.normalize,
+                              layers=list(range(1, n_layers + 1)))
             loss = w["cos"] * cos(s_out["hidden"], t_out["hidden"].float(), mask)
+            for k in range(n_layers):
+                loss = loss + w["layers"] / n_layers * layer_cos[k](s_out["layers"][k], t_out["layers"][k].float(), mask)
             if kind == "embedding":
                 loss = loss + w["emb"] * emb_cos(s_out["emb"], t_out["emb"]) \
                     + w["rel"] * similarity_matrix_loss(s_out["emb"], t_out["emb"])
@@ -186,7 +206,9 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
                 if sel.any():
                     loss = loss + w["hard"] * torch.nn.functional.cross_entropy(s_out["logits"][sel], mlm_labels[sel])
             else:
-                y = torch.tensor([labels[i] for i in idx]) if labels is not None else None
+                y = None
+                if labels is not None and any(labels[i] is not None for i in idx):
+                    y = torch.tensor([-100 if labels[i] is None else labels[i] for i in idx])  # -100: ignored by CE
                 loss = loss + (w["soft"] + w["hard"]) * kd_cls(s_out["logits"], t_out["logits"], y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -220,7 +242,40 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             "seconds": round(clock() - t0, 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
             "budget_clock": cfg.budget_clock, "stopped": stop, "weights": w,
             "teacher_cached": kind == "embedding", "batch_size": cfg.batch_size, "lr": cfg.lr,
-            "temperature": cfg.temperature, "max_length": cfg.max_length, "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts)}
+            "temperature": cfg.temperature, "max_length": cfg.max_length, "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts),
+            "layer_targets": cfg.layer_targets, "cached_texts": len(cache), "augment": cfg.augment}
+
+
+def _crop(enc: list[list[int]], i: int, j: int, rng) -> list[int]:
+    """A new input cut from the corpus (augmentation for function matching: the teacher labels it live):
+    a random span of text i, or half the time a shorter span of i followed by a span of text j; no longer
+    than text i, so a length-bucketed batch stays as cheap as the original. Keeps the special tokens."""
+    def span(body: list[int], n: int) -> list[int]:
+        s = int(rng.integers(0, len(body) - n + 1))
+        return body[s:s + n]
+
+    ids = enc[i]
+    body, other = ids[1:-1], enc[j][1:-1]
+    if len(body) < 8:
+        return list(ids)
+    if rng.random() < 0.5 or len(other) < 4:
+        new = span(body, int(rng.integers(len(body) // 4, len(body) + 1)))
+    else:
+        a = int(rng.integers(len(body) // 4, 3 * len(body) // 4 + 1))
+        new = span(body, a) + span(other, min(len(other), len(body) - a))
+    return [ids[0]] + new + [ids[-1]]
+
+
+def _cache_put(cache: dict, room: list, idx: list[int], mask, t_out: dict, n_layers: int) -> None:
+    """Keep the teacher's outputs for these texts (fp16, real tokens only) while memory is left."""
+    for r, i in enumerate(idx):
+        n_tok = int(mask[r].sum())
+        cost = 2 * n_tok * t_out["hidden"].shape[-1] * (1 + n_layers)
+        if cost > room[0]:
+            return
+        room[0] -= cost
+        cache[i] = (t_out["hidden"][r, :n_tok].half(), t_out["emb"][r].clone(),
+                    [t_out["layers"][k][r, :n_tok].half() for k in range(n_layers)])
 
 
 def _stack_hidden(rows, length: int):
