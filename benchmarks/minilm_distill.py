@@ -13,7 +13,8 @@
 - speed: ONNX Runtime CPU EP, batch 1, sequence 128, teacher / student / student-int8 timed
   interleaved in one loop (A B C A B C ...), at 1 and 2 threads; medians and teacher/student ratios.
 
-    .venv/bin/python benchmarks/minilm_distill.py --threads 2 --freeze-embeddings   # 10 epochs, ~3450 CPU-s (~31 min on 2 cores) + ~3 min export
+    # the committed result (~90 min on one core; it ran beside the same command without --augment):
+    .venv/bin/python benchmarks/minilm_distill.py --threads 1 --freeze-embeddings --layer-loss --budget 5000 --epochs 40 --eval-every 500 --augment 0.5
     .venv/bin/python benchmarks/minilm_distill.py --budget 20 --n-eval 40 --runs 5 --out /tmp/smoke.json  # smoke
 
 Writes benchmarks/results/minilm_distill.json.

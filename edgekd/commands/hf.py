@@ -29,6 +29,7 @@ def hf_compress_cmd(
     extra_text: Optional[str] = typer.Option(None, help="More unlabeled text for distillation only (same formats as --data, e.g. python-docs+wordnet); the teacher labels it."),
     layer_loss: bool = typer.Option(True, help="Also align each intermediate student layer with the teacher layer it replaces."),
     freeze_embeddings: bool = typer.Option(True, help="Keep the teacher's word embeddings (a small corpus would only move the rows it contains)."),
+    augment: float = typer.Option(0.0, min=0.0, max=1.0, help="Embedding models: fraction of batches made of new texts cut from the training texts (spans, joined spans), labelled live by the teacher."),
     tflite: bool = typer.Option(True, help="Also convert to TFLite with litert-torch (skipped with a note if it fails)."),
     compare_teacher: bool = typer.Option(True, help="Export the teacher to ONNX too and time it interleaved with the student."),
     runs: int = typer.Option(20, min=1, help="Timed runs per model."),
@@ -46,6 +47,7 @@ def hf_compress_cmd(
                          max_length=max_length, seq_len=seq_len, batch_size=batch_size, lr=lr,
                          time_budget_s=time_budget, train_limit=train_limit, eval_samples=eval_samples,
                          extra_text=extra_text, layer_loss=layer_loss, freeze_embeddings=freeze_embeddings,
+                         augment=augment,
                          tflite=tflite, compare_teacher=compare_teacher, threads=threads, runs=runs, force=force,
                          json=json_out)
     print_report(report, output, as_json=json_out)
@@ -75,5 +77,6 @@ def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output:
     hf_compress_cmd(teacher=teacher, data=data, target=target, output=output, layers=None, hidden_size=None,
                     text_column="text", label_column=None, epochs=epochs or 1, time_budget=None,
                     batch_size=batch_size or 32, lr=5e-4, max_length=128, seq_len=128, train_limit=None,
-                    eval_samples=eval_samples or 256, extra_text=None, layer_loss=True, freeze_embeddings=True, tflite=True, compare_teacher=True, runs=runs or 20,
+                    eval_samples=eval_samples or 256, extra_text=None, layer_loss=True, freeze_embeddings=True, augment=0.0,
+                    tflite=True, compare_teacher=True, runs=runs or 20,
                     threads=threads, seed=seed, force=force, json_out=json_out)

@@ -40,6 +40,7 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, targ
                 max_length: int = 128, seq_len: int = 128, batch_size: int = 32, lr: float = 5e-4,
                 time_budget_s: float | None = None, train_limit: int | None = None, eval_samples: int = 256,
                 extra_text: str | Path | None = None, layer_loss: bool = True, freeze_embeddings: bool = True,
+                augment: float = 0.0,
                 tflite: bool = True, compare_teacher: bool = True, threads: int | None = None, runs: int = 20,
                 force: bool = False, json: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Distil, export and measure; returns the report dict (also written to OUTPUT/report.json).
@@ -56,7 +57,7 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, targ
 
 def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hidden_size, text_column, label_column,
                  max_length, seq_len, batch_size, lr, time_budget_s, train_limit, eval_samples, extra_text,
-                 layer_loss, freeze_embeddings, tflite,
+                 layer_loss, freeze_embeddings, augment, tflite,
                  compare_teacher, threads, runs, force, json, log) -> dict[str, Any]:
     import torch
 
@@ -100,7 +101,7 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
 
     # ---- distill
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed,
-                      time_budget_s=time_budget_s, freeze_embeddings=freeze_embeddings)
+                      time_budget_s=time_budget_s, freeze_embeddings=freeze_embeddings, augment=augment)
     d_settings = {"teacher": t_key, "data": _data_key(str(data)), "column": text_column, "labels": label_column,
                   "extra_text": _data_key(str(extra_text)) if extra_text else None, "layer_loss": layer_loss,
                   "layers": str(layers), "hidden_size": hidden_size, "train": {**cfg.__dict__}, "limit": train_limit}
