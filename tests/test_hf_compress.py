@@ -175,3 +175,13 @@ def test_default_data_is_fortunes():
     from edgekd.hf.compress import DEFAULT_DATA, compress_hf
 
     assert inspect.signature(compress_hf).parameters["data"].default is None and DEFAULT_DATA == "fortunes"
+
+
+@pytest.mark.slow
+def test_without_tflite_the_report_says_nothing_in_the_target_format_ships(run):
+    from edgekd.hf import compress_hf
+
+    r = compress_hf(f"hf:{run['teacher']}", **{**run["kw"], "tflite": False})  # earlier stages are reused
+    assert r["shipped"] == [] and not any(a["format"] == "tflite" for a in r["artifacts"])
+    assert any("No TFLite file was made" in n for n in r["notes"])
+    assert not any("ships the float TFLite" in n for n in r["notes"])

@@ -243,7 +243,11 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
         a.extra["shipped"] = a.format in ("onnx", "tflite") and fmt_ok and a.name != "teacher-onnx" and (
             (a.format, a.precision) in ships or a.format == "tflite" or a.precision == "dynamic-int8")
     shipped = [a for a in rows if a.extra.get("shipped")]
-    if any(f == "tflite" and p == "int8" for f, p in ships):
+    wants_tflite = any(f == "tflite" for f, _ in ships)
+    if wants_tflite and not any(a.format == "tflite" for a in rows):
+        notes.append(f"No TFLite file was made (--no-tflite, or the conversion failed): nothing in {tgt.name}'s "
+                     "format is shipped; onnx/ and onnx-int8/ hold the ONNX models.")
+    elif any(f == "tflite" and p == "int8" for f, p in ships):
         notes.append("The target asks for int8 TFLite; this HF path ships the float TFLite file (static int8 "
                      "of transformer activations loses agreement); onnx-int8/ holds the dynamic-int8 ONNX model.")
     t_lat = (lat.get("teacher-onnx") or {}).get("p50_ms")
