@@ -89,10 +89,8 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
     t_key = _teacher_key(teacher_path)
     run.record_input("teacher", {"spec": f"hf:{teacher_path}", "kind": teacher.kind, "files": t_key})
     run.record_input("data", {**td.describe(), "key": _data_key(str(data))})
-    # unlabeled text for distillation only (the teacher labels it); held-out scoring stays on `data`
-    extra = read_texts(extra_text, column=text_column)[0] if extra_text else []
-    if extra_text:
-        run.record_input("extra_text", {"spec": str(extra_text), "texts": len(extra), "key": _data_key(str(extra_text))})
+    if not extra_text:
+        run.manifest["inputs"].pop("extra_text", None)  # left by an earlier run of this directory
     test = td.test.texts[:eval_samples]
     test_labels = td.test.labels[:eval_samples] if td.test.labels else None
     val = td.val.texts[:eval_samples]
@@ -115,6 +113,12 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
         before = ev.agreement(teacher.kind, ev.collect(ev.torch_encoder(student, teacher.kind, **kw), vb, teacher.kind), t_val)
         say(f"untrained student val agreement {before['agreement']:.4f} ({before['metric']}); training on "
             f"{len(td.train)} texts, {epochs} epoch(s)" + (f", budget {time_budget_s:.0f} s" if time_budget_s else ""))
+        # unlabeled text for distillation only (the teacher labels it); held-out scoring stays on `data`.
+        # Read here, not up front: a rerun that reuses this stage never needs it
+        extra = read_texts(extra_text, column=text_column)[0] if extra_text else []
+        if extra_text:
+            run.record_input("extra_text", {"spec": str(extra_text), "texts": len(extra),
+                                            "key": _data_key(str(extra_text))})
         if layer_loss and hidden_size in (None, teacher.hidden_size):  # narrower students have no layer map
             cfg.layer_targets = layer_targets(info["layers"], teacher.num_layers)
         labels = td.train.labels + [None] * len(extra) if td.train.labels is not None else None

@@ -122,6 +122,11 @@ def read_python_docs(pattern: str = PYTHON_DOCS_GLOB) -> list[str]:
 CORPORA = {"fortunes": read_fortunes, "wordnet": read_wordnet, "python-docs": read_python_docs}
 
 
+def _is_corpus(spec: str | Path) -> bool:
+    """`fortunes`, `wordnet+python-docs` ...: installed corpora by name, not a file path."""
+    return all(n in CORPORA for n in str(spec).split("+"))
+
+
 def _jsonl(path: Path, column: str, label_column: str | None) -> tuple[list[str], list | None]:
     texts, labels = [], [] if label_column else None
     with path.open(encoding="utf-8") as fh:
@@ -155,11 +160,10 @@ def _csv(path: Path, column: str, label_column: str | None) -> tuple[list[str], 
 
 def read_texts(spec: str | Path, *, column: str = "text", label_column: str | None = None) -> tuple[list[str], list | None]:
     """All examples of one source, in file order (empty ones dropped), and their raw labels if asked."""
-    names = str(spec).split("+")
-    if all(n in CORPORA for n in names):
+    if _is_corpus(spec):
         if label_column:
             raise EdgeKDError(f"the {spec} corpus has no labels")
-        return [t for n in names for t in CORPORA[n]()], None
+        return [t for n in str(spec).split("+") for t in CORPORA[n]()], None
     path = Path(spec).expanduser()
     if not path.is_file():
         raise EdgeKDError(f"text data {path} does not exist (want a .txt, .jsonl or .csv file, or one of "
@@ -216,6 +220,6 @@ def load_texts(spec: str | Path, *, column: str = "text", label_column: str | No
     def take(idx) -> TextSplit:
         return TextSplit([texts[i] for i in idx], [labels[i] for i in idx] if labels is not None else None)
 
-    name = str(spec) if all(n in CORPORA for n in str(spec).split("+")) else Path(spec).name
+    name = str(spec) if _is_corpus(spec) else Path(spec).name
     return TextData(name=name, test=take(order[:n_test]), val=take(order[n_test:n_test + n_val]),
                     train=take(order[n_test + n_val:]), label_names=names)
