@@ -62,6 +62,14 @@ def similarity_matrix_loss(student_emb, teacher_emb):
     return F.mse_loss((s @ s.t())[off], (t @ t.t())[off])
 
 
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warmup over `warmup` of the `total` steps, then linear decay to 0 at `total`."""
+    warm = max(1, int(total * warmup))
+    if step < warm:
+        return (step + 1) / warm
+    return max(0.0, (total - step) / max(1, total - warm))
+
+
 def _batches(lengths: list[int], batch_size: int, rng) -> list[list[int]]:
     """Length-bucketed batches: shuffle, sort within chunks of 50 batches, shuffle the batches.
     Cuts padding (and so time) several-fold on text with mixed lengths."""
@@ -138,14 +146,8 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
 
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
     plan = {"total": max(1, steps_per_epoch * cfg.epochs)}
-    warm = max(1, int(plan["total"] * cfg.warmup))
-
-    def lr_at(step: int) -> float:  # linear warmup then linear decay to 0 over the (possibly shortened) plan
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (plan["total"] - step) / max(1, plan["total"] - warm))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    # read plan["total"] at each step: a time budget refits it, and warmup is a fraction of the refitted plan
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total"], cfg.warmup))
     cache: dict[int, tuple] = {}
     cache_room = [cfg.cache_gb * 1e9]  # bytes left for cached teacher outputs
     if cfg.budget_clock not in ("wall", "cpu"):
@@ -153,7 +155,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     clock = time.process_time if cfg.budget_clock == "cpu" else time.perf_counter
     t0 = clock()
     t_wall = time.perf_counter()
-    step, history, evals, stop = 0, [], [], "epochs done"
+    step, history, evals, stop, last_lr = 0, [], [], "epochs done", 0.0
 
     def run_eval(epoch: int) -> None:
         nonlocal t0
@@ -213,8 +215,8 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
+            last_lr = opt.param_groups[0]["lr"]
             opt.step()
-            sched.step()
             step += 1
             running += loss.item()
             n_b += 1
@@ -225,6 +227,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
                 rate = (elapsed - epoch_t0) / n_b
                 fit = step + int((cfg.time_budget_s - elapsed) / rate)
                 plan["total"] = max(step + 1, min(steps_per_epoch * cfg.epochs, fit))
+            sched.step()  # after the refit, so the next step's LR already follows the new plan
             if cfg.eval_every and step % cfg.eval_every == 0:
                 run_eval(epoch + 1)
             if step % 50 == 0:
@@ -242,6 +245,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             "seconds": round(clock() - t0, 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
             "budget_clock": cfg.budget_clock, "stopped": stop, "weights": w,
             "teacher_cached": kind == "embedding", "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "lr_last": last_lr,
             "temperature": cfg.temperature, "max_length": cfg.max_length, "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts),
             "layer_targets": cfg.layer_targets, "cached_texts": len(cache), "augment": cfg.augment}
 
