@@ -15,6 +15,7 @@
 
     # the committed result (~90 min on one core; it ran beside the same command without --augment):
     .venv/bin/python benchmarks/minilm_distill.py --threads 1 --freeze-embeddings --layer-loss --budget 5000 --epochs 40 --eval-every 500 --augment 0.5
+    # the depth trade-off (JSON "depth_tradeoff"): the same with --layers 0,2,4,5 (and --lr 2e-4) or --layers 0,1,3,4,5
     .venv/bin/python benchmarks/minilm_distill.py --budget 20 --n-eval 40 --runs 5 --out /tmp/smoke.json  # smoke
 
 Writes benchmarks/results/minilm_distill.json.
