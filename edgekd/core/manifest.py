@@ -96,8 +96,12 @@ class RunDir:
         except ValueError:
             return str(p)
 
-    def record_input(self, name: str, info: dict[str, Any]) -> None:
-        self.manifest["inputs"][name] = info
+    def record_input(self, name: str, info: dict[str, Any] | None) -> None:
+        """Record an input of this run; None forgets one an earlier run of this directory recorded."""
+        if info is None:
+            self.manifest["inputs"].pop(name, None)
+        else:
+            self.manifest["inputs"][name] = info
         self.save()
 
     def stage_record(self, name: str) -> dict[str, Any] | None:

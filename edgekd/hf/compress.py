@@ -90,7 +90,7 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
     run.record_input("teacher", {"spec": f"hf:{teacher_path}", "kind": teacher.kind, "files": t_key})
     run.record_input("data", {**td.describe(), "key": _data_key(str(data))})
     if not extra_text:
-        run.manifest["inputs"].pop("extra_text", None)  # left by an earlier run of this directory
+        run.record_input("extra_text", None)  # drop one left by an earlier run of this directory
     test = td.test.texts[:eval_samples]
     test_labels = td.test.labels[:eval_samples] if td.test.labels else None
     val = td.val.texts[:eval_samples]
