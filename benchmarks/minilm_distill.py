@@ -98,10 +98,18 @@ def main(argv=None) -> int:
     val_batches = ev.eval_batches(teacher, data.val.texts[:a.n_val], max_length=128)
     t_val = ev.collect(ev.torch_encoder(teacher.model, "embedding", **kw), val_batches, "embedding")
 
+    # the same score on training fortunes the student learns from: the gap to val says whether more data
+    # (a wide gap) or more capacity/steps (no gap) is what the agreement is waiting for
+    fit_batches = ev.eval_batches(teacher, data.train.texts[:a.n_val], max_length=128)
+    t_fit = ev.collect(ev.torch_encoder(teacher.model, "embedding", **kw), fit_batches, "embedding")
+
+    def score(on, ref) -> dict:
+        return ev.agreement("embedding", ev.collect(ev.torch_encoder(student, "embedding", **kw), on, "embedding"), ref)
+
     def val_agreement() -> dict:
-        r = ev.agreement("embedding", ev.collect(ev.torch_encoder(student, "embedding", **kw), val_batches, "embedding"),
-                         t_val)
-        return {"val_spearman": float(r["agreement"]), "val_mean_cosine": float(r["mean_cosine_to_teacher"])}
+        r, f = score(val_batches, t_val), score(fit_batches, t_fit)
+        return {"val_spearman": float(r["agreement"]), "val_mean_cosine": float(r["mean_cosine_to_teacher"]),
+                "train_spearman": float(f["agreement"]), "train_mean_cosine": float(f["mean_cosine_to_teacher"])}
 
     train_texts, extra_n = list(data.train.texts), 0
     if a.extra_text:

@@ -77,6 +77,19 @@ def test_missing_entrypoint(tmp_path, tiny_teacher):
     assert no_model_files(tmp_path / "o")
 
 
+@pytest.mark.parametrize("source, needle", [
+    ("import no_such_dependency_xyz\ndef build():\n    pass\n", "ModuleNotFoundError: No module named 'no_such_dependency_xyz'"),
+    ("def build(:\n", "SyntaxError"),
+    ("def build():\n    raise ValueError('needs a config file')\n", "failed: ValueError: needs a config file"),
+])
+def test_broken_user_module_is_one_line_error(tmp_path, source, needle):
+    (tmp_path / "broken.py").write_text(source)
+    proc = run(["compress", "--teacher", "broken.py:build", "--data", "digits", "--output", str(tmp_path / "o")],
+               cwd=tmp_path)
+    assert_one_line_error(proc, needle)
+    assert no_model_files(tmp_path / "o")
+
+
 def test_data_of_wrong_shape(tmp_path, tiny_teacher):
     np.savez(tmp_path / "rgb.npz", x=np.random.rand(40, 12, 12, 3).astype(np.float32), y=np.arange(40) % 10)
     proc = run(["compress", "--teacher", f"{tiny_teacher}:build", "--data", str(tmp_path / "rgb.npz"),

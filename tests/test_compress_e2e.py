@@ -83,3 +83,30 @@ def test_rerun_skips_unchanged_stages(run_dir):
 def test_no_partial_files_left(run_dir):
     out, _, _ = run_dir
     assert not [p for p in out.rglob("*") if ".partial" in p.name]
+
+
+MLP_TEACHER = (
+    "from torch import nn\n"
+    "def build():\n"
+    "    return nn.Sequential(nn.Linear(64, 128), nn.LayerNorm(128), nn.GELU(), nn.Linear(128, 10))\n"
+)
+
+
+def test_feature_vectors_compress_end_to_end(tmp_path):
+    """Not only images: (N, F) feature vectors from an .npz go through derive, distill, int8 and TFLite."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    np.savez(tmp_path / "tab.npz", x=(d.data / 16).astype(np.float32), y=d.target)
+    (tmp_path / "mlp.py").write_text(MLP_TEACHER)
+    proc = compress(["--teacher", "mlp.py:build", "--student", "auto:0.5", "--data", "tab.npz", "--epochs", "1",
+                     "--target", "android", "--output", "run", "--runs", "5", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["data"]["layout"] == "NF" and report["data"]["input_shape"] == [64]
+    arts = {(a["format"], a["precision"], a["name"].split()[0]): a for a in report["artifacts"]}
+    student, shipped = arts[("pytorch", "fp32", "student")], arts[("tflite", "int8", "student")]
+    assert student["accuracy"] > 50.0  # 10 classes: well above chance after one epoch
+    assert abs(shipped["accuracy"] - student["accuracy"]) < 5.0
+    assert "vectors of 64 features" in (tmp_path / "run" / "report.md").read_text()

@@ -27,7 +27,7 @@ def test_npz_nhwc_uint8_is_converted(tmp_path):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"x": np.zeros((5, 4))}, "must hold arrays 'x' and 'y'"),
-    ({"x": np.zeros((5, 4)), "y": np.zeros(5)}, "expected"),
+    ({"x": np.zeros((5, 2, 2, 2, 2)), "y": np.zeros(5)}, "expected"),
     ({"x": np.zeros((5, 8, 8)), "y": np.zeros(4)}, "5 samples but y has 4"),
     ({"x": np.zeros((6, 8, 8)), "y": np.array([0, 1, -1, 0, 1, 0])}, "negative labels"),
     ({"x": np.zeros((6, 8, 8)), "y": np.array([0.5, 1, 2, 0, 1, 0])}, "class indices"),
@@ -113,3 +113,32 @@ def test_image_size_resizes_arrays_and_folders(tmp_path):
     f = load_data(str(tmp_path), image_size=24, normalize="imagenet")
     assert f.input_shape == (3, 24, 24)
     assert f.mean == pytest.approx([0.485, 0.456, 0.406])
+
+
+def test_npz_feature_vectors_are_standardised_per_feature(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, size=(200, 6)).astype(np.float32)
+    x[:, 2] = 7.0  # a constant feature must stay finite (centred, not divided by ~0)
+    np.savez(tmp_path / "tab.npz", x=x, y=np.arange(200) % 3)
+    b = load_data(str(tmp_path / "tab.npz"))
+    assert b.layout == "NF" and b.input_shape == (6,) and b.train.x.shape[1:] == (6,)
+    assert len(b.mean) == 6 and b.std[2] == 1.0
+    assert np.isfinite(b.test.x).all() and np.abs(b.train.x[:, 2]).max() == 0.0
+    assert np.allclose(b.train.x.mean(axis=0)[[0, 1, 3]], 0.0, atol=0.2)
+    assert b.describe()["layout"] == "NF"
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"image_size": 8}, "holds feature vectors"),
+    ({"normalize": "imagenet"}, "has 6 feature"),
+])
+def test_feature_vector_preprocessing_errors(tmp_path, kw, message):
+    np.savez(tmp_path / "tab.npz", x=np.zeros((20, 6), np.float32), y=np.arange(20) % 2)
+    with pytest.raises(EdgeKDError, match=message):
+        load_data(str(tmp_path / "tab.npz"), **kw)
+
+
+def test_npz_test_split_of_another_shape(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((20, 6)), y=np.arange(20) % 2, x_test=np.zeros((4, 5)), y_test=np.arange(4) % 2)
+    with pytest.raises(EdgeKDError, match=r"x samples are \(6,\) but x_test samples are \(5,\)"):
+        load_data(str(tmp_path / "d.npz"))

@@ -68,7 +68,7 @@ def quantize_cmd(
               f"{rep.size_bytes / 1024:.1f}", f"{(rep.float_size_bytes or 0) / 1024:.1f}", f(rep.parity.get("cosine"), 5))
     con = Console()
     con.print(t)
-    con.print(f"  evaluated on {len(eval_data[0]) if eval_data else 0} held-out images; calibrated on {rep.calib_samples}", highlight=False)
+    con.print(f"  evaluated on {len(eval_data[0]) if eval_data else 0} held-out samples; calibrated on {rep.calib_samples}", highlight=False)
     for name in rep.kept_float:
         con.print(f"  kept in float: {name}", highlight=False)
     if rep.latency:

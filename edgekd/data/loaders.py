@@ -66,6 +66,9 @@ def load_data(spec: str | None = None, *, seed: int = 0, val_fraction: float = 0
     size = parse_image_size(image_size)
     norm = parse_normalize(normalize)
     train, test, k, name, src = _read(spec, seed, size)
+    if size and train[0].ndim != 4:
+        raise EdgeKDError(f"--image-size {image_size}: data '{spec}' holds feature vectors {tuple(train[0].shape[1:])}, "
+                          "not images")
     if size and tuple(train[0].shape[2:]) != size:
         train, test = (_resize(train[0], size), train[1]), (_resize(test[0], size), test[1])
     return _bundle(name, train, test, k, seed, val_fraction, {**src, "normalize": (normalize or "dataset").strip()}, norm)
@@ -81,7 +84,7 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _read(spec: str | None, seed: int, size: tuple[int, int] | None):
-    """(train, test, num_classes, name, source) with images as float32 NCHW in [0, 1]."""
+    """(train, test, num_classes, name, source): images as float32 NCHW in [0, 1], or (N, F) feature vectors."""
     spec = (spec or "auto").strip()
     name = spec.lower().replace("_", "-")
     if name == "auto":
@@ -111,9 +114,10 @@ def _bundle(name, train, test, num_classes, seed, val_fraction, source, normaliz
     n_val = max(1, min(5000, int(round(len(x) * val_fraction))))
     val_idx, train_idx = order[:n_val], order[n_val:]
     mean, std = _statistics(normalize, x[train_idx], name)
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)  # axis 1 is the channel (images) or the feature (vectors)
 
     def norm(a):
-        return ((a - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+        return ((a - mean.reshape(per_channel)) / std.reshape(per_channel)).astype(np.float32)
 
     return DataBundle(
         name=name,
@@ -124,6 +128,7 @@ def _bundle(name, train, test, num_classes, seed, val_fraction, source, normaliz
         input_shape=tuple(int(d) for d in x.shape[1:]),
         mean=[float(m) for m in mean],
         std=[float(s) for s in std],
+        layout="NCHW" if x.ndim == 4 else "NF",
         source=source,
     )
 
@@ -131,14 +136,16 @@ def _bundle(name, train, test, num_classes, seed, val_fraction, source, normaliz
 def _statistics(norm, x_train: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (mean, std) for the chosen normalisation; "dataset" uses the training split only."""
     c = x_train.shape[1]
+    axes = (0,) + tuple(range(2, x_train.ndim))  # per channel for images, per feature for vectors
     if norm == "dataset":
-        return (x_train.mean(axis=(0, 2, 3)).astype(np.float32),
-                (x_train.std(axis=(0, 2, 3)) + 1e-6).astype(np.float32))
+        std = x_train.std(axis=axes)
+        std = np.where(std < 1e-6, 1.0, std + 1e-6)  # a constant channel/feature is centred, not blown up
+        return x_train.mean(axis=axes).astype(np.float32), std.astype(np.float32)
     if norm == "none":
         return np.zeros(c, np.float32), np.ones(c, np.float32)
     mean, std = norm
     if len(mean) not in (1, c) or len(std) not in (1, c):
-        raise EdgeKDError(f"normalize has {len(mean)} mean / {len(std)} std values but data '{name}' has {c} channel(s)")
+        raise EdgeKDError(f"normalize has {len(mean)} mean / {len(std)} std values but data '{name}' has {c} {'feature' if x_train.ndim == 2 else 'channel'}(s)")
     return (np.broadcast_to(np.float32(mean), (c,)).copy().astype(np.float32),
             np.broadcast_to(np.float32(std), (c,)).copy().astype(np.float32))
 
@@ -222,17 +229,19 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     return train, test, len(classes), {"path": str(root), "classes": classes}
 
 
-def _as_nchw(x: np.ndarray, what: str) -> np.ndarray:
+def _as_samples(x: np.ndarray, what: str) -> np.ndarray:
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
     x = x.astype(np.float32)
+    if x.ndim == 2:  # (N, F) feature vectors (tabular, sensor windows flattened, embeddings): used as they are
+        return x
     if x.ndim == 3:  # (N, H, W) grayscale
         return x[:, None]
     if x.ndim == 4:
         if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # NHWC
             return x.transpose(0, 3, 1, 2).copy()
         return x
-    raise EdgeKDError(f"{what} has shape {tuple(x.shape)}; expected (N,H,W), (N,C,H,W) or (N,H,W,C) images")
+    raise EdgeKDError(f"{what} has shape {tuple(x.shape)}; expected (N,F) feature vectors or (N,H,W), (N,C,H,W), (N,H,W,C) images")
 
 
 def _labels(raw: np.ndarray, classes: list[str] | None, what: str) -> np.ndarray:
@@ -256,7 +265,7 @@ def _npz(path: Path, seed: int):
         raise EdgeKDError(f"cannot read {path}: {exc}") from None
     if "x" not in z or "y" not in z:
         raise EdgeKDError(f"{path} must hold arrays 'x' and 'y' (and optionally 'x_test', 'y_test'); found {list(z.keys())}")
-    x = _as_nchw(z["x"], f"{path.name}:x")
+    x = _as_samples(z["x"], f"{path.name}:x")
     raw_y = z["y"].reshape(-1)
     raw_test = z["y_test"].reshape(-1) if "x_test" in z and "y_test" in z else None
     # string labels become class indices in sorted order (like an image folder's sub-folder names)
@@ -267,12 +276,15 @@ def _npz(path: Path, seed: int):
     if len(x) != len(y):
         raise EdgeKDError(f"{path.name}: x has {len(x)} samples but y has {len(y)}")
     if raw_test is not None:
-        test = (_as_nchw(z["x_test"], f"{path.name}:x_test"), _labels(raw_test, classes, f"{path.name}:y_test"))
+        test = (_as_samples(z["x_test"], f"{path.name}:x_test"), _labels(raw_test, classes, f"{path.name}:y_test"))
         train = (x, y)
     else:
         order = np.random.default_rng(seed).permutation(len(x))
         n_test = max(1, len(x) // 5)
         train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
+    if test[0].shape[1:] != train[0].shape[1:]:
+        raise EdgeKDError(f"{path.name}: x samples are {tuple(train[0].shape[1:])} but x_test samples are "
+                          f"{tuple(test[0].shape[1:])}")
     for arr, what in ((train[0], "x"), (test[0], "x_test")):
         if not np.isfinite(arr).all():
             raise EdgeKDError(f"{path.name}:{what} holds NaN or infinite values")

@@ -32,14 +32,23 @@ def _import_module(mod: str):
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file itself fails (a missing dependency, a syntax error, ...)
+            sys.modules.pop(name, None)
+            raise EdgeKDError(f"entrypoint file {mod} cannot be imported: {_one_line(exc)}") from None
         return module
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # like `python -m`, so a user's local package is found
     try:
         return importlib.import_module(mod)
-    except ModuleNotFoundError as exc:
-        raise EdgeKDError(f"entrypoint module '{mod}' cannot be imported: {exc}") from None
+    except Exception as exc:
+        raise EdgeKDError(f"entrypoint module '{mod}' cannot be imported: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:240]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def load_entrypoint(spec: str):
@@ -106,7 +115,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
         try:
             model = factory()
         except Exception as exc:
-            raise EdgeKDError(f"entrypoint '{spec}' failed: {type(exc).__name__}: {exc}") from None
+            raise EdgeKDError(f"entrypoint '{spec}' failed: {_one_line(exc)}") from None
         if not isinstance(model, torch.nn.Module):
             raise EdgeKDError(f"entrypoint '{spec}' returned {type(model).__name__}, not a torch.nn.Module")
     if weights:

@@ -117,9 +117,11 @@ def teacher_sanity(teacher, data, n: int = 256) -> str | None:
     # near chance: within 5 points, or within two standard errors of chance on this many images
     if acc >= chance + max(0.05, 2 * (chance * (1 - chance) / len(x)) ** 0.5):
         return None
-    return (f"the teacher scores {100 * acc:.1f} % on {len(x)} test images of '{data.name}' (chance {100 * chance:.1f} %): "
-            f"check that --normalize (now {data.source.get('normalize', 'dataset')}) and --image-size match how it was "
-            "trained, and that the class order matches its outputs")
+    images = data.layout != "NF"
+    return (f"the teacher scores {100 * acc:.1f} % on {len(x)} test {'images' if images else 'samples'} of '{data.name}' "
+            f"(chance {100 * chance:.1f} %): check that --normalize (now {data.source.get('normalize', 'dataset')})"
+            f"{' and --image-size match' if images else ' matches'} how it was trained, and that the class order "
+            "matches its outputs")
 
 
 def check_fits(model, data, who: str) -> None:

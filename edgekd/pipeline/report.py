@@ -125,17 +125,22 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
     report = {"schema": REPORT_SCHEMA, **report, "artifacts": [a.to_dict() for a in artifacts]}
     atomic_write_text(run.path("report.json"), json.dumps(report, indent=2, default=str) + "\n")
     lines = [f"# edgekd compress — target `{report['target']['name']}`", ""]
-    lines += [f"- data: {report['data']['name']} ({report['data']['test']} test images)",
+    lines += [f"- data: {report['data']['name']} ({report['data']['test']} test "
+              f"{'samples' if report['data'].get('layout') == 'NF' else 'images'})",
               f"- teacher: `{report['teacher']['spec']}` ({report['teacher']['macs']:,} MACs, {report['teacher']['params']:,} params)",
               f"- student: `{report['student']['spec']}` ({report['student']['macs']:,} MACs, {report['student']['params']:,} params)",
               f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs"]
     data = report["data"]
     if data.get("normalisation"):  # what an app must do to pixels before calling the shipped file
-        c, h, w = data["input_shape"]
         norm = data["normalisation"]
-        lines.append(f"- model input: {c}x{h}x{w} images (NCHW; TFLite files NHWC), pixels in [0, 1] then (x - mean) / std "
-                     f"with mean {[round(m, 4) for m in norm['mean']]}, std {[round(v, 4) for v in norm['std']]} "
-                     f"(--normalize {data.get('normalize', 'dataset')})")
+        values = (f"mean {[round(m, 4) for m in norm['mean']]}, std {[round(v, 4) for v in norm['std']]}"
+                  if len(norm["mean"]) <= 8 else f"the {len(norm['mean'])} means and stds in report.json (data.normalisation)")
+        how = f"then (x - mean) / std with {values} (--normalize {data.get('normalize', 'dataset')})"
+        if data.get("layout") == "NF":
+            lines.append(f"- model input: vectors of {data['input_shape'][0]} features as stored in the data, {how}")
+        else:
+            c, h, w = data["input_shape"]
+            lines.append(f"- model input: {c}x{h}x{w} images (NCHW; TFLite files NHWC), pixels in [0, 1] {how}")
     derived = report["student"].get("derived") or {}
     if derived.get("macs_before"):
         lines.append(f"- student derived from the teacher ({derived.get('mode')}): {derived['macs_before']:,} -> "

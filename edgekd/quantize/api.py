@@ -144,7 +144,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
             raise EdgeKDError("--max-drop needs labelled held-out data to measure accuracy")
     needs_calib = mode in ("int8", "int16x8")
     if needs_calib and calib is None:
-        raise EdgeKDError(f"{mode} quantization needs calibration samples (real training images)")
+        raise EdgeKDError(f"{mode} quantization needs calibration samples (real training data)")
 
     report = QuantReport(path=str(out), format=fmt, mode=mode, int8_io=int8_io, max_drop=max_drop,
                          method=method if needs_calib else None,
