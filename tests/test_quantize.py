@@ -192,3 +192,29 @@ def test_tflite_budget_keeps_sensitive_layers_in_float(trained, data, tmp_path):
     assert rep.accuracy_float - rep.search[0]["accuracy"] > 20 and rep.budget_met and rep.precision == "mixed"
     assert rep.kept_float and "Conv2d_0" in rep.sensitivity[0]["name"]
     assert rep.latency["shipped"]["kind"] == "measured"
+
+
+class _LogitsAndFeatures(nn.Module):
+    """Returns (logits, pooled features): the features are a model output *and* the head's input."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body, self.head = body[:-1], body[-1]
+
+    def forward(self, x):
+        z = self.body(x)
+        return self.head(z), z
+
+
+def test_tflite_int8_of_a_model_that_returns_its_features(trained, data, tmp_path):
+    from edgekd.export import export_tflite
+    from edgekd.export.execute import run_file
+
+    model = _LogitsAndFeatures(trained).eval()
+    export_tflite(model, data.test.x[:16], tmp_path / "f.tflite", converters=("litert-torch",))
+    rep = quantize(tmp_path / "f.tflite", tmp_path / "q.tflite", mode="int8", calib=data.calibration(64),
+                   eval_data=(data.val.x, data.val.y))
+    assert any("also a model output stay float" in n for n in rep.notes), rep.notes
+    logits, feats = run_file(tmp_path / "q.tflite", [data.test.x[:4]])  # loads and runs, both outputs float
+    assert logits.shape == (4, 10) and feats.shape == (4, 32) and feats.dtype == np.float32
+    assert rep.accuracy >= rep.accuracy_float - 3.0

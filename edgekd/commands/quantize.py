@@ -71,6 +71,8 @@ def quantize_cmd(
     con.print(f"  evaluated on {len(eval_data[0]) if eval_data else 0} held-out samples; calibrated on {rep.calib_samples}", highlight=False)
     for name in rep.kept_float:
         con.print(f"  kept in float: {name}", highlight=False)
+    for note in rep.notes:
+        con.print(f"  note: {note}", highlight=False)
     if rep.latency:
         lat = rep.latency
         con.print(f"  latency p50 (measured, host, 1 thread): float {lat['float']['p50_ms']:.3f} ms, all-int8 "

@@ -271,6 +271,7 @@ def build_report(ctx: Context, student, artifacts: list[Artifact], seconds: floa
     distill_metrics = ctx.run.manifest["stages"].get("distill", {}).get("metrics", {})
     shipped = [a for a in artifacts if a.extra.get("shipped")]
     notes = list(ctx.notes)
+    notes += [f"{a.name}: {n}" for a in artifacts for n in (a.extra or {}).get("quantize", {}).get("notes", [])]
     if any((a.latency or {}).get("backend") == "host-fallback" for a in shipped):
         notes.append(f"No {ctx.target.name} device was reachable: its latencies are host measurements, labelled so.")
     budgets = _budget_rows(shipped)

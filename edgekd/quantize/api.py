@@ -76,6 +76,9 @@ class _Backend:
             self.float_path = onnx_quant.name_nodes(float_path, work / "float_named.onnx")
         else:
             self.float_path = float_path
+        self.always_float: list[str] = []
+        if fmt == "tflite" and mode in ("int8", "int16x8") and not int8_io:
+            self.always_float = tflite_quant.ops_around_shared_outputs(float_path)
 
     def make(self, dest: Path, keep: list[str]) -> Path:
         if self.fmt == "onnx":
@@ -83,7 +86,7 @@ class _Backend:
                                      per_channel=self.per_channel, exclude=keep)
         else:
             tflite_quant.quantize_tflite(self.float_path, dest, mode=self.mode, calib=self.calib,
-                                         int8_io=self.int8_io, keep_float=keep)
+                                         int8_io=self.int8_io, keep_float=[*self.always_float, *keep])
         return dest
 
     def rank(self, quant_path: Path, samples: np.ndarray) -> list[dict]:
@@ -157,6 +160,10 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
         report.float_size_bytes = float_path.stat().st_size
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io)
+        if backend.always_float:
+            report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
+                                f"output stay float (ai-edge-quantizer breaks such a tensor): "
+                                f"{', '.join(n.split(';')[0][-60:] for n in backend.always_float)}")
         try:
             first = backend.make(work / f"q0.{fmt}", [])
         except EdgeKDError:

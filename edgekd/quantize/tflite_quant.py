@@ -92,3 +92,19 @@ def layers(float_path: Path) -> list[dict]:
         if acts and outs:
             out.append({"name": ";".join(outs), "op": op["op_name"], "inputs": acts, "output": outs[0]})
     return out
+
+
+
+def ops_around_shared_outputs(float_path: Path) -> list[str]:
+    """Scopes of the ops producing and reading a tensor that is both a model output and an input of another op
+    (a model returning (logits, features)).
+
+    ai-edge-quantizer mis-handles such a tensor with float outputs: quantized, LiteRT refuses the reader (e.g.
+    FULLY_CONNECTED with a float input and an int8 output) or XNNPACK hides the output; float on both sides works."""
+    from edgekd.export import execute
+
+    it = execute.tflite_interpreter(float_path)
+    outputs = {d["name"] for d in it.get_output_details()}
+    ops = layers(float_path)
+    shared = {name for op in ops for name in op["inputs"] if name in outputs}
+    return [op["name"] for op in ops if shared & ({op["output"]} | set(op["inputs"]))]
