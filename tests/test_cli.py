@@ -98,6 +98,19 @@ def test_data_of_wrong_shape(tmp_path, tiny_teacher):
     assert no_model_files(tmp_path / "o")
 
 
+def test_student_that_cannot_take_the_data_fails_before_training(tmp_path):
+    (tmp_path / "mlp.py").write_text("import torch\ndef build():\n    return torch.nn.Linear(16, 3)\n"
+                                     "def conv():\n    return torch.nn.Conv2d(1, 3, 3)\n")
+    np.savez(tmp_path / "tab.npz", x=np.random.rand(60, 16).astype(np.float32), y=np.arange(60) % 3)
+    base = ["compress", "--teacher", "mlp.py:build", "--data", "tab.npz", "--output", "o"]
+    proc = run(base, cwd=tmp_path)  # the default student, a built-in CNN
+    assert_one_line_error(proc, "is a built-in image CNN but 'tab' holds feature vectors")
+    proc = run(base + ["--student", "mlp.py:conv"], cwd=tmp_path)
+    assert_one_line_error(proc, "does not fit the student")
+    assert "distilling" not in proc.stderr + proc.stdout
+    assert no_model_files(tmp_path / "o")
+
+
 def test_unwritable_output_dir(tmp_path, tiny_teacher):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

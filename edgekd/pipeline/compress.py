@@ -63,6 +63,7 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     import torch
 
     from edgekd.data import load_data
+    from edgekd.models.registry import is_registered
     from edgekd.targets import load_target
 
     t_start = time.perf_counter()
@@ -79,7 +80,11 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     for n in notes:
         log(f"[yellow]warning:[/] {n}")
     teacher_key = state_hash(teacher)
+    if data.layout == "NF" and is_registered(cfg.student):
+        raise EdgeKDError(f"--student {cfg.student} is a built-in image CNN but '{data.name}' holds feature vectors: "
+                          "give --student auto:<ratio> (derived from the teacher) or your own 'module:factory'")
     student_src: ModelSource = resolve_student(cfg.student, teacher, data, seed=cfg.seed)
+    check_fits(student_src.build(), data, "student")
     run.record_input("teacher", {"spec": teacher_src.spec, "weights": teacher_src.weights, "state_sha": teacher_key})
     run.record_input("data", data.describe())
     run.record_input("target", {"name": target.name, "file": target.source})
