@@ -108,6 +108,26 @@ def test_auto_layer_pairs():
     assert auto_embedding(s, ex) == "classifier:input" and auto_embedding(t, ex) == "classifier:input"
 
 
+def _feature_bundle(n=240, f=12, k=3):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % k
+    x = (rng.normal(size=(n, f)) + y[:, None]).astype(np.float32)  # separable: class shifts every feature
+    ds = ArrayDataset(x, y.astype(np.int64))
+    return DataBundle("tab", ds, ds, ds, k, (f,), [0.0] * f, [1.0] * f, layout="NF")
+
+
+def test_feature_vector_mlps_pair_their_embeddings_and_reject_crops():
+    torch.manual_seed(0)
+    t = nn.Sequential(nn.Linear(12, 64), nn.ReLU(), nn.Linear(64, 3))
+    s = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+    ex = torch.zeros(2, 12)
+    assert auto_pairs(s, t, ex, ex) == [("2:input", "2:input")]  # no feature maps: FitNets on the embeddings
+    res = distill(t.eval(), s, _feature_bundle(), recipe="fitnets", epochs=2, progress=False)
+    assert "hint" in res.metrics["epochs"][0]["parts"]
+    with pytest.raises(EdgeKDError, match="crops .and flips. images, but the data is .12,. per sample"):
+        distill(t, s, _feature_bundle(), recipe="hinton", epochs=1, progress=False, overrides={"augment": "crop"})
+
+
 def test_explicit_pairs_and_regressor_shapes(digits, teacher):
     recipe = {"loss": [{"type": "hint", "pairs": [["features.0", "features.1"]]}, {"type": "kd"}]}
     res = distill(teacher, student(), small_bundle(digits), recipe=recipe, epochs=1, progress=False)

@@ -341,6 +341,9 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
     teacher_run, t_hooks = _teacher_fn(teacher, t_keys, reducers)
 
     n = len(x)
+    if train_cfg["augment"] != "none" and x.ndim != 4:
+        raise EdgeKDError(f"augment '{train_cfg['augment']}' crops (and flips) images, but the data is "
+                          f"{tuple(x.shape[1:])} per sample: use augment none")
     aug = Augmenter(train_cfg["augment"], n, train_cfg["views"], tuple(x.shape[-2:]))
     if cache is False or not t_keys:
         tcache = None

@@ -125,6 +125,12 @@ def auto_pairs(student: nn.Module, teacher: nn.Module, example_s: torch.Tensor, 
     common = [hw for hw in common if hw[0] * hw[1] > 1]
     common.sort(key=lambda hw: hw[0] * hw[1])
     pairs = [(s_stage[hw], t_stage[hw]) for hw in common[:max_pairs]]
+    if not pairs and not any(len(shape) == 3 for _, shape, _ in ts + tt):
+        # no feature maps at all (MLPs on feature vectors): hint on the penultimate embeddings instead
+        s_lin = [name for name, _, typ in ts if typ == "Linear"]
+        t_lin = [name for name, _, typ in tt if typ == "Linear"]
+        if s_lin and t_lin:
+            pairs = [(s_lin[-1] + ":input", t_lin[-1] + ":input")]
     if not pairs:
         raise EdgeKDError("no student and teacher layers with the same spatial size were found; "
                           "name the layer pairs in the recipe (pairs = [[\"student.layer\", \"teacher.layer\"]])")
