@@ -124,6 +124,13 @@ def test_cli_derive_and_prune(tmp_path, student):
     bad = run.invoke(app, ["derive", "--teacher", "mobilenet-s", "--ratio", "2", "--input-shape", "1,16,16",
                            "--output", str(tmp_path / "bad.pt")])
     assert isinstance(bad.exception, EdgeKDError) and not (tmp_path / "bad.pt").exists()
+    # feature-vector models: --input-shape F
+    (tmp_path / "mlp.py").write_text("import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Linear(20, 64),"
+                                     " torch.nn.ReLU(), torch.nn.Linear(64, 5))\n")
+    res = run.invoke(app, ["derive", "--teacher", f"{tmp_path / 'mlp.py'}:build", "--ratio", "0.5", "--input-shape", "20",
+                           "--output", str(tmp_path / "mlp_d.pt"), "--threads", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["achieved_ratio"] <= 0.5 * 1.05
     torch.save(student.state_dict(), tmp_path / "s.pt")
     res = run.invoke(app, ["prune", "--model", "cnn-m", "--model-weights", str(tmp_path / "s.pt"), "--data", "digits",
                            "--ratio", "0.5", "--steps", "1", "--recover-epochs", "0", "--output", str(tmp_path / "p.pt"),

@@ -11,16 +11,18 @@ from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
 
 
 def _input_spec(data: str, input_shape: Optional[str], seed: int, image_size=None, normalize="dataset"):
-    """(bundle or None, (C,H,W), num_classes or None) from --data, or from --input-shape without loading data."""
+    """(bundle or None, per-sample shape, num_classes or None) from --data, or from --input-shape without loading
+    data: C,H,W for images, F for feature vectors."""
     from edgekd.errors import UsageError
 
     if input_shape:
         try:
             shape = tuple(int(v) for v in input_shape.replace("x", ",").split(","))
         except ValueError:
-            raise UsageError(f"--input-shape expects C,H,W (e.g. 1,28,28), got '{input_shape}'") from None
-        if len(shape) != 3 or min(shape) < 1:
-            raise UsageError(f"--input-shape expects three positive numbers C,H,W, got '{input_shape}'")
+            raise UsageError(f"--input-shape expects C,H,W (e.g. 1,28,28) or F (e.g. 64), got '{input_shape}'") from None
+        if len(shape) not in (1, 3) or min(shape) < 1:
+            raise UsageError(f"--input-shape expects positive numbers C,H,W (images) or F (feature vectors), "
+                             f"got '{input_shape}'")
         return None, shape, None
     from edgekd.data import load_data
 
@@ -75,7 +77,7 @@ def derive_cmd(
     data: str = typer.Option("auto", "--data", help="Dataset giving the input shape and class count"),
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
-    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W instead of --data (no data loaded)"),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W (or F for feature vectors) instead of --data (no data loaded)"),
     output: Path = typer.Option(..., "--output", "-o", help="Derived model checkpoint (.pt, loads with edgekd.prune.load_pruned)"),
     threads: int = typer.Option(2, "--threads", min=1, help="Threads for the latency measurement"),
     seed: int = typer.Option(0, "--seed"),
