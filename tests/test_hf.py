@@ -311,3 +311,23 @@ def test_crop_augmentation_makes_new_inputs_the_teacher_labels_live(emb_dir):
     hist = distill_hf(t, s, random_texts(32), cfg=TrainConfig(epochs=2, batch_size=8, max_length=32, augment=1.0))
     assert hist["augment"] == 1.0 and hist["steps"] == 8 and hist["cached_texts"] == 0
     assert all(np.isfinite(h["loss"]) for h in hist["history"])
+
+
+@pytest.mark.parametrize("arch", ["distilbert", "roberta", "electra", "deberta-v2"])
+def test_other_encoder_families_derive_and_distil(tmp_path, arch):
+    from test_hf_helpers import make_tiny_encoder
+
+    t = load_hf_teacher(f"hf:{make_tiny_encoder(tmp_path / arch, arch)}")
+    s, info = derive_hf_student(t, layers=2)
+    assert info["layers"] == [0, 3] and s.config.model_type == t.model.config.model_type
+    hist = distill_hf(t, s, random_texts(24), cfg=TrainConfig(epochs=1, batch_size=8, max_length=32,
+                                                              layer_targets=layer_targets(info["layers"], 4)))
+    assert hist["steps"] == 3 and np.isfinite(hist["history"][-1]["loss"])
+
+
+def test_albert_is_a_clear_error(tmp_path):
+    from test_hf_helpers import make_tiny_encoder
+
+    t = load_hf_teacher(f"hf:{make_tiny_encoder(tmp_path / 'albert', 'albert')}")
+    with pytest.raises(EdgeKDError, match="ALBERT shares one set of layer weights"):
+        derive_hf_student(t, layers=2)

@@ -185,3 +185,22 @@ def test_without_tflite_the_report_says_nothing_in_the_target_format_ships(run):
     assert r["shipped"] == [] and not any(a["format"] == "tflite" for a in r["artifacts"])
     assert any("No TFLite file was made" in n for n in r["notes"])
     assert not any("ships the float TFLite" in n for n in r["notes"])
+
+
+@pytest.mark.slow
+def test_distilbert_teacher_with_a_relative_output_dir(tmp_path, monkeypatch):
+    """A DistilBERT teacher (its BERT tokenizer makes token_type_ids the model refuses) and `--output out`
+    relative to the working directory (stage outputs were once joined to it twice)."""
+    from test_hf_helpers import make_tiny_encoder
+
+    from edgekd.hf import compress_hf
+
+    make_tiny_encoder(tmp_path / "teacher", "distilbert")
+    (tmp_path / "texts.txt").write_text("\n".join(random_texts(60)))
+    monkeypatch.chdir(tmp_path)
+    r = compress_hf("hf:teacher", data="texts.txt", target="host", output="out", layers=2, max_length=32, seq_len=32,
+                    eval_samples=10, runs=3, threads=1, tflite=False, log=lambda m: None)
+    arts = {a["name"]: a for a in r["artifacts"]}
+    assert arts["student-onnx"]["path"] == "onnx/model.onnx" and (tmp_path / "out" / "onnx" / "model.onnx").is_file()
+    assert arts["student-onnx"]["extra"]["parity_vs_student"]["min_cosine"] > 0.9999
+    assert arts["student-onnx-int8"]["accuracy"] > 50.0

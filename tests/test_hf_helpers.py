@@ -70,3 +70,28 @@ def random_texts(n: int, seed: int = 0) -> list[str]:
 
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 14))) for _ in range(n)]
+
+
+def make_tiny_encoder(d: Path, arch: str, layers: int = 4, hidden: int = 32, seed: int = 0) -> Path:
+    """A tiny non-BERT encoder (distilbert | roberta | electra | deberta-v2 | albert) with a BERT tokenizer, which
+    emits token_type_ids whether or not the model takes them (DistilBERT does not)."""
+    import os
+
+    os.environ["USE_TF"] = "0"
+    import torch
+    import transformers as tf
+
+    d.mkdir(parents=True, exist_ok=True)
+    tok = tf.BertTokenizerFast(vocab_file=str(write_vocab(d)), do_lower_case=True)
+    common = dict(vocab_size=len(tok), num_hidden_layers=layers, num_attention_heads=4, intermediate_size=hidden * 2,
+                  max_position_embeddings=160, hidden_size=hidden)
+    cfg = {"distilbert": lambda: tf.DistilBertConfig(vocab_size=len(tok), n_layers=layers, n_heads=4, dim=hidden,
+                                                     hidden_dim=hidden * 2, max_position_embeddings=160),
+           "roberta": lambda: tf.RobertaConfig(pad_token_id=0, **common),
+           "electra": lambda: tf.ElectraConfig(embedding_size=hidden // 2, **common),
+           "deberta-v2": lambda: tf.DebertaV2Config(**common),
+           "albert": lambda: tf.AlbertConfig(embedding_size=hidden // 2, **common)}[arch]()
+    torch.manual_seed(seed)
+    tf.AutoModel.from_config(cfg).eval().save_pretrained(d)
+    tok.save_pretrained(d)
+    return d

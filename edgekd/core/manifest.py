@@ -61,7 +61,8 @@ class RunDir:
     """A run directory holding stage outputs and manifest.json."""
 
     def __init__(self, root: str | Path):
-        self.root = ensure_output_dir(root)
+        # absolute: stage code may hand back run.path(...) results, which must not be joined to a relative root twice
+        self.root = ensure_output_dir(Path(root).expanduser().absolute())
         self.manifest_path = self.root / MANIFEST_NAME
         self.manifest: dict[str, Any] = self._load()
         self.reused: list[str] = []  # stages this process skipped because nothing they depend on changed

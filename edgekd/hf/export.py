@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgekd.errors import EdgeKDError
+from edgekd.hf.forward import accepts
 from edgekd.hf.offline import hf_offline
 
 ONNX_NAME = "model.onnx"
@@ -128,7 +129,7 @@ def export_tflite(student, teacher, path: Path, *, seq_len: int) -> Path:
     except ImportError as exc:
         raise EdgeKDError(f"TFLite export needs litert-torch: {exc}") from None
     wrapped = _Deployable(student, teacher.kind, teacher.pooling, teacher.normalize,
-                          "token_type_ids" in teacher.tokenizer.model_input_names)
+                          "token_type_ids" in teacher.tokenizer.model_input_names and accepts(student, "token_type_ids"))
     args = (torch.ones(1, seq_len, dtype=torch.int32), torch.ones(1, seq_len, dtype=torch.int32))
     with atomic_path(path) as tmp:
         try:

@@ -21,11 +21,24 @@ def pool(hidden, mask, mode: str, normalize: bool):
     return F.normalize(e, dim=-1) if normalize else e
 
 
+def accepts(model, name: str) -> bool:
+    """Does model.forward take this input? A BERT tokenizer makes token_type_ids; DistilBERT refuses them."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def model_args(model, batch: dict) -> dict:
+    """The tokenizer's outputs that `model` takes."""
+    return {k: v for k, v in batch.items() if accepts(model, k)}
+
+
 def run_model(model, batch: dict, kind: str, *, pooling: str = "mean", normalize: bool = True,
               layers: list[int] | None = None) -> dict[str, Any]:
     """-> {"hidden": last hidden state (B, L, H), "emb": pooled (B, H) [embedding], "logits": [mlm/cls],
     "layers": [hidden_states[i] for i in `layers`] when asked (index 0: the embeddings' output)}."""
-    out = model(**batch, output_hidden_states=kind != "embedding" or bool(layers))
+    out = model(**model_args(model, batch), output_hidden_states=kind != "embedding" or bool(layers))
     if kind == "embedding":
         hidden = out.last_hidden_state
         res = {"hidden": hidden, "emb": pool(hidden, batch["attention_mask"], pooling, normalize)}

@@ -56,7 +56,12 @@ def _layer_prefix(model, n_layers: int) -> str:
     for name, mod in model.named_modules():
         if isinstance(mod, nn.ModuleList) and len(mod) == n_layers and name.split(".")[-1] in ("layer", "layers"):
             return name
-    raise EdgeKDError(f"cannot find the transformer layer list of {type(model).__name__}: unsupported architecture")
+    shared = getattr(model.config, "model_type", "") == "albert"
+    why = ("ALBERT shares one set of layer weights across its depth; edgekd derives students from per-layer weights "
+           "(selected or narrowed), which ALBERT does not have" if shared else
+           f"no ModuleList named 'layer'/'layers' with {n_layers} entries (BERT, RoBERTa, DistilBERT, ELECTRA, MPNet "
+           "and DeBERTa-style encoders have one)")
+    raise EdgeKDError(f"cannot find the transformer layer list of {type(model).__name__}: {why}")
 
 
 def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = None,
