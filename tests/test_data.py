@@ -75,6 +75,35 @@ def test_image_folder(tmp_path):
         load_data(str(tmp_path / "empty"))
 
 
+def test_image_folder_of_mixed_modes_and_a_corrupt_file(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(6):
+            rgb = Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8))
+            # the first image is grayscale: the folder is still read as RGB because the others are colour
+            (rgb.convert("L") if i == 0 else rgb.convert("RGBA") if i == 1 else rgb).save(tmp_path / c / f"{i}.png")
+    (tmp_path / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
+    b = load_data(str(tmp_path), normalize="none")
+    assert b.input_shape == (3, 10, 12) and len(b.train) + len(b.val) + len(b.test) == 12
+    assert len(b.source["skipped_unreadable"]) == 1 and "broken.jpg" in b.source["skipped_unreadable"][0]
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 1000 * (i + 1) * (2 if c == "b" else 1), np.uint16)).save(tmp_path / c / f"{i}.png")
+    b = load_data(str(tmp_path), normalize="none")
+    assert b.input_shape == (1, 8, 8)
+    x = np.concatenate([b.train.x, b.val.x, b.test.x])
+    assert 0.0 < x.min() and x.max() < 0.2  # 1000..6000 of 65535, not 255 -> white
+
+
 def test_normalize_choices_give_the_expected_pixels():
     raw = load_data("digits", normalize="none")
     assert raw.mean == [0.0] and raw.std == [1.0]

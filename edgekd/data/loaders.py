@@ -12,7 +12,9 @@ from edgekd.data.bundle import ArrayDataset, DataBundle
 from edgekd.errors import EdgeKDError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm", ".tif", ".tiff"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}
 # Per-channel statistics a pretrained teacher may expect (timm/torchvision ImageNet models; [-1, 1] inputs).
 NORMALIZE_PRESETS = {"imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]), "half": ([0.5], [0.5])}
 NORMALIZE_HELP = ("input normalisation the teacher expects: dataset (per-channel mean/std of the training split), "
@@ -199,19 +201,31 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
         raise EdgeKDError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
     files = {s: [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
              for s, d in splits.items()}
-    first = next((f for lst in files.values() for f, _ in lst), None)
-    if first is None:
+    if not any(files.values()):
         raise EdgeKDError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    with Image.open(first) as im:
-        mode = "L" if im.mode in ("L", "1", "I", "I;16") else "RGB"
-        size = (image_size[1], image_size[0]) if image_size else im.size  # PIL sizes are (width, height)
+    # one mode for all: grayscale only when every image is; a corrupt file is skipped (and reported), not fatal
+    headers, skipped = {}, []
+    for lst in files.values():
+        for f, _ in lst:
+            try:
+                with Image.open(f) as im:
+                    headers[f] = (im.mode, im.size)
+            except (OSError, ValueError) as exc:
+                skipped.append(f"{f.relative_to(root)} ({str(exc).splitlines()[0][:80]})")
+    files = {s: [(f, i) for f, i in lst if f in headers] for s, lst in files.items()}
+    if not headers or not all(files.values()):
+        raise EdgeKDError(f"image folder {root}: no readable images{' in a split' if headers else ''} "
+                          f"({len(skipped)} unreadable, e.g. {skipped[0] if skipped else '-'})")
+    mode = "L" if all(m in GRAY_MODES for m, _ in headers.values()) else "RGB"
+    first = next(f for lst in files.values() for f, _ in lst)
+    size = (image_size[1], image_size[0]) if image_size else headers[first][1]  # PIL sizes are (width, height)
 
     def load(lst):
         xs = []
         for f, _ in lst:
             try:
                 with Image.open(f) as im:
-                    xs.append(np.asarray(im.convert(mode).resize(size), dtype=np.float32) / 255.0)
+                    xs.append(_pixels(im, mode, size))
             except OSError as exc:
                 raise EdgeKDError(f"cannot read image {f}: {exc}") from None
         x = np.stack(xs)
@@ -226,7 +240,20 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     else:
         train = load(files["train"])
         test = load(files["test"]) if files.get("test") else train
-    return train, test, len(classes), {"path": str(root), "classes": classes}
+    src = {"path": str(root), "classes": classes}
+    if skipped:
+        src["skipped_unreadable"] = skipped
+    return train, test, len(classes), src
+
+
+def _pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """float32 in [0, 1]; 16-bit and 32-bit grayscale are scaled by their range, not clipped at 255."""
+    from PIL import Image
+
+    if im.mode in WIDE_MODES:
+        a = np.asarray(im, dtype=np.float32) / (1.0 if im.mode == "F" else 65535.0)
+        im = Image.fromarray((np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
+    return np.asarray(im.convert(mode).resize(size), dtype=np.float32) / 255.0
 
 
 def _as_samples(x: np.ndarray, what: str) -> np.ndarray:

@@ -77,6 +77,10 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     teacher = teacher_src.build()
     check_fits(teacher, data, "teacher")
     notes = [n for n in [teacher_sanity(teacher, data)] if n]
+    if data.source.get("skipped_unreadable"):
+        bad = data.source["skipped_unreadable"]
+        notes.append(f"{len(bad)} unreadable file(s) in {data.source['path']} were skipped, e.g. {bad[0]} "
+                     "(all listed in report.json, data.skipped_unreadable)")
     for n in notes:
         log(f"[yellow]warning:[/] {n}")
     teacher_key = state_hash(teacher)
@@ -117,6 +121,8 @@ def teacher_sanity(teacher, data, n: int = 256) -> str | None:
     from edgekd.runtime import accuracy, load_runner
 
     x, y = data.test.x[:n], data.test.y[:n]
+    if len(x) < 20:  # too few test samples to tell a working teacher from chance
+        return None
     acc = accuracy(load_runner(teacher), x, y) / 100.0
     chance = 1.0 / max(2, data.num_classes)
     # near chance: within 5 points, or within two standard errors of chance on this many images
