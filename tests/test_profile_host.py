@@ -47,7 +47,7 @@ def test_tflite_runs_xnnpack_and_int8_io_gets_a_quantized_real_sample():
     r = profile(FIX / "tiny_int8.tflite", "host", runs=5, warmup=1, sample=SAMPLE).primary
     assert r["delegates"] == ["XNNPACK"]
     assert r["input_source"] == "sample"
-    assert r["inputs"] == [{"shape": [1, 8, 8, 1], "dtype": "int8"}]  # NCHW float sample -> NHWC int8
+    assert [(i["shape"], i["dtype"]) for i in r["inputs"]] == [([1, 8, 8, 1], "int8")]  # NCHW float sample -> NHWC int8
 
 
 def test_sample_as_array_and_wrong_shape():
@@ -96,3 +96,20 @@ def test_remote_runner_stands_alone():
     import re
 
     assert not re.search(r"^\s*(from|import)\s+edgekd", RUNNER.read_text(), re.M)
+
+
+def test_dynamic_sequence_length_needs_an_input_shape(tmp_path):
+    """Token ids [batch, seq]: timing at seq 1 would mean nothing, so the shape must be given and is reported."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq"])
+    graph = helper.make_graph([helper.make_node("Cast", ["input_ids"], ["y"], to=TensorProto.FLOAT)], "g", [ids], [out])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "tok.onnx")
+    with pytest.raises(EdgeKDError, match=r"dynamic dims \['batch', 'seq'\]: pass --input-shape"):
+        profile(tmp_path / "tok.onnx", "host", runs=3, warmup=1, threads=1)
+    rep = profile(tmp_path / "tok.onnx", "host", runs=3, warmup=1, threads=1, input_shape=(1, 128))
+    assert rep.results[0]["inputs"] == [{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]
+    with pytest.raises(EdgeKDError, match="does not fit input input_ids"):
+        profile(tmp_path / "tok.onnx", "host", runs=3, warmup=1, threads=1, input_shape=(1, 3, 8))

@@ -5,6 +5,8 @@ from typing import Optional
 
 import typer
 
+from edgekd.commands.gate import _parse_shape
+
 
 def _ms(v) -> str:
     if v is None:
@@ -24,13 +26,15 @@ def profile_cmd(
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="keep compiled NPU files here (QNN context binary, Vela tflite)"),
     require_device: bool = typer.Option(False, "--require-device", help="fail instead of measuring on the host when the adb/ssh device is unreachable"),
     benchmark_model: Optional[Path] = typer.Option(None, "--benchmark-model", help="android: host path of TFLite's benchmark_model to push"),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="shape for inputs with dynamic dims besides the batch, e.g. 1,128 (token ids) or 1,3,224,224"),
 ) -> None:
     """Profile a model file for a target: measured (host, ssh, adb), simulated (Qualcomm HTP) or estimated (Ethos-U)."""
     from edgekd.profile import profile
 
     rep = profile(model, target, sample=sample, runs=runs, warmup=warmup, threads=threads, emulate=emulate,
                   output_dir=output_dir, require_device=require_device,
-                  benchmark_model=str(benchmark_model) if benchmark_model else "")
+                  benchmark_model=str(benchmark_model) if benchmark_model else "",
+                  input_shape=_parse_shape(input_shape))
     if json_out:
         import json
 
@@ -77,6 +81,9 @@ def profile_cmd(
             extra.append(f"unavailable: {r.get('error')}")
         if r.get("sram_used_bytes") is not None:
             extra.append(f"SRAM {r['sram_used_bytes'] / 1024:.1f} KiB")
+        if r.get("inputs") and r["kind"] == "measured":
+            extra.append("input " + ", ".join(f"{i.get('name', '')} {'x'.join(map(str, i['shape']))} {i['dtype']}".strip()
+                                              for i in r["inputs"]) + f" ({r.get('input_source', 'random')})")
         if r.get("warmup") is not None and r["kind"] == "measured":
             extra.append(f"warm-up {r['warmup']}")
         if r.get("init_ms") is not None:

@@ -43,11 +43,11 @@ def _load_sample(sample: Any) -> np.ndarray | None:
 
 
 def _host(model: Path, runs: int, warmup: int, threads: int, max_s: float, inputs: Path | None,
-          xnnpack: bool, op_profile: int) -> dict[str, Any]:
+          xnnpack: bool, op_profile: int, shape: tuple[int, ...] | None = None) -> dict[str, Any]:
     from edgekd.profile.host import host_where, measure_local
 
     data = measure_local(model, runs=runs, warmup=warmup, threads=threads, max_seconds=max_s,
-                         inputs=str(inputs) if inputs else None, xnnpack=xnnpack, op_profile=op_profile)
+                         inputs=str(inputs) if inputs else None, xnnpack=xnnpack, op_profile=op_profile, shape=shape)
     return make_result("measured", host_where(data), "host", **data)
 
 
@@ -90,13 +90,15 @@ def _arm_env_ready() -> bool:
 def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *, sample: Any = None,
             runs: int | None = None, warmup: int | None = None, threads: int | None = None,
             emulate: bool | str = False, output_dir: str | os.PathLike | None = None,
-            require_device: bool = False, benchmark_model: str = "") -> ProfileReport:
+            require_device: bool = False, benchmark_model: str = "",
+            input_shape: tuple[int, ...] | None = None) -> ProfileReport:
     """Profile one .onnx/.tflite file for a target.
 
     sample: a real input (float32 NCHW array or .npy/.npz; row 0 is timed, all rows calibrate/compare
     on NPUs) — random data when None. runs/warmup/threads default to the target's. output_dir keeps
     compiled files (QNN context binary, Vela .tflite). require_device: fail instead of measuring on
-    the host when an adb/ssh device is unreachable. emulate: True adds the qemu estimate (errors are
+    the host when an adb/ssh device is unreachable. input_shape: the shape of inputs declared with dynamic
+    dims besides the batch (e.g. (1, 128) for a transformer's token ids); required for such files. emulate: True adds the qemu estimate (errors are
     errors); "auto" adds it where the target has [emulation] and the ARM environment is installed,
     and turns its failure into a note (compress uses this: one missing extra must not lose the rest).
     """
@@ -126,7 +128,7 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
             inputs = Path(tmp) / "inputs.npz"
             np.savez(inputs, arr.astype(np.float32) if arr.dtype == np.float64 else arr)
         op_runs = min(runs, OP_PROFILE_RUNS)
-        host_args = (runs, warmup, threads, max_s, inputs, xnnpack, op_runs)
+        host_args = (runs, warmup, threads, max_s, inputs, xnnpack, op_runs, input_shape)
 
         if t.runtime == "qnn":
             from edgekd.profile.qnn import profile_qnn
@@ -141,7 +143,7 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
 
             try:
                 data = profile_ssh(model, t.connection, runs=runs, warmup=warmup, threads=threads, max_seconds=max_s,
-                                   inputs=inputs, xnnpack=xnnpack, op_profile=op_runs)
+                                   inputs=inputs, xnnpack=xnnpack, op_profile=op_runs, shape=input_shape)
                 where = data.pop("where")
                 report.results.append(make_result("measured", where, "ssh", **data))
             except HostUnreachable as exc:

@@ -20,9 +20,12 @@ RUNNER = Path(__file__).with_name("remote_runner.py")
 
 
 def runner_args(model: str, runs: int, warmup: int, threads: int, max_seconds: float,
-                inputs: str | None, xnnpack: bool = True, op_profile: int = 0) -> list[str]:
+                inputs: str | None, xnnpack: bool = True, op_profile: int = 0,
+                shape: tuple[int, ...] | None = None) -> list[str]:
     args = [model, "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads),
             "--max-seconds", f"{max_seconds:g}"]
+    if shape:
+        args += ["--shape", ",".join(str(int(d)) for d in shape)]
     if op_profile:
         args += ["--op-profile", str(op_profile)]
     if inputs:
@@ -57,9 +60,9 @@ def host_where(data: dict[str, Any]) -> str:
 
 def measure_local(model: str | Path, *, runs: int, warmup: int, threads: int, max_seconds: float,
                   inputs: str | None = None, xnnpack: bool = True, op_profile: int = 0,
-                  timeout: float | None = None) -> dict[str, Any]:
+                  timeout: float | None = None, shape: tuple[int, ...] | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(RUNNER),
-           *runner_args(str(model), runs, warmup, threads, max_seconds, inputs, xnnpack, op_profile)]
+           *runner_args(str(model), runs, warmup, threads, max_seconds, inputs, xnnpack, op_profile, shape)]
     env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="2")
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env,

@@ -5,7 +5,7 @@ board figures come from the same loop. It must import nothing from edgekd and ne
 ai-edge-litert (or tflite-runtime / tensorflow) for .tflite, or onnxruntime for .onnx. Python >= 3.8.
 
 usage: python remote_runner.py MODEL [--runs N] [--warmup N] [--threads N] [--max-seconds S]
-                                     [--inputs inputs.npz] [--no-xnnpack]
+                                     [--inputs inputs.npz] [--no-xnnpack] [--shape 1,128]
 """
 
 import argparse
@@ -58,9 +58,17 @@ def _cpu_name():
     return platform.machine()
 
 
-def _concrete(shape):
-    # dynamic dims (None, -1, symbolic names) become 1
-    return tuple(d if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape)
+def _concrete(name, shape, override=None):
+    """A dynamic batch becomes 1; any other dynamic dim (a sequence length, an image size) needs the user's
+    shape: a latency at sequence length 1 would say nothing about the model."""
+    static = [isinstance(d, (int, np.integer)) and d > 0 for d in shape]
+    if all(static[1:]) or not shape:
+        return tuple(int(d) if ok else 1 for d, ok in zip(shape, static))
+    if override is None:
+        raise RunnerError("input %s has dynamic dims %s: pass --input-shape (e.g. 1,128)" % (name, list(shape)))
+    if len(override) != len(shape) or any(ok and int(d) != o for d, ok, o in zip(shape, static, override)):
+        raise RunnerError("--input-shape %s does not fit input %s %s" % (",".join(map(str, override)), name, list(shape)))
+    return tuple(override)
 
 
 def _fit(arr, shape, dtype, quant):
@@ -94,7 +102,7 @@ def _random_input(shape, dtype, rng):
 
 
 class OnnxModel:
-    def __init__(self, path, threads, profile_prefix=None):
+    def __init__(self, path, threads, profile_prefix=None, shape=None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -115,7 +123,7 @@ class OnnxModel:
         for i in self.sess.get_inputs():
             if i.type not in types:
                 raise RunnerError("input %s has unsupported type %s" % (i.name, i.type))
-            self.inputs.append((i.name, _concrete(i.shape), np.dtype(types[i.type]).type, None))
+            self.inputs.append((i.name, _concrete(i.name, i.shape, shape), np.dtype(types[i.type]).type, None))
 
     def bind(self, arrays):
         self.feed = {name: a for (name, _, _, _), a in zip(self.inputs, arrays)}
@@ -148,13 +156,18 @@ def _tflite_interpreter():
 
 
 class TFLiteModel:
-    def __init__(self, path, threads, xnnpack=True):
+    def __init__(self, path, threads, xnnpack=True, shape=None):
         mod, name, version = _tflite_interpreter()
         kwargs = {"model_path": path, "num_threads": threads}
         if not xnnpack:
             resolver = getattr(mod, "OpResolverType", None) or mod.experimental.OpResolverType
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.interp = mod.Interpreter(**kwargs)
+        if shape is not None:  # only inputs declared with a dynamic dim (-1 in shape_signature) are resized
+            for d in self.interp.get_input_details():
+                sig = [int(v) for v in d.get("shape_signature", d["shape"])]
+                if any(v < 0 for v in sig[1:]):
+                    self.interp.resize_tensor_input(d["index"], list(_concrete(d["name"], sig, shape)))
         self.interp.allocate_tensors()
         self.runtime = name
         self.version = version
@@ -163,6 +176,7 @@ class TFLiteModel:
         for d in self.interp.get_input_details():
             q = d.get("quantization") or (0.0, 0)
             self.inputs.append((d["index"], tuple(int(s) for s in d["shape"]), d["dtype"], q))
+        self.names = [d["name"] for d in self.interp.get_input_details()]
         self.outputs = [d["index"] for d in self.interp.get_output_details()]
 
     def bind(self, arrays):
@@ -176,13 +190,13 @@ class TFLiteModel:
         return [self.interp.get_tensor(i) for i in self.outputs]
 
 
-def onnx_op_profile(model_path, threads, arrays, n):
+def onnx_op_profile(model_path, threads, arrays, n, shape=None):
     """Per-node and per-op-type mean times from ORT's own profiler, in a separate session so the
     profiler's overhead never touches the timed runs. The first (cold) run of each node is dropped."""
     import tempfile
 
     tmp = tempfile.mkdtemp(prefix="edgekd-ortprof-")
-    m = OnnxModel(model_path, threads, profile_prefix=os.path.join(tmp, "p"))
+    m = OnnxModel(model_path, threads, profile_prefix=os.path.join(tmp, "p"), shape=shape)
     m.bind(arrays)
     for _ in range(n + 1):
         m.run()
@@ -223,7 +237,8 @@ def _load_samples(path):
         return [z[k] for k in keys]
 
 
-def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=None, xnnpack=True, op_profile=0):
+def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=None, xnnpack=True, op_profile=0,
+            shape=None):
     if not os.path.isfile(model_path):
         raise RunnerError("model file %s not found" % model_path)
     ext = os.path.splitext(model_path)[1].lower()
@@ -233,7 +248,8 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
     reset = _reset_peak_rss()
     t0 = time.perf_counter()
     try:
-        model = OnnxModel(model_path, threads) if ext == ".onnx" else TFLiteModel(model_path, threads, xnnpack)
+        model = (OnnxModel(model_path, threads, shape=shape) if ext == ".onnx"
+                 else TFLiteModel(model_path, threads, xnnpack, shape=shape))
     except RunnerError:
         raise
     except Exception as exc:  # the runtime's own load error, as one line
@@ -267,7 +283,7 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
     peak_kb = _proc_status_kb("VmHWM")  # read before the profiling session below adds its own memory
     extra = {}
     if op_profile and ext == ".onnx":
-        extra["ops"], extra["op_types"] = onnx_op_profile(model_path, threads, arrays, op_profile)
+        extra["ops"], extra["op_types"] = onnx_op_profile(model_path, threads, arrays, op_profile, shape)
         extra["op_profile"] = "onnxruntime profiler, mean of %d runs after one cold run, separate session" % op_profile
     elif op_profile:
         extra["op_profile"] = "not available: the LiteRT Python interpreter has no op profiler (android benchmark_model has)"
@@ -292,7 +308,8 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
         # peak growth over the process after imports: what loading + running this model costs
         "model_rss_mb": None if (peak_kb is None or base_rss is None or not reset) else max(peak_kb - base_rss, 0) / 1024.0,
         "file_size_bytes": os.path.getsize(model_path),
-        "inputs": [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in arrays],
+        "inputs": [{"name": str(n), "shape": list(a.shape), "dtype": str(a.dtype)}
+                   for n, a in zip(getattr(model, "names", None) or [m[0] for m in model.inputs], arrays)],
         "input_source": "sample" if inputs is not None else "random",
         "machine": platform.machine(),
         "cpu": _cpu_name(),
@@ -314,12 +331,14 @@ def main(argv=None):
     p.add_argument("--inputs", default="")
     p.add_argument("--no-xnnpack", action="store_true")
     p.add_argument("--op-profile", type=int, default=0, help="profiled runs for a per-op breakdown (ONNX), 0 = off")
+    p.add_argument("--shape", default="", help="shape for inputs with dynamic dims, e.g. 1,128")
     a = p.parse_args(argv)
     try:
         if a.runs < 1 or a.warmup < 0 or a.threads < 1:
             raise RunnerError("runs and threads must be >= 1, warmup >= 0")
+        shape = tuple(int(v) for v in a.shape.split(",")) if a.shape else None
         res = measure(a.model, a.runs, a.warmup, a.threads, a.max_seconds, _load_samples(a.inputs), not a.no_xnnpack,
-                      a.op_profile)
+                      a.op_profile, shape)
     except RunnerError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

@@ -77,7 +77,8 @@ class SSH:
 
 
 def profile_ssh(model: Path, conn: Connection, *, runs: int, warmup: int, threads: int, max_seconds: float,
-                inputs: Path | None = None, xnnpack: bool = True, op_profile: int = 0) -> dict[str, Any]:
+                inputs: Path | None = None, xnnpack: bool = True, op_profile: int = 0,
+                shape: tuple[int, ...] | None = None) -> dict[str, Any]:
     """The runner's JSON from the board, plus 'where' (user@host, machine, CPU)."""
     ssh = SSH(conn, timeout=max_seconds * 2 + 300)
     workdir = f"{conn.remote_dir.rstrip('/')}/edgekd-{uuid.uuid4().hex[:8]}"
@@ -98,7 +99,7 @@ def profile_ssh(model: Path, conn: Connection, *, runs: int, warmup: int, thread
         remote_inputs = f"{workdir}/inputs.npz" if inputs is not None else None
         argv = [conn.python, f"{workdir}/edgekd_runner.py",
                 *runner_args(f"{workdir}/model{model.suffix}", runs, warmup, threads, max_seconds, remote_inputs, xnnpack,
-                            op_profile)]
+                            op_profile, shape)]
         p = ssh.run(argv, "profiling", check=False)
         if p.returncode == 255:
             raise HostUnreachable(f"lost the ssh connection to {ssh.dest} while profiling")
