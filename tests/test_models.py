@@ -78,3 +78,20 @@ def test_portable_checkpoint_restores_pruned_widths(tmp_path):
     restored = load_portable(create_model("mobilenet-xs"), tmp_path / "p.pt")
     assert torch.allclose(restored(x), m(x))
     assert sum(p.numel() for p in restored.parameters()) == sum(p.numel() for p in m.parameters())
+
+
+def test_torch_export_program_as_a_teacher(tmp_path):
+    """A .pt2 exported at batch 1 (the usual example input): .eval() works, whole batches run, derive says why not."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    torch.export.save(torch.export.export(net, (torch.randn(1, 1, 8, 8),)), str(tmp_path / "t.pt2"))
+    m = load_model(str(tmp_path / "t.pt2"))
+    assert m.eval() is m and not m.training
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(m(x), net(x), atol=1e-5)
+    from edgekd.prune import derive
+
+    with pytest.raises(EdgeKDError, match="holds no nn.Conv/nn.Linear layers to prune"):
+        derive(m, ratio=0.5, example_input=x[:1])

@@ -104,10 +104,12 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
         if not path.is_file():
             raise EdgeKDError(f"exported program {path} does not exist")
         try:
-            model = torch.export.load(str(path)).module()
+            program = torch.export.load(str(path)).module()
         except Exception as exc:
             raise EdgeKDError(f"{path} is not a loadable torch.export program: {str(exc).splitlines()[0][:200]}") from None
-        return model
+        from edgekd.models.exported import ExportedModule
+
+        return ExportedModule(program)
     if is_registered(spec):
         model = create_model(spec, in_channels=in_channels, num_classes=num_classes)
     else:

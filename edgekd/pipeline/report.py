@@ -120,6 +120,11 @@ def budget_lines(report: dict[str, Any], artifacts: list[Artifact]) -> list[str]
 HEADERS = ["artifact", "accuracy %", "size KiB", "p50 ms", "p90 ms", "latency"]
 
 
+def _macs(n: int) -> str:
+    # Torch-Pruning's counter sees nn modules only: a torch.export program counts 0
+    return f"{n:,} MACs" if n else "MACs not counted (no nn.Conv/nn.Linear modules)"
+
+
 def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dict[str, Any]:
     """Write report.json and report.md; returns exactly what report.json holds."""
     report = {"schema": REPORT_SCHEMA, **report, "artifacts": [a.to_dict() for a in artifacts]}
@@ -127,8 +132,8 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
     lines = [f"# edgekd compress — target `{report['target']['name']}`", ""]
     lines += [f"- data: {report['data']['name']} ({report['data']['test']} test "
               f"{'samples' if report['data'].get('layout') == 'NF' else 'images'})",
-              f"- teacher: `{report['teacher']['spec']}` ({report['teacher']['macs']:,} MACs, {report['teacher']['params']:,} params)",
-              f"- student: `{report['student']['spec']}` ({report['student']['macs']:,} MACs, {report['student']['params']:,} params)",
+              f"- teacher: `{report['teacher']['spec']}` ({_macs(report['teacher']['macs'])}, {report['teacher']['params']:,} params)",
+              f"- student: `{report['student']['spec']}` ({_macs(report['student']['macs'])}, {report['student']['params']:,} params)",
               f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs"]
     data = report["data"]
     if data.get("normalisation"):  # what an app must do to pixels before calling the shipped file

@@ -96,6 +96,10 @@ def derive(
     model.requires_grad_(True)  # the teacher may be frozen; the derived student must be trainable
     macs0, params0 = _util.count(model, x)
     base = macs0 if by == "macs" else params0
+    if base == 0:  # Torch-Pruning's counter found no layer modules
+        raise EdgeKDError(f"cannot derive a student from {type(teacher).__name__}: it holds no nn.Conv/nn.Linear layers "
+                          "to prune (a torch.export .pt2 program is plain graph ops); give the teacher as "
+                          "'module:factory' with --teacher-weights, or name a --student")
     target = ratio * base
 
     def metric(m) -> int:
