@@ -171,3 +171,18 @@ def test_npz_test_split_of_another_shape(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((20, 6)), y=np.arange(20) % 2, x_test=np.zeros((4, 5)), y_test=np.arange(4) % 2)
     with pytest.raises(EdgeKDError, match=r"x samples are \(6,\) but x_test samples are \(5,\)"):
         load_data(str(tmp_path / "d.npz"))
+
+
+def test_unlabeled_samples_are_prepared_like_the_data(tmp_path):
+    from edgekd.data.loaders import prepare_like
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, size=(40, 12, 12, 3), dtype=np.uint8)  # raw NHWC bytes, as saved by most tools
+    xt = rng.integers(0, 255, size=(8, 12, 12, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(40) % 2, x_test=xt, y_test=np.arange(8) % 2)
+    b = load_data(str(tmp_path / "d.npz"))
+    assert np.allclose(prepare_like(b, xt), b.test.x, atol=1e-5)
+    small = load_data(str(tmp_path / "d.npz"), image_size=6)
+    assert prepare_like(small, xt).shape == (8, 3, 6, 6)
+    with pytest.raises(EdgeKDError, match=r"samples of shape \(1, 12, 12\); the data's are \(3, 12, 12\)"):
+        prepare_like(b, xt[..., 0])

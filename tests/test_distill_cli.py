@@ -67,3 +67,18 @@ def test_cli_recipe_file_max_steps_and_manifest(tmp_path, capsys):
     assert code == 0  # a fresh run (no --resume) just overwrites
     code, _, err = _run(args[:-1] + ["--max-steps", "6", "--resume"], capsys)
     assert code == 1 and "other settings" in err and "Traceback" not in err
+
+
+def test_cli_unlabeled_raw_images_are_preprocessed_like_the_data(tmp_path, capsys):
+    """--unlabeled takes images as users save them (uint8, NHWC); they are scaled, laid out and normalised like --data."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    raw = (load_digits().images[:200] * 255 / 16).astype(np.uint8)[..., None]  # (200, 8, 8, 1) bytes
+    np.savez(tmp_path / "extra.npz", x=raw)
+    code, out, err = _run(["distill", "--teacher", "cnn-s", "--student", "cnn-xs", "--data", "digits", "--recipe", "hinton",
+                           "--epochs", "1", "--unlabeled", str(tmp_path / "extra.npz"), "--output", str(tmp_path / "o"),
+                           "--threads", "1", "--json"], capsys)
+    assert code == 0, err
+    info = json.loads(out)["pseudo_labels"]["unlabeled"]
+    assert info["offered"] == 200 and info["kept"] == 200, info

@@ -22,11 +22,13 @@ def _parse_sets(items: List[str]) -> dict:
     return out
 
 
-def _unlabeled(path: Optional[Path]):
+def _unlabeled(path: Optional[Path], bundle):
+    """The .npz's 'x', preprocessed exactly like the labelled data (layout, size, normalisation)."""
     if path is None:
         return None
     import numpy as np
 
+    from edgekd.data.loaders import prepare_like
     from edgekd.errors import EdgeKDError
 
     if not path.is_file() or path.suffix != ".npz":
@@ -36,7 +38,7 @@ def _unlabeled(path: Optional[Path]):
         x = z["x"]
     except Exception as exc:
         raise EdgeKDError(f"--unlabeled {path}: cannot read array 'x' ({type(exc).__name__})") from None
-    return x
+    return prepare_like(bundle, x, f"--unlabeled {path.name}")
 
 
 def _run_recorded(run, output: Path, settings: dict):
@@ -111,7 +113,7 @@ def distill_cmd(
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)
     s_model = load_model(student, student_weights, in_channels=c, num_classes=k)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    extra = _unlabeled(unlabeled)
+    extra = _unlabeled(unlabeled, bundle)
 
     def run():
         return distill(t_model, s_model, bundle, recipe=recipe, epochs=epochs, max_steps=max_steps,

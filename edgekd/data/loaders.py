@@ -76,6 +76,22 @@ def load_data(spec: str | None = None, *, seed: int = 0, val_fraction: float = 0
     return _bundle(name, train, test, k, seed, val_fraction, {**src, "normalize": (normalize or "dataset").strip()}, norm)
 
 
+def prepare_like(bundle: DataBundle, x: np.ndarray, what: str = "unlabeled data") -> np.ndarray:
+    """Raw samples (uint8 or [0, 1] floats, NCHW or NHWC, or feature vectors) made exactly like `bundle`'s inputs:
+    same layout, image size and normalisation, so the teacher sees what it sees in training."""
+    x = _as_samples(np.asarray(x), what)
+    want = tuple(bundle.input_shape)
+    if x.ndim == 4 and x.shape[1] == want[0] and x.shape[2:] != want[1:]:
+        x = _resize(x, want[1:])
+    if tuple(x.shape[1:]) != want:
+        raise EdgeKDError(f"{what} has samples of shape {tuple(x.shape[1:])}; the data's are {want}")
+    if not np.isfinite(x).all():
+        raise EdgeKDError(f"{what} holds NaN or infinite values")
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)
+    mean, std = np.float32(bundle.mean).reshape(per_channel), np.float32(bundle.std).reshape(per_channel)
+    return ((x - mean) / std).astype(np.float32)
+
+
 def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import torch
     import torch.nn.functional as F
