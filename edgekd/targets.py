@@ -192,11 +192,11 @@ def _parse(path: Path) -> Target:
     kind = r.get("kind", str, "cpu", KINDS)
     arch = r.get("arch", str, "native")
 
-    ships_raw = r.get("ships", list)
-    if not ships_raw:
+    ships_raw = r.get("ships", list, None)  # default below: int8 in the runtime's own format
+    if ships_raw is not None and not ships_raw:
         raise r.fail("ships", "must list at least one {format, precision}")
     ships = []
-    for i, s in enumerate(ships_raw):
+    for i, s in enumerate(ships_raw or []):
         if not isinstance(s, dict):
             raise r.fail(f"ships[{i}]", "must be a table with format and precision")
         sr = _Reader(path, s, f"ships[{i}].")
@@ -205,6 +205,8 @@ def _parse(path: Path) -> Target:
 
     rt = r.sub("runtime", required=True)
     runtime = rt.get("name", str, choices=RUNTIMES)
+    if not ships:
+        ships = [Ship("onnx" if runtime in ("onnxruntime", "qnn") else "tflite", "int8")]
     delegates = rt.str_list("delegates")
     optional = rt.str_list("optional_delegates")
     threads = rt.positive("threads", int, 1)
@@ -216,7 +218,7 @@ def _parse(path: Path) -> Target:
             raise rt.fail("cpu_affinity", f"must be a hex CPU mask (e.g. f0) or auto, got {affinity!r}") from None
     rt.done()
 
-    cr = r.sub("connection", required=True)
+    cr = r.sub("connection") or _Reader(path, {"kind": "local"}, "connection.")  # no table: this machine
     ckind = cr.get("kind", str, choices=CONNECTIONS)
     conn = Connection(
         kind=ckind,

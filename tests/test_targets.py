@@ -64,6 +64,15 @@ def test_user_file_by_path(tmp_path):
     assert t.to_dict()["ships"] == [{"format": "tflite", "precision": "int8"}]
 
 
+def test_minimal_user_file_gets_sensible_defaults(tmp_path):
+    """name + runtime is enough: int8 in the runtime's format, measured on this machine."""
+    t = load_target(write(tmp_path, 'name = "my-cpu"\n[runtime]\nname = "litert"\n'))
+    assert t.kind == "cpu" and t.connection.kind == "local" and t.runtime == "litert"
+    assert t.to_dict()["ships"] == [{"format": "tflite", "precision": "int8"}]
+    t = load_target(write(tmp_path, 'name = "my-ort"\n[runtime]\nname = "onnxruntime"\n'))
+    assert t.ships[0].format == "onnx"
+
+
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(EdgeKDError, match=r"unknown target 'pixel'.*android.*raspberry-pi-5"):
         load_target("pixel")
