@@ -152,7 +152,8 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
                 "seed": cfg.seed, "max_drop": cfg.max_drop, "int8_io": int8_io}
 
     def run_quant() -> StageResult:
-        ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {'samples' if ctx.data.layout == 'NF' else 'images'})")
+        what = "samples" if ctx.data.layout == "NF" else "images"
+        ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {what})")
         source = run.path(f"student_fp32.{fmt}")
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
                        eval_data=(ctx.data.val.x[:1000], ctx.data.val.y[:1000]), max_drop=cfg.max_drop,
