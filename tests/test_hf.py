@@ -45,6 +45,19 @@ def test_broken_config_is_one_line_error(tmp_path):
         load_hf_teacher(f"hf:{tmp_path}")
 
 
+def test_model_without_tokenizer_is_one_line_error(tmp_path):
+    import shutil
+
+    from test_hf_helpers import make_tiny_encoder
+
+    src = make_tiny_encoder(tmp_path / "full", "roberta")
+    (tmp_path / "bare").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(src / name, tmp_path / "bare" / name)
+    with pytest.raises(EdgeKDError, match="cannot load a tokenizer from .*the student keeps the teacher's tokenizer"):
+        load_hf_teacher(f"hf:{tmp_path / 'bare'}")
+
+
 def test_teacher_kinds_and_sentence_transformers_settings(emb_dir, tmp_path):
     t = load_hf_teacher(f"hf:{emb_dir}")
     assert t.kind == "embedding" and t.pooling == "mean" and t.normalize and t.max_length == 64

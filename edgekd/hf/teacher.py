@@ -124,9 +124,13 @@ def load_hf_teacher(spec: str | Path, *, kind: str | None = None, max_length: in
     try:
         # eager attention: exports to ONNX/TFLite without SDPA-specific graph pieces
         model = auto.from_pretrained(path, local_files_only=True, attn_implementation="eager")
-        tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise EdgeKDError(f"cannot load the Hugging Face model in {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:  # a missing vocabulary surfaces as OSError, ValueError or even TypeError
+        raise EdgeKDError(f"cannot load a tokenizer from {path} (tokenizer.json or the vocabulary files; the student "
+                          f"keeps the teacher's tokenizer): {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from None
     model.eval()
     if getattr(model.config, "is_encoder_decoder", False) or not hasattr(model.config, "num_hidden_layers"):
         raise EdgeKDError(f"{path}: only encoder models (BERT-like) are supported, got {model.config.model_type}")
