@@ -75,3 +75,16 @@ def test_unwritable_output_dir_is_one_line_error(tmp_path):
     blocker.write_text("not a dir")
     with pytest.raises(EdgeKDError, match="not writable"):
         RunDir(blocker / "run")
+
+
+def test_run_dir_refuses_another_pipelines_run(tmp_path):
+    run = RunDir(tmp_path / "r", pipeline="hf-compress")
+    (tmp_path / "r" / "a.txt").write_text("x")
+    run.run_stage("hf-distill", {}, lambda: StageResult([Artifact("a", "a.txt", "txt", "fp32")]))
+    assert RunDir(tmp_path / "r", pipeline="hf-compress").manifest["pipeline"] == "hf-compress"  # resuming is fine
+    with pytest.raises(EdgeKDError, match="holds an `edgekd hf-compress` run; give `edgekd compress` another --output"):
+        RunDir(tmp_path / "r", pipeline="compress")
+    old = RunDir(tmp_path / "legacy")  # written before runs recorded their pipeline: told apart by stage names
+    old.run_stage("distill", {}, lambda: StageResult([]))
+    with pytest.raises(EdgeKDError, match="holds an `edgekd compress` run"):
+        RunDir(tmp_path / "legacy", pipeline="hf-compress")

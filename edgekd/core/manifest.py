@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgekd.core.files import atomic_write_text, ensure_output_dir, sha256_file
+from edgekd.errors import EdgeKDError
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -60,12 +61,22 @@ def fingerprint(obj: Any) -> str:
 class RunDir:
     """A run directory holding stage outputs and manifest.json."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, pipeline: str | None = None):
+        """pipeline: which command's run this is ("compress", "hf-compress"); a directory holding another
+        pipeline's run is refused rather than mixed into (its stages and files would sit beside the new ones)."""
         # absolute: stage code may hand back run.path(...) results, which must not be joined to a relative root twice
         self.root = ensure_output_dir(Path(root).expanduser().absolute())
         self.manifest_path = self.root / MANIFEST_NAME
         self.manifest: dict[str, Any] = self._load()
         self.reused: list[str] = []  # stages this process skipped because nothing they depend on changed
+        if pipeline is not None:
+            had = self.manifest.get("pipeline")
+            if had is None and self.manifest["stages"]:
+                had = "hf-compress" if any(k.startswith("hf-") for k in self.manifest["stages"]) else "compress"
+            if had is not None and had != pipeline:
+                raise EdgeKDError(f"output directory {root} holds an `edgekd {had}` run; give `edgekd {pipeline}` "
+                                  "another --output (or delete that directory)")
+            self.manifest["pipeline"] = pipeline
 
     def _load(self) -> dict[str, Any]:
         if self.manifest_path.exists():

@@ -78,7 +78,7 @@ def _compress_hf(teacher_dir, *, data, target, output, epochs, seed, layers, hid
     threads = threads or max(1, min(tgt.threads, os.cpu_count() or 1))
     torch.set_num_threads(threads)
     teacher_path = parse_hf_spec(teacher_dir)
-    run = RunDir(output)
+    run = RunDir(output, pipeline="hf-compress")
     teacher = load_hf_teacher(teacher_path, max_length=max_length)
     label_names = None
     if teacher.kind == "classification" and label_column:

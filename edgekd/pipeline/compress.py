@@ -68,7 +68,7 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
 
     t_start = time.perf_counter()
     target = load_target(cfg.target)
-    run = RunDir(cfg.output)
+    run = RunDir(cfg.output, pipeline="compress")
     data = load_data(cfg.data, seed=cfg.seed, image_size=cfg.image_size, normalize=cfg.normalize)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
