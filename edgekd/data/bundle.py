@@ -36,6 +36,11 @@ class DataBundle:
     layout: str = "NCHW"
     source: dict[str, Any] = field(default_factory=dict)  # where it came from, hashes
 
+    @property
+    def noun(self) -> str:
+        """What one sample is called in messages."""
+        return "samples" if self.layout == "NF" else "images"
+
     def calibration(self, n: int = 256, seed: int = 0) -> np.ndarray:
         """Real training images for int8 calibration."""
         return self.train.subset(n, seed).x

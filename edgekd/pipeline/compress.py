@@ -129,7 +129,7 @@ def teacher_sanity(teacher, data, n: int = 256) -> str | None:
     if acc >= chance + max(0.05, 2 * (chance * (1 - chance) / len(x)) ** 0.5):
         return None
     images = data.layout != "NF"
-    return (f"the teacher scores {100 * acc:.1f} % on {len(x)} test {'images' if images else 'samples'} of '{data.name}' "
+    return (f"the teacher scores {100 * acc:.1f} % on {len(x)} test {data.noun} of '{data.name}' "
             f"(chance {100 * chance:.1f} %): check that --normalize (now {data.source.get('normalize', 'dataset')})"
             f"{' and --image-size match' if images else ' matches'} how it was trained, and that the class order "
             "matches its outputs")

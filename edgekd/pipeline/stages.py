@@ -128,7 +128,7 @@ def export_stage(ctx: Context, student, student_key: str) -> list[Artifact]:
             name = f"{who}_fp32.{fmt}"
 
             def run_export(fn=fn, model=model, name=name, fmt=fmt, who=who) -> StageResult:
-                ctx.log(f"exporting {who} to {fmt.upper()} (fp32) with a parity check on {len(sample)} test images")
+                ctx.log(f"exporting {who} to {fmt.upper()} (fp32) with a parity check on {len(sample)} test {ctx.data.noun}")
                 rep = fn(model, sample, run.path(name))
                 extra = {"export": rep.to_dict()}
                 return StageResult([Artifact(f"{who} {fmt} fp32", name, fmt, "fp32", extra=extra)], {"parity": rep.parity})
@@ -152,8 +152,7 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
                 "seed": cfg.seed, "max_drop": cfg.max_drop, "int8_io": int8_io}
 
     def run_quant() -> StageResult:
-        what = "samples" if ctx.data.layout == "NF" else "images"
-        ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {what})")
+        ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
         source = run.path(f"student_fp32.{fmt}")
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
                        eval_data=(ctx.data.val.x[:1000], ctx.data.val.y[:1000]), max_drop=cfg.max_drop,
@@ -180,7 +179,7 @@ def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Art
 
     def run_eval() -> StageResult:
         acc = {}
-        ctx.log(f"measuring accuracy of {len(artifacts) + 2} models on {len(x)} test images")
+        ctx.log(f"measuring accuracy of {len(artifacts) + 2} models on {len(x)} test {ctx.data.noun}")
         acc["teacher"] = accuracy(load_runner(ctx.teacher), x, y)
         acc["student"] = accuracy(load_runner(student), x, y)
         for a in artifacts:
