@@ -326,7 +326,7 @@ def test_crop_augmentation_makes_new_inputs_the_teacher_labels_live(emb_dir):
     assert all(np.isfinite(h["loss"]) for h in hist["history"])
 
 
-@pytest.mark.parametrize("arch", ["distilbert", "roberta", "electra", "deberta-v2"])
+@pytest.mark.parametrize("arch", ["distilbert", "roberta", "electra", "deberta-v2", "mpnet"])
 def test_other_encoder_families_derive_and_distil(tmp_path, arch):
     from test_hf_helpers import make_tiny_encoder
 

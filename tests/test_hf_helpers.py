@@ -73,7 +73,7 @@ def random_texts(n: int, seed: int = 0) -> list[str]:
 
 
 def make_tiny_encoder(d: Path, arch: str, layers: int = 4, hidden: int = 32, seed: int = 0) -> Path:
-    """A tiny non-BERT encoder (distilbert | roberta | electra | deberta-v2 | albert) with a BERT tokenizer, which
+    """A tiny non-BERT encoder (distilbert | roberta | electra | deberta-v2 | mpnet | albert) with a BERT tokenizer, which
     emits token_type_ids whether or not the model takes them (DistilBERT does not)."""
     import os
 
@@ -90,6 +90,7 @@ def make_tiny_encoder(d: Path, arch: str, layers: int = 4, hidden: int = 32, see
            "roberta": lambda: tf.RobertaConfig(pad_token_id=0, **common),
            "electra": lambda: tf.ElectraConfig(embedding_size=hidden // 2, **common),
            "deberta-v2": lambda: tf.DebertaV2Config(**common),
+           "mpnet": lambda: tf.MPNetConfig(**common),
            "albert": lambda: tf.AlbertConfig(embedding_size=hidden // 2, **common)}[arch]()
     torch.manual_seed(seed)
     tf.AutoModel.from_config(cfg).eval().save_pretrained(d)
