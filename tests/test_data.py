@@ -186,3 +186,18 @@ def test_unlabeled_samples_are_prepared_like_the_data(tmp_path):
     assert prepare_like(small, xt).shape == (8, 3, 6, 6)
     with pytest.raises(EdgeKDError, match=r"samples of shape \(1, 12, 12\); the data's are \(3, 12, 12\)"):
         prepare_like(b, xt[..., 0])
+
+
+def test_image_folder_too_big_for_memory_is_refused_with_the_fix(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import edgekd.data.loaders as loaders
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / c / f"{i}.png")
+    monkeypatch.setattr(loaders, "available_memory_bytes", lambda: 200_000)  # pretend a tiny machine
+    with pytest.raises(EdgeKDError, match=r"6 images at this size need .* pass a smaller --image-size"):
+        load_data(str(tmp_path))
+    assert load_data(str(tmp_path), image_size=8).input_shape == (3, 8, 8)

@@ -235,6 +235,7 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     mode = "L" if all(m in GRAY_MODES for m, _ in headers.values()) else "RGB"
     first = next(f for lst in files.values() for f, _ in lst)
     size = (image_size[1], image_size[0]) if image_size else headers[first][1]  # PIL sizes are (width, height)
+    _check_fits_in_memory(root, len(headers), (1 if mode == "L" else 3) * size[0] * size[1])
 
     def load(lst):
         xs = []
@@ -260,6 +261,26 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     if skipped:
         src["skipped_unreadable"] = skipped
     return train, test, len(classes), src
+
+
+def _check_fits_in_memory(root: Path, n: int, values_per_image: int) -> None:
+    """Every image is held as float32 (and normalised into a second copy): refuse, with the fix, a folder that
+    would exhaust memory instead of letting the kernel kill the process mid-run."""
+    need = 2 * 4 * n * values_per_image
+    avail = available_memory_bytes()
+    if avail and need > 0.8 * avail:
+        raise EdgeKDError(f"image folder {root}: {n} images at this size need ~{need / 2**30:.1f} GiB in memory, "
+                          f"{avail / 2**30:.1f} GiB is available; pass a smaller --image-size (e.g. 224)")
+
+
+def available_memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
