@@ -201,3 +201,25 @@ def test_image_folder_too_big_for_memory_is_refused_with_the_fix(tmp_path, monke
     with pytest.raises(EdgeKDError, match=r"6 images at this size need .* pass a smaller --image-size"):
         load_data(str(tmp_path))
     assert load_data(str(tmp_path), image_size=8).input_shape == (3, 8, 8)
+
+
+def test_image_folder_splits(tmp_path):
+    """train/ alone: a fifth is held out (the test set is never the training set); test/ classes join the index."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+
+    def put(split, cls, n):
+        (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+
+    put("train", "a", 10)
+    put("train", "b", 10)
+    b = load_data(str(tmp_path))
+    assert len(b.test) == 4 and len(b.train) + len(b.val) == 16
+    put("test", "a", 2)
+    put("test", "c", 2)  # a class seen only in test/
+    b = load_data(str(tmp_path))
+    assert b.source["classes"] == ["a", "b", "c"] and b.num_classes == 3
+    assert len(b.test) == 4 and sorted(set(b.test.y.tolist())) == [0, 2]

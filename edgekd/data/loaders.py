@@ -212,7 +212,8 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     splits = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
     if "train" not in splits:
         splits = {"all": root}
-    classes = sorted(p.name for p in next(iter(splits.values())).iterdir() if p.is_dir())
+    # the union over splits: a class folder only under test/ still gets its own index, in sorted order
+    classes = sorted({p.name for d in splits.values() for p in d.iterdir() if p.is_dir()})
     if not classes:
         raise EdgeKDError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
     files = {s: [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
@@ -249,14 +250,13 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
         x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
         return x, np.array([i for _, i in lst], dtype=np.int64)
 
-    if "all" in files:
-        x, y = load(files["all"])
+    if files.get("test"):
+        train, test = load(files["train"]), load(files["test"])
+    else:  # no test split (or only train/): hold out a fifth, never report accuracy on training images
+        x, y = load(files.get("all") or files["train"])
         order = np.random.default_rng(seed).permutation(len(x))
         n_test = max(1, len(x) // 5)
         train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
-    else:
-        train = load(files["train"])
-        test = load(files["test"]) if files.get("test") else train
     src = {"path": str(root), "classes": classes}
     if skipped:
         src["skipped_unreadable"] = skipped
