@@ -95,3 +95,8 @@ def test_torch_export_program_as_a_teacher(tmp_path):
 
     with pytest.raises(EdgeKDError, match="holds no nn.Conv/nn.Linear layers to prune"):
         derive(m, ratio=0.5, example_input=x[:1])
+
+
+def test_hf_spec_outside_the_hf_commands_says_where_it_goes():
+    with pytest.raises(EdgeKDError, match="is a Hugging Face model: it goes through `edgekd hf-compress`"):
+        load_model("hf:/some/model_dir")

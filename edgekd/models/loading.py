@@ -15,6 +15,10 @@ from edgekd.errors import EdgeKDError
 
 def parse_entrypoint(spec: str) -> tuple[str, str]:
     """'pkg.module:factory' or 'path/to/file.py:factory' -> (module or file, attribute)."""
+    if spec.startswith("hf:"):
+        raise EdgeKDError(f"'{spec}' is a Hugging Face model: it goes through `edgekd hf-compress` (or `edgekd compress "
+                          "--teacher hf:PATH`), which distil, export, quantize and profile it; this command takes "
+                          "PyTorch models")
     if ":" not in spec:
         raise EdgeKDError(f"'{spec}' is not an entrypoint; expected 'package.module:factory' or 'file.py:factory'")
     mod, _, attr = spec.rpartition(":")
