@@ -100,3 +100,30 @@ def test_torch_export_program_as_a_teacher(tmp_path):
 def test_hf_spec_outside_the_hf_commands_says_where_it_goes():
     with pytest.raises(EdgeKDError, match="is a Hugging Face model: it goes through `edgekd hf-compress`"):
         load_model("hf:/some/model_dir")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_model_file_as_a_black_box_teacher(tmp_path, fmt):
+    """A teacher given only as .onnx/.tflite: runs through its runtime, copies cleanly, and distils (logits only)."""
+    import copy
+
+    from edgekd.data import load_data
+    from edgekd.distill import distill
+    from edgekd.export import export_onnx, export_tflite
+
+    data = load_data("digits")
+    torch.manual_seed(0)
+    net = create_model("cnn-xs", in_channels=1, num_classes=10).eval()
+    path = tmp_path / f"t.{fmt}"
+    (export_onnx if fmt == "onnx" else export_tflite)(net, data.test.x[:8], path)
+    t = load_model(str(path))
+    x = torch.from_numpy(data.test.x[:5])
+    with torch.no_grad():
+        assert torch.allclose(t(x), net(x), atol=1e-4)
+        assert torch.allclose(copy.deepcopy(t)(x), t(x))  # Torch-Pruning's counter deep-copies teachers
+    assert "file_sha256" in t.state_dict()  # run manifests fingerprint teachers by their state
+    res = distill(t, create_model("cnn-xs", in_channels=1, num_classes=10), data, recipe="hinton", epochs=1,
+                  max_steps=3, progress=False)
+    assert res.metrics["steps"] == 3
+    with pytest.raises(EdgeKDError, match="holds its own weights"):
+        load_model(str(path), weights=str(path))

@@ -61,7 +61,7 @@ def _run_recorded(run, output: Path, settings: dict):
 
 
 def distill_cmd(
-    teacher: str = typer.Option(..., "--teacher", help="Teacher: 'pkg.module:factory', 'file.py:factory', .pt2 or a built-in name"),
+    teacher: str = typer.Option(..., "--teacher", help="Teacher: 'pkg.module:factory', 'file.py:factory', .pt2, a trained .onnx/.tflite file (logits only) or a built-in name"),
     teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights", help="Teacher state_dict (.pt)"),
     student: str = typer.Option("cnn-s", "--student", help="Student: built-in name (edgekd.models) or entrypoint"),
     student_weights: Optional[Path] = typer.Option(None, "--student-weights", help="Initial student weights"),

@@ -114,6 +114,15 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
         from edgekd.models.exported import ExportedModule
 
         return ExportedModule(program)
+    if spec.endswith((".onnx", ".tflite")):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise EdgeKDError(f"model file {path} does not exist")
+        if weights:
+            raise EdgeKDError(f"{path.name} holds its own weights: drop the --*-weights option")
+        from edgekd.models.file_teacher import FileTeacher
+
+        return FileTeacher(path).eval()
     if is_registered(spec):
         model = create_model(spec, in_channels=in_channels, num_classes=num_classes)
     else:

@@ -121,8 +121,12 @@ HEADERS = ["artifact", "accuracy %", "size KiB", "p50 ms", "p90 ms", "latency"]
 
 
 def _macs(n: int) -> str:
-    # Torch-Pruning's counter sees nn modules only: a torch.export program counts 0
+    # Torch-Pruning's counter sees nn modules only: a torch.export program or a model file counts 0
     return f"{n:,} MACs" if n else "MACs not counted (no nn.Conv/nn.Linear modules)"
+
+
+def _params(n: int) -> str:
+    return f"{n:,} params" if n else "parameters inside the file, not counted"
 
 
 def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dict[str, Any]:
@@ -132,7 +136,8 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
     lines = [f"# edgekd compress — target `{report['target']['name']}`", ""]
     lines += [f"- data: {report['data']['name']} ({report['data']['test']} test "
               f"{'samples' if report['data'].get('layout') == 'NF' else 'images'})",
-              f"- teacher: `{report['teacher']['spec']}` ({_macs(report['teacher']['macs'])}, {report['teacher']['params']:,} params)",
+              f"- teacher: `{report['teacher']['spec']}` ({_macs(report['teacher']['macs'])}, "
+              f"{_params(report['teacher']['params'])})",
               f"- student: `{report['student']['spec']}` ({_macs(report['student']['macs'])}, {report['student']['params']:,} params)",
               f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs"]
     data = report["data"]

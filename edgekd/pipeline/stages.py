@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from edgekd.core import Artifact, RunDir, StageResult
 from edgekd.errors import EdgeKDError
+from edgekd.models.file_teacher import FileTeacher
 
 PARITY_SAMPLES = 64
 
@@ -126,6 +127,12 @@ def export_stage(ctx: Context, student, student_key: str) -> list[Artifact]:
     for who, model, key in (("student", student, student_key), ("teacher", ctx.teacher, ctx.teacher_key)):
         for fmt, fn in (("onnx", export_onnx), ("tflite", export_tflite)):
             name = f"{who}_fp32.{fmt}"
+            if isinstance(model, FileTeacher):  # given as a file: it is its own reference, nothing to convert
+                if fmt == model.format:
+                    artifacts.append(_copy_teacher_file(ctx, model, name, key))
+                else:
+                    ctx.notes.append(f"The teacher was given as a .{model.format} file: no teacher .{fmt} is made.")
+                continue
 
             def run_export(fn=fn, model=model, name=name, fmt=fmt, who=who) -> StageResult:
                 ctx.log(f"exporting {who} to {fmt.upper()} (fp32) with a parity check on {len(sample)} test {ctx.data.noun}")
@@ -140,6 +147,22 @@ def export_stage(ctx: Context, student, student_key: str) -> list[Artifact]:
     for fmt, precision in _wanted_quantized(ctx.target):
         artifacts.append(_quantize_one(ctx, student, student_key, fmt, precision, calib))
     return artifacts
+
+
+def _copy_teacher_file(ctx: Context, teacher, name: str, key: str) -> Artifact:
+    import shutil
+
+    from edgekd.core import atomic_path
+
+    def run_copy() -> StageResult:
+        with atomic_path(ctx.run.path(name)) as tmp:
+            shutil.copyfile(teacher.path, tmp)
+        return StageResult([Artifact(f"teacher {teacher.format} fp32", name, teacher.format, "fp32",
+                                     extra={"source": str(teacher.path)})])
+
+    res, _ = ctx.run.run_stage(f"export-teacher-{teacher.format}", {"model": key, "copied": True}, run_copy,
+                               force=ctx.cfg.force)
+    return res.artifacts[0]
 
 
 def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: str, calib) -> Artifact:

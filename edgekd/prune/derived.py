@@ -98,7 +98,7 @@ def derive(
     base = macs0 if by == "macs" else params0
     if base == 0:  # Torch-Pruning's counter found no layer modules
         raise EdgeKDError(f"cannot derive a student from {type(teacher).__name__}: it holds no nn.Conv/nn.Linear layers "
-                          "to prune (a torch.export .pt2 program is plain graph ops); give the teacher as "
+                          "to prune (a .pt2 program or an .onnx/.tflite file has none); give the teacher as "
                           "'module:factory' with --teacher-weights, or name a --student")
     target = ratio * base
 

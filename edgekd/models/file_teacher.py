@@ -1,0 +1,48 @@
+"""A trained model given as a file (.onnx or .tflite) used as a black-box teacher.
+
+Users often hold only the exported teacher. Its logits are all Hinton-style distillation needs; it runs in
+ONNX Runtime / LiteRT, so there are no gradients and no layers to hook (feature losses are left out, as for
+any teacher whose layers do not match the student's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SUFFIXES = (".onnx", ".tflite")
+
+
+class FileTeacher(nn.Module):
+    def __init__(self, path: str | Path):
+        from edgekd.runtime import load_runner
+
+        super().__init__()
+        self.path = Path(path)
+        self.format = self.path.suffix.lstrip(".")
+        self._runner = load_runner(self.path, threads=torch.get_num_threads())  # fails now on a bad file
+        # the file's hash as a buffer: run manifests fingerprint teachers by their state_dict
+        digest = hashlib.sha256(self.path.read_bytes()).digest()
+        self.register_buffer("file_sha256", torch.tensor(list(digest), dtype=torch.uint8), persistent=True)
+
+    @property
+    def runner(self):
+        if self._runner is None:
+            from edgekd.runtime import load_runner
+
+            self._runner = load_runner(self.path, threads=torch.get_num_threads())
+        return self._runner
+
+    def __getstate__(self):  # deepcopy / pickle (Torch-Pruning's counter copies models): the session is remade
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_runner"] = None
+        return state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.runner.predict(x.detach().cpu().numpy().astype(np.float32, copy=False))
+        return torch.from_numpy(np.ascontiguousarray(y)).to(x.device)
