@@ -13,7 +13,6 @@ PyTorch eager and ONNX Runtime CPU, batch 1, the thread count given (1 by defaul
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -43,7 +42,6 @@ def main() -> None:
     if args.quick:
         args.seeds, args.train, args.val, args.steps, args.recover_steps, args.probe_steps = [0], 3000, 500, 120, 30, 30
 
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)

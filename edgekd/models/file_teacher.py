@@ -14,17 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-SUFFIXES = (".onnx", ".tflite")
-
 
 class FileTeacher(nn.Module):
     def __init__(self, path: str | Path):
-        from edgekd.runtime import load_runner
-
         super().__init__()
         self.path = Path(path)
         self.format = self.path.suffix.lstrip(".")
-        self._runner = load_runner(self.path, threads=torch.get_num_threads())  # fails now on a bad file
+        self._runner = None
+        _ = self.runner  # load now: a bad file fails here, in one line
         # the file's hash as a buffer: run manifests fingerprint teachers by their state_dict
         digest = hashlib.sha256(self.path.read_bytes()).digest()
         self.register_buffer("file_sha256", torch.tensor(list(digest), dtype=torch.uint8), persistent=True)
@@ -38,10 +35,7 @@ class FileTeacher(nn.Module):
         return self._runner
 
     def __getstate__(self):  # deepcopy / pickle (Torch-Pruning's counter copies models): the session is remade
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
-        state["_runner"] = None
-        return state
+        return {**self.__dict__, "_runner": None}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.runner.predict(x.detach().cpu().numpy().astype(np.float32, copy=False))

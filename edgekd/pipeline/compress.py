@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from edgekd.core import Artifact, RunDir, StageResult
+from edgekd.core import RunDir
 from edgekd.errors import EdgeKDError
 from edgekd.pipeline.report import write_reports
 from edgekd.pipeline.sources import ModelSource, resolve_student, resolve_teacher

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgekd.core import Artifact, RunDir, StageResult
-from edgekd.errors import EdgeKDError
 from edgekd.models.file_teacher import FileTeacher
 
 PARITY_SAMPLES = 64

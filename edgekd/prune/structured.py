@@ -16,7 +16,7 @@ from typing import Any
 
 from edgekd.errors import EdgeKDError
 from edgekd.prune import _train, _util, unstructured as U
-from edgekd.prune.width import importance_fn, make_pruner
+from edgekd.prune.width import make_pruner
 
 SCOPES = ("global", "uniform")
 IMPORTANCES = ("magnitude", "taylor", "lamp", "random")

@@ -94,7 +94,6 @@ def layers(float_path: Path) -> list[dict]:
     return out
 
 
-
 def ops_around_shared_outputs(float_path: Path) -> list[str]:
     """Scopes of the ops producing and reading a tensor that is both a model output and an input of another op
     (a model returning (logits, features)).
