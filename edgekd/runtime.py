@@ -77,8 +77,9 @@ class TorchRunner(Runner):
 
         with torch.inference_mode():
             out = self.module(prepared)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        return out.float().numpy()
+        from edgekd.models.outputs import logits_of
+
+        return logits_of(out).float().numpy()
 
 
 class OnnxRunner(Runner):

@@ -127,3 +127,33 @@ def test_model_file_as_a_black_box_teacher(tmp_path, fmt):
     assert res.metrics["steps"] == 3
     with pytest.raises(EdgeKDError, match="holds its own weights"):
         load_model(str(path), weights=str(path))
+
+
+def test_dict_and_model_output_classifiers_are_understood():
+    """Teachers that return {'logits': ...} or a transformers ModelOutput run through every consumer of outputs."""
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    from edgekd.data import load_data
+    from edgekd.distill import distill
+    from edgekd.pipeline.compress import check_fits
+    from edgekd.runtime import accuracy, load_runner
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.kind, self.net = kind, create_model("cnn-xs", in_channels=1, num_classes=10)
+
+        def forward(self, x):
+            y = self.net(x)
+            return {"logits": y, "aux": y.sum()} if self.kind == "dict" else SequenceClassifierOutput(logits=y)
+
+    data = load_data("digits")
+    for kind in ("dict", "hf"):
+        t = Wrap(kind).eval()
+        check_fits(t, data, "teacher")
+        assert 0.0 <= accuracy(load_runner(t), data.test.x[:50], data.test.y[:50]) <= 100.0
+        res = distill(t, create_model("cnn-xs", in_channels=1, num_classes=10), data, recipe="hinton", epochs=1,
+                      max_steps=2, progress=False)
+        assert res.metrics["steps"] == 2
+    with pytest.raises(EdgeKDError, match="cannot find logits in a model output of type str"):
+        check_fits(type("S", (torch.nn.Module,), {"forward": lambda self, x: "oops"})(), data, "teacher")

@@ -28,11 +28,11 @@ from edgekd.data.bundle import ArrayDataset, DataBundle
 from edgekd.distill import checkpoint as ckpt
 from edgekd.distill.cache import Augmenter, TeacherCache
 from edgekd.distill.hooks import FeatureTaps
-from edgekd.distill.losses import _logits
 from edgekd.distill.pseudo import pseudo_label
 from edgekd.distill.recipe import Recipe, load_recipe
 from edgekd.distill.terms import Term, build_terms, teacher_reducers
 from edgekd.errors import EdgeKDError
+from edgekd.models.outputs import logits_of as _logits
 
 
 @dataclass

@@ -11,19 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _logits(out):
-    """Logits from a model output: a tensor, an HF ModelOutput (.logits) or a tuple (first item)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if hasattr(out, "logits"):
-        return out.logits
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    if isinstance(out, dict) and "logits" in out:
-        return out["logits"]
-    raise TypeError(f"cannot find logits in a model output of type {type(out).__name__}")
-
-
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Per-row KL(p_teacher(T) || p_student(T)) * T^2, shape = logits.shape[:-1]."""
     t = temperature

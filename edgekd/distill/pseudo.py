@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.distill.losses import _logits
+from edgekd.models.outputs import logits_of as _logits
 
 
 @torch.no_grad()

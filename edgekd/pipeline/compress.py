@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from edgekd.core import RunDir
 from edgekd.errors import EdgeKDError
+from edgekd.models.outputs import logits_of
 from edgekd.pipeline.report import write_reports
 from edgekd.pipeline.sources import ModelSource, resolve_student, resolve_teacher
 
@@ -145,6 +146,9 @@ def check_fits(model, data, who: str) -> None:
     except Exception as exc:
         msg = " ".join(str(exc).split())[:200]
         raise EdgeKDError(f"data '{data.name}' of shape {tuple(data.input_shape)} does not fit the {who}: {msg}") from None
-    out = out[0] if isinstance(out, (tuple, list)) else out
+    try:
+        out = logits_of(out)
+    except TypeError as exc:
+        raise EdgeKDError(f"the {who}: {exc}") from None
     if out.ndim != 2 or out.shape[1] < data.num_classes:
         raise EdgeKDError(f"the {who} outputs shape {tuple(out.shape)} but data '{data.name}' has {data.num_classes} classes")
