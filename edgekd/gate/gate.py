@@ -288,7 +288,11 @@ def _ab(base_path, cand_path, base_info, cand_info, threads, settings: TimingSet
     _, run_c = _runner_and_invoke(cand_path, cand_info, threads, input_shape)
     attempts = [measure_ab(run_b, run_c, settings)]
     if attempts[0]["ci_low"] > limit:
-        # A real regression survives a second, independent measurement; a burst of load rarely does twice.
+        # A real regression survives a second, independent measurement; a burst of load rarely does twice. Fresh
+        # sessions, made in the other order: a few-% bias tied to one session's memory placement (seen on tiny
+        # models, repeating within a session pair) must not confirm itself.
+        _, run_c = _runner_and_invoke(cand_path, cand_info, threads, input_shape)
+        _, run_b = _runner_and_invoke(base_path, base_info, threads, input_shape)
         attempts.append(measure_ab(run_b, run_c, replace(settings, seed=settings.seed + 1)))
     final = attempts[-1]
     confirmed = all(a["ci_low"] > limit for a in attempts) and len(attempts) == 2
