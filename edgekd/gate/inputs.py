@@ -10,19 +10,13 @@ from edgekd.errors import UsageError
 
 
 def concrete_shape(name: str, shape: list, override: tuple[int, ...] | None) -> tuple[int, ...]:
-    """Batch 1 for a symbolic batch; any other symbolic dim needs --input-shape."""
-    dims = list(shape or [])
-    if override is not None and any(not isinstance(d, int) or d <= 0 for d in dims[1:]):
-        return tuple(override)
-    out = []
-    for i, d in enumerate(dims):
-        if isinstance(d, int) and d > 0:
-            out.append(d)
-        elif i == 0:
-            out.append(1)
-        else:
-            raise UsageError(f"input {name!r} has dynamic dims {dims}; pass --input-shape (e.g. 1,3,224,224)")
-    return tuple(out)
+    """Batch 1 for a symbolic batch; any other symbolic dim needs --input-shape (the profiler's rule, shared)."""
+    from edgekd.profile.remote_runner import RunnerError, concrete_shape as runner_shape
+
+    try:
+        return runner_shape(name, list(shape or []), override)
+    except RunnerError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _array(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:

@@ -58,9 +58,9 @@ def _cpu_name():
     return platform.machine()
 
 
-def _concrete(name, shape, override=None):
+def concrete_shape(name, shape, override=None):
     """A dynamic batch becomes 1; any other dynamic dim (a sequence length, an image size) needs the user's
-    shape: a latency at sequence length 1 would say nothing about the model."""
+    shape: a latency at sequence length 1 would say nothing about the model. (edgekd's gate uses this too.)"""
     static = [isinstance(d, (int, np.integer)) and d > 0 for d in shape]
     if all(static[1:]) or not shape:
         return tuple(int(d) if ok else 1 for d, ok in zip(shape, static))
@@ -123,7 +123,7 @@ class OnnxModel:
         for i in self.sess.get_inputs():
             if i.type not in types:
                 raise RunnerError("input %s has unsupported type %s" % (i.name, i.type))
-            self.inputs.append((i.name, _concrete(i.name, i.shape, shape), np.dtype(types[i.type]).type, None))
+            self.inputs.append((i.name, concrete_shape(i.name, i.shape, shape), np.dtype(types[i.type]).type, None))
 
     def bind(self, arrays):
         self.feed = {name: a for (name, _, _, _), a in zip(self.inputs, arrays)}
@@ -167,7 +167,7 @@ class TFLiteModel:
             for d in self.interp.get_input_details():
                 sig = [int(v) for v in d.get("shape_signature", d["shape"])]
                 if any(v < 0 for v in sig[1:]):
-                    self.interp.resize_tensor_input(d["index"], list(_concrete(d["name"], sig, shape)))
+                    self.interp.resize_tensor_input(d["index"], list(concrete_shape(d["name"], sig, shape)))
         self.interp.allocate_tensors()
         self.runtime = name
         self.version = version
