@@ -6,6 +6,8 @@ rule is written once.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 
@@ -23,10 +25,15 @@ def pool(hidden, mask, mode: str, normalize: bool):
 
 def accepts(model, name: str) -> bool:
     """Does model.forward take this input? A BERT tokenizer makes token_type_ids; DistilBERT refuses them."""
-    import inspect
+    names, any_kw = _forward_params(type(model))
+    return any_kw or name in names
 
-    params = inspect.signature(model.forward).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+@functools.lru_cache(maxsize=None)
+def _forward_params(cls) -> tuple[frozenset, bool]:
+    # per class, once: run_model asks for every training batch
+    params = inspect.signature(cls.forward).parameters
+    return frozenset(params), any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def model_args(model, batch: dict) -> dict:
