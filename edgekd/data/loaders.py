@@ -87,9 +87,13 @@ def prepare_like(bundle: DataBundle, x: np.ndarray, what: str = "unlabeled data"
         raise EdgeKDError(f"{what} has samples of shape {tuple(x.shape[1:])}; the data's are {want}")
     if not np.isfinite(x).all():
         raise EdgeKDError(f"{what} holds NaN or infinite values")
+    return _standardise(x, np.float32(bundle.mean), np.float32(bundle.std))
+
+
+def _standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(x - mean) / std along axis 1: the channel of images, the feature of vectors."""
     per_channel = (1, -1) + (1,) * (x.ndim - 2)
-    mean, std = np.float32(bundle.mean).reshape(per_channel), np.float32(bundle.std).reshape(per_channel)
-    return ((x - mean) / std).astype(np.float32)
+    return ((x - mean.reshape(per_channel)) / std.reshape(per_channel)).astype(np.float32)
 
 
 def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -132,10 +136,9 @@ def _bundle(name, train, test, num_classes, seed, val_fraction, source, normaliz
     n_val = max(1, min(5000, int(round(len(x) * val_fraction))))
     val_idx, train_idx = order[:n_val], order[n_val:]
     mean, std = _statistics(normalize, x[train_idx], name)
-    per_channel = (1, -1) + (1,) * (x.ndim - 2)  # axis 1 is the channel (images) or the feature (vectors)
 
     def norm(a):
-        return ((a - mean.reshape(per_channel)) / std.reshape(per_channel)).astype(np.float32)
+        return _standardise(a, mean, std)
 
     return DataBundle(
         name=name,
