@@ -166,7 +166,8 @@ def _statistics(norm, x_train: np.ndarray, name: str) -> tuple[np.ndarray, np.nd
         return np.zeros(c, np.float32), np.ones(c, np.float32)
     mean, std = norm
     if len(mean) not in (1, c) or len(std) not in (1, c):
-        raise EdgeKDError(f"normalize has {len(mean)} mean / {len(std)} std values but data '{name}' has {c} {'feature' if x_train.ndim == 2 else 'channel'}(s)")
+        what = "feature" if x_train.ndim == 2 else "channel"
+        raise EdgeKDError(f"normalize has {len(mean)} mean / {len(std)} std values but data '{name}' has {c} {what}(s)")
     return (np.broadcast_to(np.float32(mean), (c,)).copy().astype(np.float32),
             np.broadcast_to(np.float32(std), (c,)).copy().astype(np.float32))
 
@@ -308,7 +309,8 @@ def _as_samples(x: np.ndarray, what: str) -> np.ndarray:
         if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # NHWC
             return x.transpose(0, 3, 1, 2).copy()
         return x
-    raise EdgeKDError(f"{what} has shape {tuple(x.shape)}; expected (N,F) feature vectors or (N,H,W), (N,C,H,W), (N,H,W,C) images")
+    raise EdgeKDError(f"{what} has shape {tuple(x.shape)}; expected (N,F) feature vectors or (N,H,W), (N,C,H,W), "
+                      "(N,H,W,C) images")
 
 
 def _labels(raw: np.ndarray, classes: list[str] | None, what: str) -> np.ndarray:
