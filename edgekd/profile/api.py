@@ -99,8 +99,9 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
     compiled files (QNN context binary, Vela .tflite). require_device: fail instead of measuring on
     the host when an adb/ssh device is unreachable. input_shape: the shape of inputs declared with dynamic
     dims besides the batch (e.g. (1, 128) for a transformer's token ids); required for such files.
-    emulate: True adds the qemu estimate (errors are errors); "auto" adds it where the target has [emulation] and the ARM environment is installed,
-    and turns its failure into a note (compress uses this: one missing extra must not lose the rest).
+    emulate: True adds the qemu estimate (errors are errors); "auto" adds it where the target has [emulation]
+    and the ARM environment is installed, and turns its failure into a note (compress uses this: one missing
+    extra must not lose the rest).
     """
     if emulate not in (True, False, "auto"):
         raise UsageError(f"emulate must be True, False or 'auto', got {emulate!r}")
