@@ -7,12 +7,13 @@ any teacher whose layers do not match the student's).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from edgekd.core.files import sha256_file
 
 
 class FileTeacher(nn.Module):
@@ -23,7 +24,7 @@ class FileTeacher(nn.Module):
         self._runner = None
         _ = self.runner  # load now: a bad file fails here, in one line
         # the file's hash as a buffer: run manifests fingerprint teachers by their state_dict
-        digest = hashlib.sha256(self.path.read_bytes()).digest()
+        digest = bytes.fromhex(sha256_file(self.path))
         self.register_buffer("file_sha256", torch.tensor(list(digest), dtype=torch.uint8), persistent=True)
 
     @property
