@@ -19,6 +19,8 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    if app.registered_commands:  # main() may be called many times in one process (tests, notebooks)
+        return
     from edgekd.commands.compress import compress_cmd
 
     app.command("compress")(compress_cmd)

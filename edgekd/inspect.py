@@ -85,9 +85,9 @@ def _check_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in SUPPORTED:
         raise EdgeKDError(f"cannot inspect {p.name}: expected a .onnx or .tflite file")
-    if not p.is_file():
-        raise EdgeKDError(f"model file not found: {p}")
-    return p
+    from edgekd.core.inputs import check_model_file
+
+    return check_model_file(p)
 
 
 def _size_on_disk(p: Path, external: tuple[str, ...] | list[str]) -> int:

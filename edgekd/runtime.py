@@ -11,21 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.core.inputs import require_file, tflite_interpreter_class  # noqa: F401  (re-exported)
 from edgekd.errors import EdgeKDError
 
 
-def tflite_interpreter_class():
-    """LiteRT's interpreter, falling back to the older packages that ship the same class."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            import tensorflow as tf
-
-            Interpreter = tf.lite.Interpreter
-    return Interpreter
 
 
 def _to_layout(x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
@@ -151,9 +140,7 @@ def load_runner(model: Any, threads: int | None = None, **kwargs) -> Runner:
     """A Runner for an nn.Module or a .onnx / .tflite path."""
     if not isinstance(model, (str, Path)):
         return TorchRunner(model, threads)
-    path = Path(model)
-    if not path.is_file():
-        raise EdgeKDError(f"model file {path} does not exist")
+    path = require_file(model, "model file")
     if path.suffix == ".onnx":
         return OnnxRunner(path, threads, **kwargs)
     if path.suffix == ".tflite":

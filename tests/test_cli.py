@@ -64,7 +64,7 @@ def test_corrupt_checkpoint(tmp_path, tiny_teacher):
     bad.write_bytes(b"PK\x03\x04 truncated zip")
     proc = run(["compress", "--teacher", f"{tiny_teacher}:build", "--teacher-weights", str(bad),
                 "--data", "digits", "--output", str(tmp_path / "o")])
-    assert_one_line_error(proc, "cannot be loaded safely")
+    assert_one_line_error(proc, "not a readable PyTorch checkpoint")
     assert no_model_files(tmp_path / "o")
 
 

@@ -53,9 +53,9 @@ def test_npz_string_and_float_labels(tmp_path):
 
 def test_corrupt_npz_and_missing_path(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"not a zip")
-    with pytest.raises(EdgeKDError, match="cannot read"):
+    with pytest.raises(EdgeKDError, match="not a readable .npz archive"):
         load_data(str(tmp_path / "c.npz"))
-    with pytest.raises(EdgeKDError, match="not found"):
+    with pytest.raises(EdgeKDError, match="does not exist"):
         load_data(str(tmp_path / "nope"))
 
 

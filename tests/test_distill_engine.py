@@ -185,7 +185,7 @@ def test_bad_inputs_raise_one_line_errors(digits, teacher, tmp_path):
         load_recipe(str(tmp_path / "bad.toml"))
     # a corrupt checkpoint is refused with one line, not a traceback
     (tmp_path / "last.pt").write_bytes(b"not a zip")
-    with pytest.raises(EdgeKDError, match="cannot be loaded"):
+    with pytest.raises(EdgeKDError, match="not a readable PyTorch checkpoint"):
         distill(teacher, student(), data, recipe="hinton", progress=False, output_dir=tmp_path, resume=True)
 
 

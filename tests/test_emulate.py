@@ -15,6 +15,13 @@ from edgekd.emulate.cpus import cpuinfo_text
 from edgekd.emulate.qemu import read_marks
 from edgekd.errors import EdgeKDError
 
+try:  # helpers live beside the tests; works with or without tests/__init__.py
+    from tolerance_helpers import near_ties
+except ImportError:
+    from tests.tolerance_helpers import near_ties
+
+ARM_VS_HOST_MAX_ABS = 1e-4  # fp32 on two CPUs' kernels: reordered sums and FMA, nothing more
+
 needs_arm = pytest.mark.skipif(not arm_env_available(),
                                reason="ARM emulation environment absent: run `make arm-env` to enable these tests")
 
@@ -55,10 +62,15 @@ def test_read_marks_pairs_and_missing(tmp_path):
         read_marks(f, 3)
 
 
+def _real_tflite(tmp_path):
+    import shutil
+
+    return Path(shutil.copy(Path(__file__).parent / "fixtures" / "profile" / "tiny_fp32.tflite", tmp_path / "m.tflite"))
+
+
 def test_missing_environment_says_how_to_enable(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKD_ARM_HOME", str(tmp_path / "nowhere"))
-    model = tmp_path / "m.tflite"
-    model.write_bytes(b"not needed: the environment check comes first")
+    model = _real_tflite(tmp_path)  # a real file: edgekd checks the file before the environment
     with pytest.raises(EdgeKDError, match="make arm-env"):
         emulate_profile(model, "android")
     with pytest.raises(EdgeKDError, match="make arm-env"):
@@ -72,8 +84,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     bad.write_bytes(b"x")
     with pytest.raises(EdgeKDError, match="not '.pt'"):
         instruction_count(bad, "android")
-    ok = tmp_path / "m.tflite"
-    ok.write_bytes(b"x")
+    ok = _real_tflite(tmp_path)
     with pytest.raises(EdgeKDError, match="no \\[emulation\\] table"):
         emulate_profile(ok, "host")
     with pytest.raises(EdgeKDError, match="runs >= 1"):
@@ -87,8 +98,7 @@ def test_cli_reports_missing_environment(tmp_path, monkeypatch):
     from edgekd.commands.emulate import emulate_cmd
 
     monkeypatch.setenv("EDGEKD_ARM_HOME", str(tmp_path / "nowhere"))
-    model = tmp_path / "m.tflite"
-    model.write_bytes(b"x")
+    model = _real_tflite(tmp_path)
     app = typer.Typer()
     app.command()(emulate_cmd)
     res = CliRunner().invoke(app, [str(model), "--target", "android"])
@@ -114,24 +124,33 @@ def tiny_tflite(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def profiled(tiny_tflite):
+def _digits6() -> np.ndarray:
     from sklearn.datasets import load_digits
 
-    x = (load_digits().images[:6, None].astype(np.float32) / 16.0 - 0.5) / 0.5  # real digit images, NCHW
-    return emulate_profile(tiny_tflite, "android", sample=x, runs=3, warmup=1)
+    return (load_digits().images[:6, None].astype(np.float32) / 16.0 - 0.5) / 0.5  # real digit images, NCHW
+
+
+@pytest.fixture(scope="module")
+def profiled(tiny_tflite):
+    return emulate_profile(tiny_tflite, "android", sample=_digits6(), runs=3, warmup=1)
 
 
 @needs_arm
 @pytest.mark.slow
-def test_tiny_model_on_cortex_a76_matches_host(profiled):
+def test_tiny_model_on_cortex_a76_matches_host(profiled, tiny_tflite):
     assert len(profiled) == 1
     r = profiled[0]
     assert r["kind"] == "estimated" and r["qemu_cpu"] == "cortex-a76" and r["threads"] == 1
     assert "aarch64" in r["runtime"] and "litert" in r["runtime"]
     num = r["numerics"]
     assert num["samples"] == 6 and num["inputs"].startswith("real")
-    assert num["max_abs_error"] < 1e-4 and num["top1_agreement"] == 1.0
+    # XNNPACK's NEON kernels under qemu vs its x86 kernels here: fp32 outputs agree to ARM_VS_HOST_MAX_ABS, not
+    # bitwise, so only a sample whose two top host logits are within 2 x that may change its top-1 class
+    assert num["max_abs_error"] < ARM_VS_HOST_MAX_ABS
+    from edgekd.runtime import load_runner
+
+    host = load_runner(tiny_tflite, threads=1).predict(_digits6())
+    assert num["top1_agreement"] >= 1.0 - float(near_ties(host, ARM_VS_HOST_MAX_ABS).mean())
     # a tiny CNN is tens of thousands of instructions plus the runtime's fixed cost per invoke
     assert 10_000 < r["emulated_instructions"] < 5_000_000
     assert r["p50_ms"] == pytest.approx(r["emulated_instructions"] / r["instructions_per_ms"], rel=0.01)

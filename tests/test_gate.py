@@ -55,7 +55,11 @@ def test_real_slowdown_fails_after_remeasure(chains):
     ab = r.check("latency.ab")
     assert ab.status == "fail", ab.message
     assert ab.details["attempts"] == 2 and "confirmed on re-measure" in ab.message
-    assert ab.candidate > 1.5
+    # How much slower 3x the MatMuls runs depends on how the CPU splits per-run overhead and MatMul work (2.2x on
+    # this project's AVX-512 EPYC, more where the MatMuls cost more): what holds everywhere is a measured ratio above
+    # the allowed regression, with the confidence interval's lower bound above it too (the fail rule).
+    limit = 1 + Limits().max_regression
+    assert ab.details["ci"][0] > limit and ab.candidate > limit
     assert not r.passed and r.exit_code == 1
     assert [c.name for c in r.failures] == ["latency.ab"]
 
@@ -155,7 +159,7 @@ def test_usage_errors(chains, kwargs, msg):
 
 
 def test_usage_errors_files(chains, tmp_path):
-    with pytest.raises(UsageError, match="not found"):
+    with pytest.raises(UsageError, match="does not exist"):
         gate(tmp_path / "missing.onnx", chains["a"], "host")
     with pytest.raises(UsageError, match="expected a .onnx or .tflite"):
         gate(chains["a"], tmp_path / "b.pt", "host")
@@ -219,7 +223,10 @@ def test_callgrind_instruction_count_gates(chains):
     r = gate(chains["slow"], chains["a"], "host", measure=False, instructions=True, instructions_runs=5,
              limits=Limits(max_macs_growth=5.0, max_size_growth=5.0))
     chk = r.check("instructions.host")
-    # 3x the MatMuls, but per-invoke runtime overhead is a large share of so small a model: ~+100 %.
+    # 3x the MatMuls, but per-invoke runtime overhead is a large share of so small a model: ~+100 % on this
+    # project's AVX-512 EPYC. Host instruction counts follow the MLAS kernels picked for the CPU (AVX2 needs about
+    # twice AVX-512's instructions per MatMul), so the change lies between overhead-only (+0 %) and MatMul-only
+    # (+200 %); AVX-512 is the widest fp32 SIMD ORT uses, so no x86 CPU gets much below this one's figure.
     assert chk.status == "fail" and 0.5 < chk.details["relative_change"] < 3.5
     assert chk.candidate > chk.baseline > 10_000
     assert "callgrind" in chk.details["how"]
@@ -256,4 +263,4 @@ def test_edgekd_cli_exit_codes(chains, tmp_path, monkeypatch, capsys):
         cli.main(["gate", str(chains["a"]), "--baseline", str(tmp_path / "missing.onnx")])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: baseline model file not found") and err.count("\n") == 1
+    assert err.startswith("error: baseline model file") and err.count("\n") == 1

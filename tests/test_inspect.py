@@ -59,7 +59,7 @@ def test_bad_files_raise_one_line(tmp_path, name, content, msg):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(EdgeKDError, match="not found"):
+    with pytest.raises(EdgeKDError, match="does not exist"):
         count_ops(tmp_path / "nope.onnx")
 
 

@@ -109,9 +109,11 @@ def test_unreachable_board_falls_back_labelled_or_fails_when_required(sshd, tmp_
         profile(FIX / "tiny_int8.tflite", target, runs=3, require_device=True)
 
 
-def test_remote_errors_come_back_as_one_line(sshd, tmp_path):
+def test_remote_errors_come_back_as_one_line(sshd, tmp_path, monkeypatch):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"\x00garbage" * 20)
+    # profile() checks files locally first; skip that here so the board's own error path is what is tested
+    monkeypatch.setattr("edgekd.core.inputs.check_model_file", lambda p, what="model file": Path(p))
     with pytest.raises(EdgeKDError) as ei:
         profile(bad, board_toml(tmp_path, sshd), runs=2)
     assert "cannot load" in str(ei.value) and "\n" not in str(ei.value)

@@ -46,10 +46,10 @@ def compress_cmd(
                                  force=force, json_out=json_out, teacher_weights=teacher_weights, student=student,
                                  recipe=recipe, prune=prune, chain=chain, calib_samples=calib_samples,
                                  max_drop=max_drop, allow_drop=allow_drop)
-    if teacher_weights is not None and not teacher_weights.is_file():
-        from edgekd.errors import EdgeKDError
+    if teacher_weights is not None:
+        from edgekd.core.inputs import require_file
 
-        raise EdgeKDError(f"checkpoint {teacher_weights} does not exist")
+        require_file(teacher_weights, "checkpoint")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
                          student=student, data=data, image_size=image_size, normalize=normalize,
                          target=target, output=str(output), epochs=epochs or 3, seed=seed,

@@ -28,16 +28,21 @@ def _unlabeled(path: Optional[Path], bundle):
         return None
     import numpy as np
 
+    from edgekd.core.inputs import one_line, require_file
     from edgekd.data.loaders import prepare_like
     from edgekd.errors import EdgeKDError
 
-    if not path.is_file() or path.suffix != ".npz":
+    require_file(path, "--unlabeled file")
+    if path.suffix != ".npz":
         raise EdgeKDError(f"--unlabeled {path}: expected an .npz file holding an array 'x' of images")
     try:
         z = np.load(path, allow_pickle=False)
         x = z["x"]
     except Exception as exc:
-        raise EdgeKDError(f"--unlabeled {path}: cannot read array 'x' ({type(exc).__name__})") from None
+        raise EdgeKDError(f"--unlabeled {path}: cannot read array 'x' (truncated, or another format: "
+                          f"{one_line(exc, 80)})") from None
+    if len(x) == 0:
+        raise EdgeKDError(f"--unlabeled {path}: x holds no samples")
     return prepare_like(bundle, x, f"--unlabeled {path.name}")
 
 
@@ -75,7 +80,7 @@ def distill_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", help="Override the recipe's learning rate"),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Override kd.temperature"),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Override kd.alpha (weight of the soft term)"),
-    augment: Optional[str] = typer.Option(None, "--augment", help="none | crop | crop-flip"),
+    augment: Optional[str] = typer.Option(None, "--augment", help="none | flip | crop | crop-flip"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Checkpoint every N steps (0: epoch end only)"),
     sets: List[str] = typer.Option([], "--set", help="Override any recipe field: KEY=VALUE (train.lr=0.01, kd.temperature=2)"),
     unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help=".npz with images 'x' for the teacher to pseudo-label"),
@@ -112,6 +117,10 @@ def distill_cmd(
     torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)
     s_model = load_model(student, student_weights, in_channels=c, num_classes=k)
+    from edgekd.pipeline.compress import check_fits
+
+    check_fits(t_model, bundle, "teacher")  # before training: one line instead of a failure mid-run
+    check_fits(s_model, bundle, "student")
     rank0 = int(os.environ.get("RANK", "0")) == 0
     extra = _unlabeled(unlabeled, bundle)
 

@@ -37,16 +37,9 @@ def _load(spec: str, weights: Optional[Path], shape, num_classes):
     kw = {"in_channels": shape[0], **({"num_classes": num_classes} if num_classes else {})}
     if weights is None:
         return load_model(spec, None, **kw)
-    import torch
+    from edgekd.core.inputs import load_torch_file
 
-    from edgekd.errors import EdgeKDError
-
-    if not Path(weights).is_file():
-        raise EdgeKDError(f"checkpoint {weights} does not exist")
-    try:
-        blob = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise EdgeKDError(f"checkpoint {weights} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    blob = load_torch_file(weights)
     if isinstance(blob, dict) and blob.get("edgekd_portable") == 1:
         from edgekd.prune.checkpoint import load_pruned
 

@@ -37,6 +37,11 @@ class DataBundle:
     source: dict[str, Any] = field(default_factory=dict)  # where it came from, hashes
 
     @property
+    def where(self) -> str:
+        """How messages name the data: its file or folder when it has one."""
+        return str(self.source.get("path") or self.name)
+
+    @property
     def noun(self) -> str:
         """What one sample is called in messages."""
         return "samples" if self.layout == "NF" else "images"

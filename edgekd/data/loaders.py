@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from edgekd.core.files import sha256_file
+from edgekd.core.inputs import one_line
 from edgekd.data.bundle import ArrayDataset, DataBundle
 from edgekd.errors import EdgeKDError
 
@@ -119,11 +121,14 @@ def _read(spec: str | None, seed: int, size: tuple[int, int] | None):
         return train, test, 10, "digits", src
     path = Path(spec).expanduser()
     if not path.exists():
-        raise EdgeKDError(f"data '{spec}' not found: give fashion-mnist, digits, an image folder or an .npz file")
+        raise EdgeKDError(f"data '{spec}' does not exist: give fashion-mnist, digits, an image folder or an .npz file")
     if path.is_dir():
         train, test, k, src = _image_folder(path, size, seed)
         return train, test, k, path.name, src
     if path.suffix == ".npz":
+        from edgekd.core.inputs import require_file
+
+        require_file(path, "data file")
         train, test, k, src = _npz(path, seed)
         return train, test, k, path.stem, src
     raise EdgeKDError(f"data '{spec}' is neither a folder nor an .npz file")
@@ -220,6 +225,9 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
     classes = sorted({p.name for d in splits.values() for p in d.iterdir() if p.is_dir()})
     if not classes:
         raise EdgeKDError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
+    if len(classes) < 2:
+        raise EdgeKDError(f"image folder {root} has one class sub-folder ({classes[0]}); a classifier needs at least "
+                          "2 classes (one sub-folder per class)")
     files = {s: [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
              for s, d in splits.items()}
     if not any(files.values()):
@@ -331,10 +339,20 @@ def _npz(path: Path, seed: int):
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy raises several types for a corrupt file
-        raise EdgeKDError(f"cannot read {path}: {exc}") from None
+        raise EdgeKDError(f"data file {path} is not a readable .npz archive (truncated, or another format: "
+                          f"{one_line(exc, 80)})") from None
     if "x" not in z or "y" not in z:
         raise EdgeKDError(f"{path} must hold arrays 'x' and 'y' (and optionally 'x_test', 'y_test'); found {list(z.keys())}")
+    try:
+        return _npz_arrays(path, z, seed)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # a member cut short inside a valid-looking archive
+        raise EdgeKDError(f"data file {path} is not a readable .npz archive (truncated: {one_line(exc, 80)})") from None
+
+
+def _npz_arrays(path: Path, z, seed: int):
     x = _as_samples(z["x"], f"{path.name}:x")
+    if len(x) == 0:
+        raise EdgeKDError(f"data file {path}: x holds no samples")
     raw_y = z["y"].reshape(-1)
     raw_test = z["y_test"].reshape(-1) if "x_test" in z and "y_test" in z else None
     # string labels become class indices in sorted order (like an image folder's sub-folder names)
@@ -357,9 +375,11 @@ def _npz(path: Path, seed: int):
     for arr, what in ((train[0], "x"), (test[0], "x_test")):
         if not np.isfinite(arr).all():
             raise EdgeKDError(f"{path.name}:{what} holds NaN or infinite values")
+    if len(train[0]) == 0 or len(test[0]) == 0:
+        raise EdgeKDError(f"data file {path}: {'x' if len(train[0]) == 0 else 'x_test'} holds no samples")
     k = len(classes) if classes else int(max(train[1].max(), test[1].max())) + 1
-    if k < 2:
-        raise EdgeKDError(f"{path.name}: y has a single class; a classifier needs at least 2")
+    if len(np.unique(np.concatenate([train[1], test[1]]))) < 2:
+        raise EdgeKDError(f"data file {path}: y has a single class; a classifier needs at least 2 classes")
     src = {"path": str(path), "sha256": sha256_file(path)}
     if classes:
         src["classes"] = classes

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from edgekd.core import atomic_path
-from edgekd.errors import EdgeKDError
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -42,7 +41,6 @@ def save(path: Path, state: dict[str, Any]) -> Path:
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle refused by weights_only, ...
-        raise EdgeKDError(f"checkpoint {path} cannot be loaded: {str(exc).splitlines()[0][:200]}") from None
+    from edgekd.core.inputs import load_torch_file
+
+    return load_torch_file(path)

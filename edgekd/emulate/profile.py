@@ -34,10 +34,11 @@ def _resolve(model_path: str | Path, target: Any):
     from edgekd.targets import load_target
 
     path = Path(model_path)
-    if not path.is_file():
-        raise EdgeKDError(f"model file {path} does not exist")
     if path.suffix not in FORMATS:
         raise EdgeKDError(f"{path.name}: emulation runs .tflite or .onnx files, not '{path.suffix}'")
+    from edgekd.core.inputs import check_model_file
+
+    check_model_file(path)
     tgt = load_target(target)
     if tgt.emulation is None:
         raise EdgeKDError(f"target {tgt.name!r} has no [emulation] table (qemu_cpu, clock_ghz, ...): "

@@ -166,9 +166,12 @@ def _model_path(p: str | Path, role: str) -> Path:
     if path.suffix.lower() not in MODEL_SUFFIXES:
         extra = " or a .json from an earlier gate run" if role == "baseline" else ""
         raise UsageError(f"{role} {path.name}: expected a .onnx or .tflite file{extra}")
-    if not path.is_file():
-        raise UsageError(f"{role} model file not found: {path}")
-    return path
+    from edgekd.core.inputs import check_model_file
+
+    try:
+        return check_model_file(path, f"{role} model file")
+    except EdgeKDError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _info(path: Path) -> dict[str, Any]:
@@ -188,12 +191,16 @@ def _sha(path: Path) -> str:
 
 def _load_stored(path: Path) -> dict[str, Any]:
     """A baseline from an earlier `edgekd gate --json` (its candidate) or an `edgekd inspect --json`."""
-    if not path.is_file():
-        raise UsageError(f"baseline file not found: {path}")
+    from edgekd.core.inputs import require_file
+
+    try:
+        require_file(path, "baseline file")
+    except EdgeKDError as exc:
+        raise UsageError(str(exc)) from None
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"baseline {path.name} is not valid JSON: {exc}") from None
+        raise UsageError(f"baseline {path} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and data.get("format") == "edgekd-gate/1" and isinstance(data.get("candidate"), dict):
         c = data["candidate"]
         info = c.get("info")

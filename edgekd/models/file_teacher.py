@@ -19,7 +19,9 @@ from edgekd.core.files import sha256_file
 class FileTeacher(nn.Module):
     def __init__(self, path: str | Path):
         super().__init__()
-        self.path = Path(path)
+        from edgekd.core.inputs import check_model_file
+
+        self.path = check_model_file(path, "teacher file")
         self.format = self.path.suffix.lstrip(".")
         self._runner = None
         _ = self.runner  # load now: a bad file fails here, in one line

@@ -68,15 +68,10 @@ def load_entrypoint(spec: str):
 
 def load_weights(model, weights: str | Path) -> None:
     """Load a state_dict checkpoint (plain, or under 'state_dict'/'model'/'student') into `model`."""
-    import torch
+    from edgekd.core.inputs import check_finite_tensors, load_torch_file
 
     path = Path(weights).expanduser()
-    if not path.is_file():
-        raise EdgeKDError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt zip, truncated file, pickled code refused by weights_only
-        raise EdgeKDError(f"checkpoint {path} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    obj = load_torch_file(path)
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "student"):
             if key in obj and isinstance(obj[key], dict):
@@ -84,6 +79,7 @@ def load_weights(model, weights: str | Path) -> None:
                 break
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
         raise EdgeKDError(f"checkpoint {path} does not hold a state_dict of tensors")
+    check_finite_tensors(obj, path)
     obj = {k.removeprefix("module."): v for k, v in obj.items()}
     try:
         result = model.load_state_dict(obj, strict=True)
@@ -104,20 +100,19 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
     from edgekd.models.registry import create_model, is_registered
 
     if spec.endswith(".pt2"):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise EdgeKDError(f"exported program {path} does not exist")
+        from edgekd.core.inputs import one_line, require_file
+
+        path = require_file(spec, "exported program")
         try:
             program = torch.export.load(str(path)).module()
         except Exception as exc:
-            raise EdgeKDError(f"{path} is not a loadable torch.export program: {str(exc).splitlines()[0][:200]}") from None
+            raise EdgeKDError(f"exported program {path} is not a loadable torch.export program (truncated, or "
+                              f"another format: {one_line(exc, 80)})") from None
         from edgekd.models.exported import ExportedModule
 
         return ExportedModule(program)
     if spec.endswith((".onnx", ".tflite")):
         path = Path(spec).expanduser()
-        if not path.is_file():
-            raise EdgeKDError(f"model file {path} does not exist")
         if weights:
             raise EdgeKDError(f"{path.name} holds its own weights: drop the --*-weights option")
         from edgekd.models.file_teacher import FileTeacher
@@ -145,13 +140,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
 
 
 def _is_portable(weights: str | Path) -> bool:
-    import torch
+    from edgekd.core.inputs import load_torch_file
 
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise EdgeKDError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise EdgeKDError(f"checkpoint {path} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    obj = load_torch_file(weights)
     return isinstance(obj, dict) and obj.get("edgekd_portable") == 1

@@ -37,10 +37,9 @@ def load_portable(model, path: str | Path):
     """Reshape `model` (a fresh instance of the same architecture) to the saved widths and load the weights."""
     import torch
 
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise EdgeKDError(f"checkpoint {path} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    from edgekd.core.inputs import check_finite_tensors, load_torch_file
+
+    blob = load_torch_file(path)
     if not isinstance(blob, dict) or blob.get("edgekd_portable") != 1:
         from edgekd.models.loading import load_weights
 
@@ -54,6 +53,7 @@ def load_portable(model, path: str | Path):
         for a, v in attrs.items():
             setattr(mod, a, tuple(v) if isinstance(v, list) else v)
     state = blob["state_dict"]
+    check_finite_tensors(state, path)
     for key, tensor in state.items():
         mod_name, _, leaf = key.rpartition(".")
         mod = modules.get(mod_name)

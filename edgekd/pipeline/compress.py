@@ -145,10 +145,12 @@ def check_fits(model, data, who: str) -> None:
             out = model.eval()(x)
     except Exception as exc:
         msg = " ".join(str(exc).split())[:200]
-        raise EdgeKDError(f"data '{data.name}' of shape {tuple(data.input_shape)} does not fit the {who}: {msg}") from None
+        raise EdgeKDError(f"data {data.where} of shape {tuple(data.input_shape)} does not fit the {who} (wrong channel "
+                          f"count or size?): {msg}") from None
     try:
         out = logits_of(out)
     except TypeError as exc:
         raise EdgeKDError(f"the {who}: {exc}") from None
     if out.ndim != 2 or out.shape[1] < data.num_classes:
-        raise EdgeKDError(f"the {who} outputs shape {tuple(out.shape)} but data '{data.name}' has {data.num_classes} classes")
+        raise EdgeKDError(f"the {who} outputs shape {tuple(out.shape)} but data {data.where} has {data.num_classes} "
+                          "classes")

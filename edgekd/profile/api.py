@@ -106,10 +106,11 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
     if emulate not in (True, False, "auto"):
         raise UsageError(f"emulate must be True, False or 'auto', got {emulate!r}")
     model = Path(model_path)
-    if not model.is_file():
-        raise EdgeKDError(f"model file {model} does not exist")
     if model.suffix.lower() not in MODEL_SUFFIXES:
         raise EdgeKDError(f"cannot profile {model.name}: want a .onnx or .tflite file")
+    from edgekd.core.inputs import check_model_file
+
+    check_model_file(model)
     t = load_target(target)
     user_runs, user_warmup = runs, warmup
     runs = t.benchmark.runs if runs is None else runs

@@ -28,15 +28,10 @@ def save_pruned(model, path, *, dropped_blocks: list[str] | None = None, meta: d
 
 
 def read_pruned(path) -> dict:
-    import torch
+    from edgekd.core.inputs import load_torch_file
 
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise EdgeKDError(f"checkpoint {p} does not exist")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt or unsafe file
-        raise EdgeKDError(f"checkpoint {p} cannot be loaded safely: {str(exc).splitlines()[0][:200]}") from None
+    obj = load_torch_file(p)
     if not isinstance(obj, dict) or obj.get("edgekd_portable") != 1:
         raise EdgeKDError(f"checkpoint {p} is not an edgekd derived/pruned checkpoint")
     return obj

@@ -36,9 +36,9 @@ def _check_array(name: str, a, *, labels: bool = False) -> np.ndarray:
 def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: bool) -> Path:
     """The float file to quantize: the given one, or an export of the given nn.Module."""
     if isinstance(source, (str, Path)):
-        p = Path(source)
-        if not p.is_file():
-            raise EdgeKDError(f"model file {p} does not exist")
+        from edgekd.core.inputs import check_model_file
+
+        p = check_model_file(source)
         if p.suffix.lower() != f".{fmt}":
             raise EdgeKDError(f"cannot quantize {p.name} into .{fmt}: give a float .{fmt} file or a PyTorch model")
         return p
@@ -200,6 +200,10 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
 
     report.ops = count_ops(out)
     report.size_bytes = out.stat().st_size
+    if mode == "fp16":  # fp16 weights, but fp16 or fp32 arithmetic? It depends on the CPU and the file's metadata
+        from edgekd.quantize.fp16_compute import fp16_compute_note
+
+        report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
 
