@@ -165,9 +165,13 @@ def test_torchrun_two_gloo_processes_match_one(tmp_path):
     m1, m2 = json.loads((one / "metrics.json").read_text()), json.loads((two / "metrics.json").read_text())
     assert m1["world_size"] == 1 and m2["world_size"] == 2
     assert m1["steps"] == m2["steps"]
+    # Two ranks all-reduce their gradients: the same sums in another order than one process, so the weights agree
+    # to 1e-4 (asserted below), not bitwise. A held-out sample whose two top logits nearly tie may then land on either
+    # side: allow one such sample per epoch (val_acc is a fraction of the 96 held-out digits of small_bundle).
+    n_val = len(setup()[1].val)
     for e1, e2 in zip(m1["epochs"], m2["epochs"]):
         assert e2["train_loss"] == pytest.approx(e1["train_loss"], rel=1e-4, abs=1e-5)
-        assert e2["val_acc"] == pytest.approx(e1["val_acc"], abs=1e-9)
+        assert abs(e2["val_acc"] - e1["val_acc"]) <= 1 / n_val + 1e-9
     s1, s2 = torch.load(one / "final.pt", weights_only=True), torch.load(two / "final.pt", weights_only=True)
     for k in s1:
         assert torch.allclose(s1[k], s2[k], atol=1e-4), k

@@ -11,6 +11,24 @@ nn = torch.nn
 from edgekd.errors import EdgeKDError  # noqa: E402
 from edgekd.export import ExportReport, export_onnx, export_tflite, parity  # noqa: E402
 
+try:  # helpers live beside the tests; works with or without tests/__init__.py
+    from tolerance_helpers import near_ties
+except ImportError:
+    from tests.tolerance_helpers import near_ties
+
+# The exported file runs on other kernels than PyTorch (ONNX Runtime's MLAS, LiteRT's XNNPACK), each picking
+# code for the CPU it runs on, so outputs match to FP32_MAX_ABS (asserted), not bitwise. A sample can then change
+# its top-1 class only if its two top PyTorch logits are within 2 * FP32_MAX_ABS: top-1 agreement must be 1.0 on
+# every other sample, whatever the CPU.
+FP32_MAX_ABS = 1e-4
+
+
+def min_top1_agreement(model, x) -> float:
+    """The share of samples that are not near ties under FP32_MAX_ABS: the least top-1 agreement allowed."""
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    return 1.0 - float(near_ties(ref, FP32_MAX_ABS).mean())
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -49,8 +67,8 @@ def test_export_onnx_parity_and_report(tmp_path, digits):
     rep = export_onnx(tiny_cnn(), digits, out)
     assert isinstance(rep, ExportReport) and out.is_file()
     assert rep.passed and rep.converter == "torch.onnx-dynamo"
-    assert rep.parity["samples"] == 16 and rep.parity["top1_agreement"] == 1.0
-    assert rep.parity["max_abs"] < 1e-4 and rep.parity["cosine"] > 0.9999
+    assert rep.parity["samples"] == 16 and rep.parity["top1_agreement"] >= min_top1_agreement(tiny_cnn(), digits)
+    assert rep.parity["max_abs"] < FP32_MAX_ABS and rep.parity["cosine"] > 0.9999
     assert rep.ops["Conv"] == 2 and "BatchNormalization" not in rep.ops  # folded by onnxslim
     assert rep.transpose_ops == 0 and rep.size_bytes == out.stat().st_size
     d = rep.to_dict()
@@ -67,7 +85,8 @@ def test_export_tflite_nhwc_litert(tmp_path, digits):
     assert rep.passed and rep.converter == "litert-torch"
     assert rep.input_layout == "NHWC" and rep.input_shapes == [[1, 8, 8, 1]]
     assert rep.transpose_ops == 0  # channels-last I/O: no layout shuffles left in the graph
-    assert rep.parity["top1_agreement"] == 1.0 and rep.parity["max_abs"] < 1e-4
+    assert rep.parity["top1_agreement"] >= min_top1_agreement(tiny_cnn(), digits)
+    assert rep.parity["max_abs"] < FP32_MAX_ABS
 
 
 def test_export_tflite_nchw_keeps_layout(tmp_path, digits):
@@ -175,7 +194,8 @@ def test_torchscript_fallback_when_dynamo_fails(tmp_path, digits, monkeypatch):
     rep = export_onnx(tiny_cnn(), digits, tmp_path / "m.onnx")
     assert rep.converter == "torch.onnx-torchscript" and rep.passed
     assert [a["ok"] for a in rep.attempts] == [False, False, True]
-    assert "simulated" in rep.attempts[0]["error"] and rep.parity["top1_agreement"] == 1.0
+    assert "simulated" in rep.attempts[0]["error"]
+    assert rep.parity["top1_agreement"] >= min_top1_agreement(tiny_cnn(), digits)
 
 
 @pytest.mark.slow

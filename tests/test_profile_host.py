@@ -37,8 +37,11 @@ def test_host_measures_onnx_and_tflite_in_one_format(name, runtime):
     # a fresh subprocess: its peak RSS is the runtime + model, far below a torch-loaded process
     assert r["peak_rss_mb"] < 600
     if name.endswith(".onnx"):  # per-op breakdown from ORT's profiler (separate session, not the timed one)
-        types = {t["type"]: t for t in r["op_types"]}
-        assert types["Conv"]["count"] == 2 and types["Gemm"]["count"] == 1
+        types = {t["type"]: t["count"] for t in r["op_types"]}
+        # ORT rewrites the graph for the CPU it runs on: where MLAS has NCHWc kernels (every x86-64, block 8 or 16
+        # with AVX-512F) Conv+Relu become NCHWc "Conv" nodes plus ReorderOutput; without them (e.g. ARM64 hosts)
+        # they fuse into "FusedConv". Either way the file's 2 convolutions and 1 Gemm are each one timed node.
+        assert types.get("Conv", 0) + types.get("FusedConv", 0) == 2 and types["Gemm"] == 1
         assert abs(sum(o["percent"] for o in r["ops"]) - 100) < 1e-6
     json.dumps(rep.to_dict())  # JSON-able as is
 

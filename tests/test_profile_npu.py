@@ -15,6 +15,13 @@ from edgekd.profile.qnn import _parse_profile
 from edgekd.profile.vela import vela_command
 from edgekd.targets import load_target
 
+try:  # helpers live beside the tests; works with or without tests/__init__.py
+    from tolerance_helpers import near_ties
+except ImportError:
+    from tests.tolerance_helpers import near_ties
+
+QNN_MAX_ABS = 0.05  # HTP simulator vs CPU logits: ~24 of this fixture's output int8 steps (0.0021); measured 1
+
 FIX = Path(__file__).parent / "fixtures" / "profile"
 HAVE_QNN = importlib.util.find_spec("onnxruntime_qnn") is not None
 HAVE_VELA = (Path(sys.executable).parent / "vela").exists() or shutil.which("vela") is not None
@@ -91,8 +98,19 @@ def test_qnn_htp_compiles_places_simulates_and_agrees_with_cpu(tmp_path):
     assert r["op_types_htp"]["Conv"] == 2 and r["nodes_on_htp"] > r["compute_nodes_on_htp"]
     assert r["cycles_total"] > 0 and any("Conv" in o["name"] for o in r["op_cycles"])
     agr = r["agreement"]
-    assert agr["vs_cpu_same_qdq_model"]["top1_agreement"] == 1.0
-    assert agr["vs_cpu_same_qdq_model"]["max_abs_diff"] < 0.05 and agr["vs_cpu_fp32_model"]["max_abs_diff"] < 0.05
+    assert agr["vs_cpu_same_qdq_model"]["max_abs_diff"] < QNN_MAX_ABS
+    assert agr["vs_cpu_fp32_model"]["max_abs_diff"] < QNN_MAX_ABS
+    # The HTP simulator's int8 arithmetic and ONNX Runtime's CPU int8 kernels (VNNI or not: another code path per
+    # x86 generation) requantize differently, so the same QDQ model's outputs differ by up to QNN_MAX_ABS (asserted
+    # above). Then the CPU QDQ output is within 2 x QNN_MAX_ABS of fp32, and a sample can change its top-1 class only
+    # if its two top fp32 logits are within 2 x 3 x QNN_MAX_ABS: every other sample must agree. (This fixture's
+    # random weights leave its 4 samples only 0.012-0.021 between the top two logits, ~6-10 output int8 steps: near
+    # ties all, so here the max-abs bounds carry the check; on this project's CPU they measured 1 step, 0.0021.)
+    from edgekd.runtime import load_runner
+
+    fp32 = load_runner(FIX / "tiny_fp32.onnx", threads=1).predict(np.load(FIX / "digits_sample.npy"))
+    firm = 1.0 - float(near_ties(fp32, 3 * QNN_MAX_ABS).mean())
+    assert agr["vs_cpu_same_qdq_model"]["top1_agreement"] >= firm
     assert r["context_binary_bytes"] > 1000
     kept = [Path(p) for p in r["context_files"]]
     assert any(p.name.endswith("_ctx.onnx") for p in kept) and any(p.suffix == ".bin" for p in kept)

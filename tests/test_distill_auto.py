@@ -1,0 +1,68 @@
+"""recipe="auto": the probe trains every candidate from the same start, picks by validation accuracy,
+falls back to labels only only when distillation loses by more than the noise, and is resumable."""
+
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.data.bundle import ArrayDataset, DataBundle
+from edgekd.distill import distill
+from edgekd.distill.auto import CANDIDATES, MIN_MARGIN, choose, probe_steps
+
+torch.set_num_threads(1)
+
+
+def _bundle(n=256, f=8, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    x = (rng.normal(size=(n, f)) + y[:, None]).astype(np.float32)
+    ds = ArrayDataset(x, y.astype(np.int64))
+    return DataBundle("tiny", ds, ds, ds, k, (f,), [0.0] * f, [1.0] * f, layout="NF")
+
+
+def _mlp(hidden, seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+
+def test_probe_steps_take_the_stated_share():
+    assert probe_steps(1000, 5, 0.15) == 30
+    assert probe_steps(10, 5, 0.15) == 20  # a floor: fewer steps say nothing
+
+
+def test_choose_prefers_distillation_within_noise_and_ce_beyond_it():
+    kd = {"recipe": "hinton", "val_acc": 0.80}
+    assert choose([kd, {"recipe": "ce", "val_acc": 0.80 + MIN_MARGIN / 2}], 10_000)[0] == "hinton"
+    chosen, reason = choose([kd, {"recipe": "ce", "val_acc": 0.90}], 10_000)
+    assert chosen == "ce" and "bought nothing" in reason
+    # a small validation split widens the noise band: 0.05 is within two standard errors of 100 samples
+    assert choose([kd, {"recipe": "ce", "val_acc": 0.85}], 100)[0] == "hinton"
+    assert choose([{"recipe": "dkd", "val_acc": None}, {"recipe": "ce", "val_acc": 0.5}], 100)[0] == "ce"
+
+
+def test_auto_probes_every_candidate_then_trains_the_winner(tmp_path):
+    teacher = _mlp(64, 0).eval()
+    data = _bundle()
+    res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=4, batch_size=32, progress=False,
+                  output_dir=tmp_path / "run")
+    auto = res.metrics["auto"]
+    assert [t["recipe"] for t in auto["tried"]] == list(CANDIDATES)
+    assert all(t["steps"] == auto["steps_per_candidate"] for t in auto["tried"])
+    assert auto["chosen"] in CANDIDATES and res.metrics["recipe"] == f"auto:{auto['chosen']}"
+    assert res.metrics["steps"] == 4 * 8  # the winner gets the whole budget
+    saved = json.loads((tmp_path / "run" / "auto_probe.json").read_text())
+    assert saved["report"]["chosen"] == auto["chosen"]
+
+
+def test_resumed_auto_run_reuses_the_probe(tmp_path, monkeypatch):
+    import edgekd.distill.auto as auto
+
+    data, teacher = _bundle(), _mlp(64, 0).eval()
+    distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=2, batch_size=32, progress=False,
+            output_dir=tmp_path / "run")
+    monkeypatch.setattr(auto, "run_probe", lambda *a, **k: (_ for _ in ()).throw(AssertionError("probed again")))
+    res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=2, batch_size=32, progress=False,
+                  output_dir=tmp_path / "run", resume="auto")
+    assert "auto" in res.metrics
