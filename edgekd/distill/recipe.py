@@ -15,6 +15,8 @@
 
 Built-in recipes live beside this file (recipes/<name>.toml). Overrides are dotted keys:
 "train.lr", "kd.temperature" (a loss by its name, which defaults to its type) or "loss.0.weight".
+Loss types, their keys and value checks are declared once each, in the registry (registry.py,
+filled by terms.py).
 """
 
 from __future__ import annotations
@@ -23,21 +25,29 @@ import copy
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
+from edgekd.distill.registry import loss_types
 from edgekd.errors import EdgeKDError
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
-LOSS_TYPES = {
-    # type: allowed keys besides type/name/weight/start/end
-    "ce": {"label_smoothing"},
-    "kd": {"temperature", "alpha", "label_smoothing"},
-    "hint": {"pairs", "max_pairs", "optional"},
-    "at": {"pairs", "max_pairs", "p", "optional"},
-    "rkd": {"embedding", "distance_weight", "angle_weight", "optional"},
-    "cosine": {"embedding", "optional"},
-}
+
+class _LossKeys(Mapping):
+    """type -> allowed keys besides type/name/weight/start/end, read from the loss registry."""
+
+    def __getitem__(self, name: str) -> set[str]:
+        return set(loss_types()[name].keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(loss_types())
+
+    def __len__(self) -> int:
+        return len(loss_types())
+
+
+LOSS_TYPES: Mapping[str, set[str]] = _LossKeys()  # kept for callers of the former dict
+
 TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adamw",  # adamw | sgd
     "lr": 3e-3,
@@ -45,11 +55,12 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "momentum": 0.9,
     "scheduler": "onecycle",  # onecycle | cosine | constant
     "warmup": 0.1,  # fraction of steps (onecycle / cosine)
-    "augment": "none",  # none | crop-flip | crop
+    "augment": "none",  # none | flip | crop | crop-flip
     "views": 4,  # augmented views per sample cached for the teacher (see cache.py)
     "checkpoint_every": 200,  # steps; 0 = only at epoch end
     "grad_clip": 0.0,
 }
+AUGMENTS = ("none", "flip", "crop", "crop-flip")
 PSEUDO_DEFAULTS: dict[str, Any] = {"threshold": 0.0}
 COMMON_KEYS = {"type", "name", "weight", "start", "end"}
 
@@ -167,8 +178,8 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
         raise EdgeKDError(f"recipe {source}: optimizer must be adamw or sgd, got {train['optimizer']!r}")
     if train["scheduler"] not in ("onecycle", "cosine", "constant"):
         raise EdgeKDError(f"recipe {source}: scheduler must be onecycle, cosine or constant, got {train['scheduler']!r}")
-    if train["augment"] not in ("none", "crop-flip", "crop"):
-        raise EdgeKDError(f"recipe {source}: augment must be none, crop or crop-flip, got {train['augment']!r}")
+    if train["augment"] not in AUGMENTS:
+        raise EdgeKDError(f"recipe {source}: augment must be one of {', '.join(AUGMENTS)}, got {train['augment']!r}")
     for k, lo in (("lr", 0.0), ("weight_decay", 0.0), ("warmup", 0.0), ("grad_clip", 0.0), ("momentum", 0.0)):
         train[k] = _number(train, k, TRAIN_DEFAULTS[k], lo)
     for k in ("views", "checkpoint_every"):
@@ -186,13 +197,15 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
     entries = raw.get("loss", [])
     if not isinstance(entries, list) or not entries:
         raise EdgeKDError(f"recipe {source}: needs at least one [[loss]] entry")
+    types = loss_types()
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or e.get("type") not in LOSS_TYPES:
-            raise EdgeKDError(f"recipe {source}: loss #{i} needs type = one of {sorted(LOSS_TYPES)}")
-        extra = set(e) - COMMON_KEYS - LOSS_TYPES[e["type"]]
+        if not isinstance(e, dict) or e.get("type") not in types:
+            raise EdgeKDError(f"recipe {source}: loss #{i} needs type = one of {sorted(types)}")
+        lt = types[e["type"]]
+        extra = set(e) - COMMON_KEYS - lt.keys
         if extra:
             raise EdgeKDError(f"recipe {source}: loss '{e['type']}' has unknown key(s) {sorted(extra)}; "
-                              f"known: {sorted(COMMON_KEYS | LOSS_TYPES[e['type']])}")
+                              f"known: {sorted(COMMON_KEYS | lt.keys)}")
         spec = LossSpec(
             type=e["type"], name=str(e.get("name", e["type"])), weight=_number(e, "weight", 1.0, 0.0),
             start=_number(e, "start", 0.0, 0.0), end=_number(e, "end", 1.0, 0.0),
@@ -203,8 +216,9 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
         for k in ("temperature",):
             if k in spec.params and _number(spec.params, k, 1.0) <= 0:
                 raise EdgeKDError(f"recipe {source}: {spec.name}.temperature must be > 0")
-        if "alpha" in spec.params and not 0.0 <= _number(spec.params, "alpha", 0.5) <= 1.0:
-            raise EdgeKDError(f"recipe {source}: {spec.name}.alpha must lie in [0, 1]")
+        problem = lt.check(spec.params) if lt.check is not None else None
+        if problem:
+            raise EdgeKDError(f"recipe {source}: {spec.name}.{problem}")
         if not isinstance(spec.params.get("optional", False), bool):
             raise EdgeKDError(f"recipe {source}: {spec.name}.optional must be true or false")
         pairs = spec.params.get("pairs", "auto")
