@@ -28,16 +28,21 @@ VIEW_SEED = 20240917  # fixed: views are a property of the dataset, shared acros
 
 
 class Augmenter:
-    """Deterministic crop(-flip) views; view params depend only on (index, view)."""
+    """Deterministic crop(-flip) or flip views; view params depend only on (index, view).
+
+    "flip" has exactly two views (as stored, mirrored), so the teacher runs at most twice per sample."""
 
     def __init__(self, kind: str, n: int, views: int, image_hw: tuple[int, int]):
         self.kind, self.n = kind, n
-        self.views = 1 if kind == "none" else max(1, int(views))
+        self.views = 1 if kind == "none" else 2 if kind == "flip" else max(1, int(views))
         h, w = image_hw
         self.pad = max(1, int(round(min(h, w) / 8)))  # 4 px on 32x32 (the CIFAR standard), 4 on 28, 1 on 8
         self._params: dict[int, np.ndarray] = {}
 
     def params(self, view: int) -> np.ndarray:
+        if view not in self._params and self.kind == "flip":
+            self._params[view] = np.zeros((self.n, 3), dtype=np.int64)
+            self._params[view][:, 2] = view % 2
         if view not in self._params:
             rng = np.random.default_rng([VIEW_SEED, view])
             p = self.pad

@@ -245,7 +245,8 @@ def distill(
 ) -> DistillResult:
     """Distill `teacher` into `student` (modified in place) on `data.train`; select by `data.val`.
 
-    recipe: built-in name, .toml path, dict or Recipe; overrides: dotted recipe keys ("kd.temperature").
+    recipe: built-in name, .toml path, dict or Recipe, or "auto" (a short probe of built-in recipes picks one;
+    edgekd.distill.auto); overrides: dotted recipe keys ("kd.temperature").
     resume: True = continue from output_dir/last.pt (refused if it came from other settings);
     "auto" = continue when last.pt matches these settings, else start over (what compress uses).
     unlabeled: extra images the teacher labels (kept above pseudo_labels.threshold confidence).
@@ -260,6 +261,12 @@ def distill(
         ov["train.lr"] = lr
     if checkpoint_every is not None:
         ov["train.checkpoint_every"] = checkpoint_every
+    if isinstance(recipe, str) and recipe == "auto":  # probe the candidates, then train the winner
+        from edgekd.distill.auto import distill_auto
+
+        return distill_auto(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                            seed=seed, overrides=ov, output_dir=output_dir, resume=resume, progress=progress,
+                            device=device, unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes)
     rec = load_recipe(recipe, ov)
     train_cfg = rec.train
     dist = _Dist()

@@ -1,0 +1,316 @@
+"""Distillation suite (issue 18): does distillation beat training on labels alone, on pairs edgekd never saw?
+
+    .venv/bin/python benchmarks/distill_suite.py                       # every pair, 5 epochs, seed 0
+    .venv/bin/python benchmarks/distill_suite.py --epochs 5,20 --seeds 0,1,2   # the issue's full protocol
+    .venv/bin/python benchmarks/distill_suite.py --pairs digits-mlp --epochs 20 # one pair
+    .venv/bin/python benchmarks/distill_suite.py --merge a.json b.json          # one JSON from several processes
+
+Pairs differ in family and gap; none is the built-in example. Teachers are trained here once (plain PyTorch,
+Adam + OneCycle) and cached under benchmarks/results/_teachers/ (ignored by git; retrained when absent).
+Every student run uses the full training split (val held out from it for model selection) and reports
+accuracy on the real test set of the epoch picked by val accuracy.
+
+Methods, all at the same epochs, batch and seeds:
+  scratch   labels only (recipe `ce`), with its own LR sweep (the best val of 3 LRs; its test accuracy is
+            reported): a fair baseline, not a strawman
+  hinton    KD T=4, alpha 0.9
+  auto      `recipe="auto"`: the probe (its wall time is counted in auto's time) then the chosen recipe
+gap_closed = (auto - scratch) / (teacher - scratch), on seed means. probe_share = probe seconds / auto's seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgekd.core import atomic_write_text  # noqa: E402
+from edgekd.data import load_data  # noqa: E402
+from edgekd.distill import distill  # noqa: E402
+from edgekd.models import count_macs_params  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+TEACHERS = RESULTS / "_teachers"
+SCRATCH_LRS = (1e-3, 3e-3, 1e-2)
+
+
+# ---------------------------------------------------------------- architectures (none of them built into edgekd)
+
+def conv_bn(i, o, s=1, groups=1, k=3):
+    return [nn.Conv2d(i, o, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
+
+
+def plain7(c=1, k=10):
+    """A plain 7-conv VGG-style CNN (~0.56 M params)."""
+    layers = conv_bn(c, 32) + conv_bn(32, 32) + [nn.MaxPool2d(2)] + conv_bn(32, 64) + conv_bn(64, 64) \
+        + [nn.MaxPool2d(2)] + conv_bn(64, 128) + conv_bn(128, 128) + conv_bn(128, 256)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, k))
+
+
+def tiny3(c=1, k=10):
+    """Three conv blocks, ~6 k params, ~0.5 M MACs at 28x28."""
+    return nn.Sequential(*conv_bn(c, 8), *conv_bn(8, 16, 2), *conv_bn(16, 32, 2), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(32, k))
+
+
+class Basic(nn.Module):
+    def __init__(self, i, o, s):
+        super().__init__()
+        self.f = nn.Sequential(*conv_bn(i, o, s), nn.Conv2d(o, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o))
+        self.skip = nn.Identity() if i == o and s == 1 else nn.Sequential(nn.Conv2d(i, o, 1, s, bias=False),
+                                                                          nn.BatchNorm2d(o))
+
+    def forward(self, x):
+        return torch.relu(self.f(x) + self.skip(x))
+
+
+def resnet14(c=1, k=10):
+    return nn.Sequential(*conv_bn(c, 16), Basic(16, 16, 1), Basic(16, 16, 1), Basic(16, 32, 2), Basic(32, 32, 1),
+                         Basic(32, 64, 2), Basic(64, 64, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, k))
+
+
+class InvRes(nn.Module):
+    def __init__(self, i, o, s, e=4):
+        super().__init__()
+        h = i * e
+        self.use_skip = i == o and s == 1
+        self.f = nn.Sequential(*conv_bn(i, h, k=1), *conv_bn(h, h, s, groups=h), nn.Conv2d(h, o, 1, bias=False),
+                               nn.BatchNorm2d(o))
+
+    def forward(self, x):
+        y = self.f(x)
+        return x + y if self.use_skip else y
+
+
+def mobile_s(c=1, k=10):
+    """MobileNetV2-style inverted residuals (depthwise separable)."""
+    return nn.Sequential(*conv_bn(c, 16, 2), InvRes(16, 16, 1), InvRes(16, 24, 2), InvRes(24, 24, 1),
+                         InvRes(24, 48, 2), *conv_bn(48, 96, k=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(96, k))
+
+
+class ViT(nn.Module):
+    """A small vision transformer: 4x4 patches, pre-norm encoder, mean-pooled tokens."""
+
+    def __init__(self, c=1, k=10, d=96, depth=4, heads=4, patch=4, image=28):
+        super().__init__()
+        self.embed = nn.Conv2d(c, d, patch, patch)
+        self.pos = nn.Parameter(torch.zeros(1, (image // patch) ** 2, d))
+        layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, k)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2) + self.pos
+        return self.head(self.norm(self.encoder(t)).mean(1))
+
+
+def mlp(widths, k=10):
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(widths[-1], k))
+
+
+PAIRS = {
+    # name: (data, teacher factory, teacher epochs, student factory or "auto:<ratio>")
+    "plain7-tiny3": ("fashion-mnist", plain7, 4, tiny3),
+    "resnet14-mobile": ("fashion-mnist", resnet14, 4, mobile_s),
+    "plain7-auto0.1": ("fashion-mnist", plain7, 4, "auto:0.1"),
+    "digits-mlp": ("digits-features", lambda: mlp([64, 256, 256]), 60, lambda: mlp([64, 12])),
+    "vit-tiny3": ("fashion-mnist", ViT, 6, tiny3),
+}
+
+
+# ---------------------------------------------------------------- data, teachers, evaluation
+
+def get_data(name: str):
+    if name == "digits-features":  # scikit-learn's digits as 64 feature vectors (the tabular case)
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        path = Path(tempfile.mkdtemp()) / "digits64.npz"
+        np.savez(path, x=d.data.astype(np.float32), y=d.target.astype(np.int64))
+        return load_data(str(path))
+    return load_data(name)
+
+
+def test_accuracy(model: nn.Module, data) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(torch.from_numpy(data.test.x[i:i + 512])).argmax(1)
+                          for i in range(0, len(data.test.x), 512)])
+    return float((pred.numpy() == data.test.y).mean())
+
+
+def train_teacher(name: str, factory, epochs: int, data) -> tuple[nn.Module, dict]:
+    """Adam + OneCycle on labels, cached by pair architecture so reruns reuse it."""
+    TEACHERS.mkdir(parents=True, exist_ok=True)
+    path = TEACHERS / f"{name}.pt"
+    torch.manual_seed(1234)
+    model = factory()
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval(), json.loads(path.with_suffix(".json").read_text())
+    x, y = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
+    bs = 128
+    steps = epochs * ((len(x) + bs - 1) // bs)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(x)).split(bs):
+            xb = x[idx]
+            if xb.ndim == 4:  # random horizontal flips: a stronger teacher at the same cost
+                flip = torch.rand(len(xb)) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    info = {"test_acc": test_accuracy(model, data), "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1)}
+    torch.save(model.state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps(info))
+    return model.eval(), info
+
+
+def make_student(spec, teacher, data, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    if isinstance(spec, str) and spec.startswith("auto:"):
+        from edgekd.prune import derive
+
+        return derive(teacher, float(spec.split(":")[1]), example=torch.from_numpy(data.train.x[:2])).model.train()
+    return spec().train()
+
+
+def run_one(teacher, student, data, recipe, epochs, seed, lr=None):
+    t0 = time.perf_counter()
+    res = distill(teacher, student, data, recipe=recipe, epochs=epochs, batch_size=128, seed=seed, lr=lr,
+                  progress=False)
+    out = {"test_acc": test_accuracy(res.student, data), "val_acc": res.metrics["best_val_acc"],
+           "seconds": round(time.perf_counter() - t0, 2)}
+    if "auto" in res.metrics:
+        a = res.metrics["auto"]
+        out.update(chosen=a["chosen"], probe_seconds=a["seconds"], probe=a["tried"], reason=a["reason"])
+    return out
+
+
+def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> dict:
+    data_name, t_factory, t_epochs, s_spec = PAIRS[name]
+    data = get_data(data_name)
+    t_key = f"{data_name}-{t_factory.__name__ if hasattr(t_factory, '__name__') else name}"
+    if data_name == "digits-features":
+        t_key = "digits-mlp256"
+    teacher, t_info = train_teacher(t_key, t_factory, t_epochs, data)
+    ex = torch.from_numpy(data.train.x[:1])
+    t_macs, t_params = count_macs_params(teacher, ex)
+    s0 = make_student(s_spec, teacher, data, 0)
+    s_macs, s_params = count_macs_params(s0, ex)
+    print(f"[{name}] teacher {t_info['test_acc']:.4f} ({t_macs / 1e6:.2f} M MACs), student {s_macs / 1e6:.3f} M MACs "
+          f"({t_macs / max(s_macs, 1):.0f}x fewer), {epochs} epochs", flush=True)
+    runs: dict[str, list] = {m: [] for m in methods}
+    for seed in seeds:
+        for m in methods:
+            if m == "scratch":  # the labels-only baseline gets its own LR sweep, picked by val accuracy
+                sweep = [dict(run_one(teacher, make_student(s_spec, teacher, data, seed), data, "ce", epochs, seed,
+                                      lr=lr), lr=lr) for lr in SCRATCH_LRS]
+                best = max(sweep, key=lambda r: r["val_acc"])
+                runs[m].append(dict(best, sweep=sweep, seconds=sum(r["seconds"] for r in sweep)))
+            else:
+                runs[m].append(run_one(teacher, make_student(s_spec, teacher, data, seed), data, m, epochs, seed))
+            r = runs[m][-1]
+            print(f"[{name}] seed {seed} {m:8s} test {r['test_acc']:.4f} ({r['seconds']:.0f} s)"
+                  + (f" chose {r['chosen']}" if "chosen" in r else ""), flush=True)
+    return {"teacher": {**t_info, "macs": t_macs, "params": t_params, "arch": t_key},
+            "student": {"macs": s_macs, "params": s_params, "spec": s_spec if isinstance(s_spec, str) else
+                        getattr(s_spec, "__name__", "lambda")},
+            "data": data.describe(), "epochs": epochs, "seeds": seeds, "runs": runs, "summary": summarise(t_info, runs)}
+
+
+def summarise(t_info: dict, runs: dict) -> dict:
+    mean = {m: statistics.mean(r["test_acc"] for r in rs) for m, rs in runs.items() if rs}
+    out = {"mean_test_acc": mean}
+    if "scratch" in mean:
+        gap = t_info["test_acc"] - mean["scratch"]
+        out["teacher_minus_scratch_points"] = round(100 * gap, 2)
+        for m, rs in runs.items():
+            if m == "scratch" or not rs:
+                continue
+            gaps = [(r["test_acc"] - s["test_acc"]) / gap if abs(gap) > 1e-9 else 0.0
+                    for r, s in zip(rs, runs["scratch"])]
+            out[f"{m}_gain_points"] = round(100 * (mean[m] - mean["scratch"]), 2)
+            out[f"{m}_gap_closed"] = round((mean[m] - mean["scratch"]) / gap, 3) if abs(gap) > 1e-9 else None
+            out[f"{m}_gap_closed_std"] = round(statistics.pstdev(gaps), 3) if len(gaps) > 1 else None
+            out[f"{m}_seconds_mean"] = round(statistics.mean(r["seconds"] for r in rs), 1)
+    if runs.get("auto"):
+        out["auto_probe_share"] = round(sum(r["probe_seconds"] for r in runs["auto"])
+                                        / sum(r["seconds"] for r in runs["auto"]), 3)
+        out["auto_chosen"] = [r["chosen"] for r in runs["auto"]]
+    return out
+
+
+def overall(pairs: dict) -> dict:
+    rows = [p for p in pairs.values() for _ in [0] if "auto_gap_closed" in p["summary"]]
+    s = {"pairs": len(pairs)}
+    if rows:
+        s["auto_mean_gap_closed"] = round(statistics.mean(p["summary"]["auto_gap_closed"] for p in rows), 3)
+        s["auto_min_gain_over_scratch_points"] = min(p["summary"]["auto_gain_points"] for p in rows)
+        probe = sum(r["probe_seconds"] for p in rows for r in p["runs"]["auto"])
+        wall = sum(r["seconds"] for p in rows for r in p["runs"]["auto"])
+        s["probe_share_of_wall_time"] = round(probe / wall, 3)
+    if all("hinton_gap_closed" in p["summary"] for p in pairs.values()) and pairs:
+        s["hinton_mean_gap_closed"] = round(statistics.mean(p["summary"]["hinton_gap_closed"] for p in pairs.values()), 3)
+    return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", default=",".join(PAIRS))
+    ap.add_argument("--epochs", default="5", help="comma-separated epoch budgets")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--methods", default="scratch,hinton,auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(RESULTS / "distill_suite.json"))
+    ap.add_argument("--merge", nargs="+", help="merge the JSONs of several processes into --out")
+    a = ap.parse_args()
+    if a.merge:
+        parts = [json.loads(Path(p).read_text()) for p in a.merge]
+        merged = {**parts[0], "results": {k: v for p in parts for k, v in p["results"].items()}}
+        merged["summary"] = {b: overall({k: v for k, v in merged["results"].items() if v["epochs"] == int(b)})
+                             for b in sorted({str(v["epochs"]) for v in merged["results"].values()})}
+        atomic_write_text(a.out, json.dumps(merged, indent=2, default=str) + "\n")
+        return
+    torch.set_num_threads(a.threads)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    methods = a.methods.split(",")
+    t0 = time.perf_counter()
+    results = {}
+    for e in [int(x) for x in a.epochs.split(",")]:
+        for name in a.pairs.split(","):
+            results[f"{name}@{e}"] = run_pair(name, e, seeds, methods)
+            doc = {"benchmark": "distill_suite", "machine": f"{platform.machine()} {platform.processor()}",
+                   "threads": a.threads, "torch": torch.__version__, "seconds": round(time.perf_counter() - t0),
+                   "protocol": __doc__.split("\n\n", 2)[-1].strip(), "results": results,
+                   "summary": {str(b): overall({k: v for k, v in results.items() if v["epochs"] == b})
+                               for b in sorted({v["epochs"] for v in results.values()})}}
+            atomic_write_text(a.out, json.dumps(doc, indent=2, default=str) + "\n")  # after every pair
+    print(json.dumps(doc["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

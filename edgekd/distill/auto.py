@@ -1,0 +1,161 @@
+"""`recipe="auto"`: a short probe picks the loss mix by held-out accuracy, then the whole budget trains it.
+
+Each candidate recipe trains a copy of the same initial student on a compressed schedule (the full
+OneCycle/cosine shape squeezed into its share of steps, so the probe sees warm-up and annealing, not just
+the first steps of a long run). The probe's total is `share` of the run's steps. All candidates share one
+teacher-output cache, so the teacher's forward passes are paid once.
+
+Labels only (`ce`) is a candidate too: when no distillation candidate beats it, auto says so and trains
+labels only rather than ship a student worse than scratch. KD's advantage grows with training length (its
+soft targets keep teaching after the hard labels are fitted), so a KD candidate that trails `ce` by less
+than the probe's noise (two standard errors of the validation accuracy, at least `MIN_MARGIN`) still wins.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgekd.errors import EdgeKDError
+
+CANDIDATES = ("hinton", "dkd", "kd-ls", "default", "ce")
+PROBE_SHARE = 0.15
+MIN_MARGIN = 0.005  # accuracy (fraction): below this a probe difference is noise on any validation split
+MIN_PROBE_STEPS = 20
+
+
+@dataclass
+class ProbeReport:
+    chosen: str
+    reason: str
+    share: float
+    steps_per_candidate: int
+    total_steps: int
+    seconds: float
+    tried: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe_steps(total_steps: int, n_candidates: int, share: float = PROBE_SHARE) -> int:
+    return max(MIN_PROBE_STEPS, int(total_steps * share / n_candidates))
+
+
+def choose(tried: list[dict[str, Any]], n_val: int) -> tuple[str, str]:
+    """The best candidate by validation accuracy, labels-only only if it wins by more than the noise."""
+    kd = [t for t in tried if t["recipe"] != "ce" and t["val_acc"] is not None]
+    ce = next((t for t in tried if t["recipe"] == "ce"), None)
+    if not kd:
+        return "ce", "no distillation candidate could train on this teacher/student pair"
+    best = max(kd, key=lambda t: t["val_acc"])
+    if ce is None:
+        return best["recipe"], f"{best['recipe']} had the best held-out accuracy ({best['val_acc']:.4f})"
+    p = max(min(ce["val_acc"], 1 - 1e-3), 1e-3)
+    margin = max(MIN_MARGIN, 2 * math.sqrt(p * (1 - p) / max(n_val, 1)))
+    if ce["val_acc"] > best["val_acc"] + margin:
+        return "ce", (f"labels only ({ce['val_acc']:.4f}) beat the best distillation candidate {best['recipe']} "
+                      f"({best['val_acc']:.4f}) by more than the probe's noise ({margin:.4f}): distillation "
+                      "bought nothing in the probe, so the student trains on labels only")
+    return best["recipe"], (f"{best['recipe']} had the best held-out accuracy among distillation candidates "
+                            f"({best['val_acc']:.4f}; labels only {ce['val_acc']:.4f}, noise {margin:.4f})")
+
+
+def auto_settings(candidates=CANDIDATES, share: float = PROBE_SHARE) -> dict[str, Any]:
+    """What `recipe="auto"` means, for manifests and fingerprints."""
+    from edgekd.distill.recipe import load_recipe
+
+    return {"auto": {"candidates": list(candidates), "share": share, "min_margin": MIN_MARGIN,
+                     "recipes": {c: load_recipe(c).to_dict() for c in candidates}}}
+
+
+def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
+              overrides: dict[str, Any] | None = None, candidates=CANDIDATES, share: float = PROBE_SHARE,
+              device=None, progress: bool = False, log=print) -> ProbeReport:
+    """Train each candidate on a compressed schedule from the same initial weights; pick one."""
+    from edgekd.distill.engine import distill
+
+    if not 0 < share < 1:
+        raise EdgeKDError(f"auto probe share must lie in (0, 1), got {share}")
+    steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
+    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    steps = probe_steps(total, len(candidates), share)
+    initial = copy.deepcopy(student.state_dict())
+    caches: dict[tuple, Any] = {}  # one teacher cache per augmentation setting, shared by the candidates
+    t0 = time.perf_counter()
+    tried = []
+    for name in candidates:
+        trial = copy.deepcopy(student)
+        trial.load_state_dict(initial)
+        t = time.perf_counter()
+        try:
+            res = distill(teacher, trial, data, recipe=name, epochs=max(1, math.ceil(steps / steps_per_epoch)),
+                          max_steps=steps, batch_size=batch_size, seed=seed, overrides=_train_only(overrides),
+                          progress=progress, cache=_cache_for(caches, name, overrides, len(data.train)),
+                          device=device)
+            acc, err = res.metrics.get("best_val_acc"), None
+        except EdgeKDError as exc:  # e.g. a loss this pair cannot use
+            acc, err = None, str(exc)
+        entry = {"recipe": name, "val_acc": acc, "steps": steps, "seconds": round(time.perf_counter() - t, 2)}
+        if err:
+            entry["error"] = err
+        tried.append(entry)
+        log(f"auto probe: {name:8s} val acc {'-' if acc is None else f'{acc:.4f}'} ({steps} steps, "
+            f"{entry['seconds']:.1f} s)")
+    chosen, reason = choose(tried, len(data.val))
+    return ProbeReport(chosen, reason, share, steps, total, round(time.perf_counter() - t0, 2), tried)
+
+
+def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
+                 overrides: dict[str, Any] | None, output_dir, resume, progress: bool, device=None, **kwargs):
+    """Probe, then train the chosen recipe for the whole budget; the probe's report is in metrics["auto"]."""
+    import json
+    from pathlib import Path
+
+    from edgekd.core import atomic_write_text
+    from edgekd.distill.engine import distill
+
+    key = {"epochs": epochs, "max_steps": max_steps, "batch": batch_size, "seed": seed,
+           "overrides": {k: str(v) for k, v in (overrides or {}).items()}, **auto_settings()}
+    saved = Path(output_dir) / "auto_probe.json" if output_dir else None
+    report = None
+    if saved is not None and resume and saved.is_file():  # a resumed run does not probe again
+        try:
+            blob = json.loads(saved.read_text())
+            if blob.get("key") == json.loads(json.dumps(key, default=str)):
+                report = ProbeReport(**blob["report"])
+        except (ValueError, TypeError, KeyError):
+            report = None
+    if report is None:
+        report = run_probe(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                           seed=seed, overrides=overrides, device=device)
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(saved, json.dumps({"key": key, "report": report.to_dict()}, indent=2, default=str) + "\n")
+    print(f"auto: chose '{report.chosen}': {report.reason}")
+    res = distill(teacher, student, data, recipe=report.chosen, epochs=epochs, max_steps=max_steps,
+                  batch_size=batch_size, seed=seed, overrides=overrides, output_dir=output_dir, resume=resume,
+                  progress=progress, device=device, **kwargs)
+    res.metrics["auto"] = report.to_dict()
+    res.metrics["recipe"] = f"auto:{report.chosen}"
+    return res
+
+
+def _train_only(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Overrides that apply to any candidate: training settings (train.lr, train.augment, ...)."""
+    return {k: v for k, v in (overrides or {}).items() if k.startswith("train.")}
+
+
+def _cache_for(caches: dict, name: str, overrides, n: int):
+    """The candidates' shared teacher cache for this recipe's augmentation (views differ per setting)."""
+    from edgekd.distill.cache import Augmenter, TeacherCache
+    from edgekd.distill.recipe import load_recipe
+
+    if name == "ce":
+        return None
+    train = load_recipe(name, _train_only(overrides)).train
+    views = Augmenter(train["augment"], n, train["views"], (1, 1)).views
+    return caches.setdefault((train["augment"], views), TeacherCache(n, views))
