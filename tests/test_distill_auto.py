@@ -9,7 +9,7 @@ from torch import nn
 
 from edgekd.data.bundle import ArrayDataset, DataBundle
 from edgekd.distill import distill
-from edgekd.distill.auto import CANDIDATES, MIN_MARGIN, choose, probe_steps
+from edgekd.distill.auto import LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, choose, probe_steps
 
 torch.set_num_threads(1)
 
@@ -48,9 +48,13 @@ def test_auto_probes_every_candidate_then_trains_the_winner(tmp_path):
     res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=4, batch_size=32, progress=False,
                   output_dir=tmp_path / "run")
     auto = res.metrics["auto"]
-    assert [t["recipe"] for t in auto["tried"]] == list(CANDIDATES)
+    # stage 1: the LR for Hinton KD; stage 2: the other losses at the LR stage 1 chose
+    assert [t["recipe"] for t in auto["tried"]] == [LR_RECIPE] * len(LR_FACTORS) + list(LOSS_CANDIDATES)
+    assert len({t["lr"] for t in auto["tried"]}) == len(LR_FACTORS)
+    assert {t["lr"] for t in auto["tried"][len(LR_FACTORS):]} == {auto["lr"]}
     assert all(t["steps"] == auto["steps_per_candidate"] for t in auto["tried"])
-    assert auto["chosen"] in CANDIDATES and res.metrics["recipe"] == f"auto:{auto['chosen']}"
+    assert auto["chosen"] in (LR_RECIPE, *LOSS_CANDIDATES) and res.metrics["recipe"] == f"auto:{auto['chosen']}"
+    assert res.recipe["train"]["lr"] == auto["lr"]  # the winner trains at the probed LR
     assert res.metrics["steps"] == 4 * 8  # the winner gets the whole budget
     saved = json.loads((tmp_path / "run" / "auto_probe.json").read_text())
     assert saved["report"]["chosen"] == auto["chosen"]
@@ -66,3 +70,10 @@ def test_resumed_auto_run_reuses_the_probe(tmp_path, monkeypatch):
     res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=2, batch_size=32, progress=False,
                   output_dir=tmp_path / "run", resume="auto")
     assert "auto" in res.metrics
+
+
+def test_a_learning_rate_the_user_gave_is_kept():
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=2, batch_size=32, lr=0.02,
+                  progress=False)
+    assert {t["lr"] for t in res.metrics["auto"]["tried"]} == {0.02}
+    assert res.recipe["train"]["lr"] == 0.02

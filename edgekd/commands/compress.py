@@ -21,7 +21,8 @@ def compress_cmd(
     output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher)."),
     seed: int = typer.Option(0, help="Random seed (data split, init, shuffling)."),
-    recipe: str = typer.Option("default", help="Distillation recipe: built-in name (`edgekd distill --help`) or a .toml file."),
+    recipe: str = typer.Option("auto", help="Distillation recipe: auto (a short probe picks the LR and loss mix), a built-in name (`edgekd distill --help`) or a .toml file."),
+    baseline: str = typer.Option("none", help="scratch: also train the student on labels only (same budget) and report what distillation bought."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Default 128; 32 with an hf: teacher."),
     prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery)."),
     chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants."),
@@ -55,7 +56,7 @@ def compress_cmd(
                          target=target, output=str(output), epochs=epochs or 3, seed=seed,
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
-                         threads=threads, eval_samples=eval_samples, force=force)
+                         threads=threads, eval_samples=eval_samples, force=force, baseline=baseline)
     report = compress(cfg)
     print_report(report, output, as_json=json_out)
     if any(b.get("status") == "fail" for b in report.get("budgets", [])):

@@ -73,7 +73,7 @@ def distill_cmd(
     data: str = typer.Option("auto", "--data", help="fashion-mnist | digits | image folder | .npz"),
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
-    recipe: str = typer.Option("default", "--recipe", help="Built-in recipe (hinton, fitnets, at, rkd, distilbert, default) or a .toml file"),
+    recipe: str = typer.Option("auto", "--recipe", help="auto (a short probe picks the LR and loss mix), a built-in recipe (hinton, dkd, dist, kd-ls, fitnets, at, rkd, distilbert, default, ce) or a .toml file"),
     epochs: int = typer.Option(3, "--epochs", min=1),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps"),
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="Global batch (split across torchrun processes)"),

@@ -59,7 +59,7 @@ def hf_compress_cmd(
 
 
 # `edgekd compress` options that only mean something for image models, with their defaults there
-_IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "default", "prune": None, "chain": "none",
+_IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "auto", "prune": None, "chain": "none",
                "calib_samples": 256, "max_drop": None, "allow_drop": False}
 
 

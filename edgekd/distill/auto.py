@@ -5,6 +5,11 @@ OneCycle/cosine shape squeezed into its share of steps, so the probe sees warm-u
 the first steps of a long run). The probe's total is `share` of the run's steps. All candidates share one
 teacher-output cache, so the teacher's forward passes are paid once.
 
+Two stages. First the learning rate: Hinton KD at the recipes' base LR times LR_FACTORS. On the suite
+(benchmarks/distill_suite.py) the LR moved the student more than the loss mix did, and a base LR fitted to
+one pair was several times too low for another (digits MLP, 200 steps: Hinton 84.4 % at 3e-3, 96.7 % at
+3e-2, vs 95.5 % for the best labels-only LR). Then the loss mix at that LR: LOSS_CANDIDATES.
+
 Labels only (`ce`) is a candidate too: when no distillation candidate beats it, auto says so and trains
 labels only rather than ship a student worse than scratch. KD's advantage grows with training length (its
 soft targets keep teaching after the hard labels are fitted), so a KD candidate that trails `ce` by less
@@ -21,7 +26,10 @@ from typing import Any
 
 from edgekd.errors import EdgeKDError
 
-CANDIDATES = ("hinton", "dkd", "kd-ls", "default", "ce")
+LR_RECIPE = "hinton"
+LR_FACTORS = (1.0, 3.0, 10.0)  # times the recipe's base LR (3e-3 for the built-ins, AdamW + OneCycle)
+LOSS_CANDIDATES = ("dkd", "kd-ls", "ce")  # tried at the LR stage 1 chose; hinton is already scored there
+CANDIDATES = (LR_RECIPE, *LOSS_CANDIDATES)
 PROBE_SHARE = 0.15
 MIN_MARGIN = 0.005  # accuracy (fraction): below this a probe difference is noise on any validation split
 MIN_PROBE_STEPS = 20
@@ -36,6 +44,7 @@ class ProbeReport:
     total_steps: int
     seconds: float
     tried: list[dict[str, Any]] = field(default_factory=list)
+    lr: float | None = None  # the learning rate the chosen recipe trains with
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,54 +73,80 @@ def choose(tried: list[dict[str, Any]], n_val: int) -> tuple[str, str]:
                             f"({best['val_acc']:.4f}; labels only {ce['val_acc']:.4f}, noise {margin:.4f})")
 
 
-def auto_settings(candidates=CANDIDATES, share: float = PROBE_SHARE) -> dict[str, Any]:
+def auto_settings(share: float = PROBE_SHARE) -> dict[str, Any]:
     """What `recipe="auto"` means, for manifests and fingerprints."""
     from edgekd.distill.recipe import load_recipe
 
-    return {"auto": {"candidates": list(candidates), "share": share, "min_margin": MIN_MARGIN,
-                     "recipes": {c: load_recipe(c).to_dict() for c in candidates}}}
+    return {"auto": {"lr_recipe": LR_RECIPE, "lr_factors": list(LR_FACTORS), "losses": list(LOSS_CANDIDATES),
+                     "share": share, "min_margin": MIN_MARGIN,
+                     "recipes": {c: load_recipe(c).to_dict() for c in CANDIDATES}}}
 
 
 def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
-              overrides: dict[str, Any] | None = None, candidates=CANDIDATES, share: float = PROBE_SHARE,
-              device=None, progress: bool = False, log=print) -> ProbeReport:
-    """Train each candidate on a compressed schedule from the same initial weights; pick one."""
+              overrides: dict[str, Any] | None = None, share: float = PROBE_SHARE, device=None,
+              progress: bool = False, log=None, lr_recipe: str = LR_RECIPE,
+              losses: tuple[str, ...] = LOSS_CANDIDATES) -> ProbeReport:
+    """Stage 1 picks the LR (Hinton KD), stage 2 the loss mix at that LR; every trial starts from the same
+    initial weights and runs a compressed schedule of the same length."""
     from edgekd.distill.engine import distill
+    from edgekd.distill.recipe import load_recipe
 
+    log = log or _stderr
     if not 0 < share < 1:
         raise EdgeKDError(f"auto probe share must lie in (0, 1), got {share}")
+    ov = dict(overrides or {})
+    user_lr = ov.get("train.lr")
+    base_lr = float(user_lr) if user_lr is not None else float(load_recipe(lr_recipe).train["lr"])
+    lrs = [base_lr] if user_lr is not None else [base_lr * f for f in LR_FACTORS]  # the user's LR is kept
     steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    steps = probe_steps(total, len(candidates), share)
+    steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
-    caches: dict[tuple, Any] = {}  # one teacher cache per augmentation setting, shared by the candidates
+    caches: dict[tuple, Any] = {}  # one teacher cache per augmentation setting, shared by the trials
     t0 = time.perf_counter()
-    tried = []
-    for name in candidates:
-        trial = copy.deepcopy(student)
-        trial.load_state_dict(initial)
+    tried: list[dict[str, Any]] = []
+
+    def trial(name: str, lr: float) -> dict[str, Any]:
+        model = copy.deepcopy(student)
+        model.load_state_dict(initial)
         t = time.perf_counter()
         try:
-            res = distill(teacher, trial, data, recipe=name, epochs=max(1, math.ceil(steps / steps_per_epoch)),
-                          max_steps=steps, batch_size=batch_size, seed=seed, overrides=_train_only(overrides),
-                          progress=progress, cache=_cache_for(caches, name, overrides, len(data.train)),
-                          device=device)
+            res = distill(teacher, model, data, recipe=name, epochs=max(1, math.ceil(steps / steps_per_epoch)),
+                          max_steps=steps, batch_size=batch_size, seed=seed, lr=lr,
+                          overrides=_train_only(ov, drop=("train.lr",)), progress=progress, device=device,
+                          cache=_cache_for(caches, name, ov, len(data.train)))
             acc, err = res.metrics.get("best_val_acc"), None
         except EdgeKDError as exc:  # e.g. a loss this pair cannot use
             acc, err = None, str(exc)
-        entry = {"recipe": name, "val_acc": acc, "steps": steps, "seconds": round(time.perf_counter() - t, 2)}
+        entry = {"recipe": name, "lr": lr, "val_acc": acc, "steps": steps,
+                 "seconds": round(time.perf_counter() - t, 2)}
         if err:
             entry["error"] = err
+        if acc is not None and not math.isfinite(acc):
+            entry["val_acc"] = None
         tried.append(entry)
-        log(f"auto probe: {name:8s} val acc {'-' if acc is None else f'{acc:.4f}'} ({steps} steps, "
-            f"{entry['seconds']:.1f} s)")
-    chosen, reason = choose(tried, len(data.val))
-    return ProbeReport(chosen, reason, share, steps, total, round(time.perf_counter() - t0, 2), tried)
+        log(f"auto probe: {name:8s} lr {lr:.2g}  val acc {'-' if entry['val_acc'] is None else f'{acc:.4f}'} "
+            f"({steps} steps, {entry['seconds']:.1f} s)")
+        return entry
+
+    stage1 = [trial(lr_recipe, lr) for lr in lrs]
+    scored = [t for t in stage1 if t["val_acc"] is not None]
+    lr = max(scored, key=lambda t: t["val_acc"])["lr"] if scored else base_lr
+    for name in losses:
+        trial(name, lr)
+    final = [t for t in tried if t["lr"] == lr]
+    chosen, reason = (choose(final, len(data.val)) if losses or lr_recipe != "ce"
+                      else ("ce", "labels only: the scratch baseline, with the same LR probe"))
+    return ProbeReport(chosen, f"lr {lr:.2g} (best of {', '.join(f'{x:.2g}' for x in lrs)} for {lr_recipe}); "
+                       + reason, share, steps, total, round(time.perf_counter() - t0, 2), tried, lr)
 
 
 def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
-                 overrides: dict[str, Any] | None, output_dir, resume, progress: bool, device=None, **kwargs):
-    """Probe, then train the chosen recipe for the whole budget; the probe's report is in metrics["auto"]."""
+                 overrides: dict[str, Any] | None, output_dir, resume, progress: bool, device=None,
+                 labels_only: bool = False, **kwargs):
+    """Probe, then train the chosen recipe for the whole budget; the probe's report is in metrics["auto"].
+
+    labels_only: the fair scratch baseline: the same LR probe with recipe `ce` and the same budget."""
     import json
     from pathlib import Path
 
@@ -119,7 +154,8 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
     from edgekd.distill.engine import distill
 
     key = {"epochs": epochs, "max_steps": max_steps, "batch": batch_size, "seed": seed,
-           "overrides": {k: str(v) for k, v in (overrides or {}).items()}, **auto_settings()}
+           "overrides": {k: str(v) for k, v in (overrides or {}).items()}, "labels_only": labels_only,
+           **auto_settings()}
     saved = Path(output_dir) / "auto_probe.json" if output_dir else None
     report = None
     if saved is not None and resume and saved.is_file():  # a resumed run does not probe again
@@ -130,23 +166,32 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
         except (ValueError, TypeError, KeyError):
             report = None
     if report is None:
+        extra = {"lr_recipe": "ce", "losses": ()} if labels_only else {}
         report = run_probe(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                           seed=seed, overrides=overrides, device=device)
+                           seed=seed, overrides=overrides, device=device, **extra)
         if saved is not None:
             saved.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, json.dumps({"key": key, "report": report.to_dict()}, indent=2, default=str) + "\n")
-    print(f"auto: chose '{report.chosen}': {report.reason}")
+    _stderr(f"auto: chose '{report.chosen}': {report.reason}")
+    final_ov = dict(overrides or {}, **({"train.lr": report.lr} if report.lr else {}))
     res = distill(teacher, student, data, recipe=report.chosen, epochs=epochs, max_steps=max_steps,
-                  batch_size=batch_size, seed=seed, overrides=overrides, output_dir=output_dir, resume=resume,
+                  batch_size=batch_size, seed=seed, overrides=final_ov, output_dir=output_dir, resume=resume,
                   progress=progress, device=device, **kwargs)
     res.metrics["auto"] = report.to_dict()
-    res.metrics["recipe"] = f"auto:{report.chosen}"
+    res.metrics["recipe"] = "scratch:ce" if labels_only else f"auto:{report.chosen}"
     return res
 
 
-def _train_only(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Overrides that apply to any candidate: training settings (train.lr, train.augment, ...)."""
-    return {k: v for k, v in (overrides or {}).items() if k.startswith("train.")}
+def _stderr(msg: str) -> None:
+    """Progress lines go to stderr: stdout carries --json output."""
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _train_only(overrides: dict[str, Any] | None, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Overrides that apply to any candidate: training settings (train.augment, ...)."""
+    return {k: v for k, v in (overrides or {}).items() if k.startswith("train.") and k not in drop}
 
 
 def _cache_for(caches: dict, name: str, overrides, n: int):

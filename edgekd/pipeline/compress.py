@@ -30,7 +30,8 @@ class CompressConfig:
     output: str = "runs/compress"
     epochs: int = 3
     seed: int = 0
-    recipe: str = "default"
+    recipe: str = "auto"  # a probe picks LR and loss mix (edgekd.distill.auto), or a built-in / .toml recipe
+    baseline: str = "none"  # "scratch": also train the student on labels only and report the gain
     batch_size: int = 128
     prune: float | None = None
     chain: str = "none"
@@ -101,6 +102,9 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
                          teacher_src=teacher_src, student_src=student_src, log=log, notes=notes)
     student, student_key = stages.distill_stage(ctx)
+    if cfg.baseline not in ("none", "scratch"):
+        raise EdgeKDError(f"baseline must be none or scratch, got {cfg.baseline!r}")
+    stages.baseline_stage(ctx, student, student_key)
     if cfg.prune:
         student, student_key = stages.prune_stage(ctx, student, student_key)
     artifacts = stages.export_stage(ctx, student, student_key)

@@ -139,7 +139,12 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
               f"- teacher: `{report['teacher']['spec']}` ({_macs(report['teacher']['macs'])}, "
               f"{_params(report['teacher']['params'])})",
               f"- student: `{report['student']['spec']}` ({_macs(report['student']['macs'])}, {report['student']['params']:,} params)",
-              f"- distillation: recipe `{report['distill'].get('recipe')}`, {report['distill'].get('epochs')} epochs"]
+              f"- distillation: recipe `{report['distill'].get('recipe')}`{_auto_choice(report['distill'])}, "
+              f"{report['distill'].get('epochs')} epochs"]
+    if report.get("baseline"):
+        b = report["baseline"]
+        lines.append(f"- baseline (labels only, same budget): {b['scratch_test_acc']:.2f} % vs distilled "
+                     f"{b['distilled_test_acc']:.2f} % ({b['gain_points']:+.2f} points)")
     data = report["data"]
     if data.get("normalisation"):  # what an app must do to pixels before calling the shipped file
         norm = data["normalisation"]
@@ -175,3 +180,12 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact]) -> dic
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     atomic_write_text(run.path("report.md"), "\n".join(lines) + "\n")
     return report
+
+
+def _auto_choice(distill: dict) -> str:
+    """What `auto` picked and why, for the report's header."""
+    auto = distill.get("auto")
+    if not auto:
+        return ""
+    return (f" → `{auto['chosen']}` at lr {auto['lr']:.2g} (probe: {len(auto['tried'])} trials of "
+            f"{auto['steps_per_candidate']} steps, {auto['seconds']:.0f} s; {auto['reason']})")

@@ -41,10 +41,12 @@ def distill_stage(ctx: Context):
     from edgekd.distill import distill, load_recipe
     from edgekd.models.portable import save_portable
 
+    from edgekd.distill.auto import auto_settings
+
     cfg = ctx.cfg
     # the resolved recipe (not just its name): editing a recipe file or default.toml re-runs the stage
     settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "student": cfg.student, "recipe": cfg.recipe,
-                "recipe_config": load_recipe(cfg.recipe).to_dict(),
+                "recipe_config": auto_settings() if cfg.recipe == "auto" else load_recipe(cfg.recipe).to_dict(),
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "chain": cfg.chain}
 
     def run() -> StageResult:
@@ -78,6 +80,46 @@ def distill_stage(ctx: Context):
     if skipped:
         ctx.log("distill: unchanged, reusing student.pt")
     return _load_student(ctx, "student.pt"), result.artifacts[0].sha256
+
+
+def baseline_stage(ctx: Context, student, student_key: str) -> dict[str, Any] | None:
+    """--baseline scratch: the same student on labels only, with the same budget and the same LR probe as
+    auto, so the report can say what distillation bought (or that it bought nothing)."""
+    import torch
+
+    from edgekd.distill.auto import auto_settings, distill_auto
+    from edgekd.runtime import accuracy, load_runner
+
+    cfg = ctx.cfg
+    if cfg.baseline == "none":
+        return None
+    settings = {"student_key": student_key, "data": ctx.data.describe(), "student": cfg.student,
+                "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, **auto_settings()}
+
+    def run() -> StageResult:
+        ctx.log(f"baseline: training the same student on labels only ({cfg.epochs} epochs, same LR probe)")
+        torch.manual_seed(cfg.seed)
+        res = distill_auto(ctx.teacher, ctx.student_src.build().train(), ctx.data, epochs=cfg.epochs,
+                           max_steps=None, batch_size=cfg.batch_size, seed=cfg.seed, overrides=None,
+                           output_dir=ctx.run.path("baseline"), resume=False if cfg.force else "auto",
+                           progress=True, labels_only=True)
+        x, y = ctx.data.test.x, ctx.data.test.y
+        scratch, distilled = accuracy(load_runner(res.student), x, y), accuracy(load_runner(student), x, y)
+        return StageResult([], {"kind": "scratch", "scratch_test_acc": round(scratch, 2),
+                                "distilled_test_acc": round(distilled, 2),
+                                "gain_points": round(distilled - scratch, 2), "scratch_lr": res.metrics["auto"]["lr"],
+                                "seconds": res.metrics.get("seconds")})
+
+    result, skipped = ctx.run.run_stage("baseline", settings, run, force=cfg.force)
+    m = dict(result.metrics)
+    verdict = (f"distillation bought {m['gain_points']:+.2f} points over the same student trained on labels only "
+               f"({m['distilled_test_acc']:.2f} % vs {m['scratch_test_acc']:.2f} %, same budget, test set)")
+    if m["gain_points"] <= 0:
+        verdict = ("distillation bought nothing here: " + verdict + "; ship the labels-only student or try "
+                   "another --recipe / a longer --epochs")
+    ctx.log(verdict)
+    ctx.notes.append(verdict)
+    return m
 
 
 def prune_stage(ctx: Context, student, student_key: str):
@@ -306,7 +348,10 @@ def build_report(ctx: Context, student, artifacts: list[Artifact], seconds: floa
                     "teacher_macs_over_student": round(t_macs / max(1, s_macs), 2),
                     **({"derived": ctx.student_src.info} if ctx.student_src.info else {})},
         "distill": {"recipe": ctx.cfg.recipe, "epochs": ctx.cfg.epochs, "seed": ctx.cfg.seed,
-                    **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "seconds") if k in distill_metrics}},
+                    **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "seconds", "auto")
+                       if k in distill_metrics},
+                    **({"chosen": distill_metrics["recipe"]} if "recipe" in distill_metrics else {})},
+        "baseline": ctx.run.manifest["stages"].get("baseline", {}).get("metrics"),
         "shipped": [a.path for a in shipped],
         "budgets": budgets,
         "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine()},
