@@ -110,3 +110,21 @@ def test_feature_vectors_compress_end_to_end(tmp_path):
     assert student["accuracy"] > 50.0  # 10 classes: well above chance after one epoch
     assert abs(shipped["accuracy"] - student["accuracy"]) < 5.0
     assert "vectors of 64 features" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_baseline_scratch_reports_what_distillation_bought(tmp_path):
+    (tmp_path / "tnet.py").write_text(TEACHER)
+    out = tmp_path / "run"
+    args = ["--teacher", "tnet.py:build", "--student", "cnn-xs", "--data", "digits", "--epochs", "1",
+            "--target", "host", "--output", str(out), "--runs", "3", "--baseline", "scratch", "--json"]
+    proc = compress(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    auto, base = report["distill"]["auto"], report["baseline"]
+    assert report["distill"]["recipe"] == "auto" and auto["chosen"] and auto["tried"]
+    assert base["kind"] == "scratch"
+    assert abs(base["gain_points"] - (base["distilled_test_acc"] - base["scratch_test_acc"])) < 0.02  # rounding
+    assert any("distillation bought" in n for n in report["notes"])  # said plainly, gain or none
+    md = (out / "report.md").read_text()
+    assert "baseline (labels only, same budget)" in md and f"`{auto['chosen']}`" in md
+    assert (out / "baseline" / "auto_probe.json").is_file()

@@ -59,10 +59,22 @@ def test_hinton_distillation_learns_from_the_teacher(digits, teacher, tmp_path):
     assert torch.allclose(fresh.eval()(x), res.student(x), atol=1e-6)
 
 
-def test_cache_is_exact_under_augmentation(digits, teacher):
+def test_flip_views_are_the_image_and_its_mirror():
+    from edgekd.distill.cache import Augmenter
+
+    aug = Augmenter("flip", 3, views=8, image_hw=(4, 4))
+    assert aug.views == 2  # whatever `views` says: a mirror has one other view
+    x = torch.arange(3 * 16, dtype=torch.float32).reshape(3, 1, 4, 4)
+    idx = np.arange(3)
+    assert torch.equal(aug.apply(x, idx, np.zeros(3, dtype=np.int64)), x)
+    assert torch.equal(aug.apply(x, idx, np.ones(3, dtype=np.int64)), x.flip(-1))
+
+
+@pytest.mark.parametrize("augment", ["crop-flip", "flip"])
+def test_cache_is_exact_under_augmentation(digits, teacher, augment):
     """Cached teacher outputs (per deterministic augmented view) = running the teacher every step."""
     data = small_bundle(digits)
-    ov = {"train.augment": "crop-flip", "train.views": 2}
+    ov = {"train.augment": augment, "train.views": 2}
     a = distill(teacher, student(), data, recipe="hinton", epochs=3, batch_size=64, progress=False, overrides=ov)
     b = distill(teacher, student(), data, recipe="hinton", epochs=3, batch_size=64, progress=False, overrides=ov,
                 cache=False)

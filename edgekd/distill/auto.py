@@ -85,7 +85,7 @@ def auto_settings(share: float = PROBE_SHARE) -> dict[str, Any]:
 def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
               overrides: dict[str, Any] | None = None, share: float = PROBE_SHARE, device=None,
               progress: bool = False, log=None, lr_recipe: str = LR_RECIPE,
-              losses: tuple[str, ...] = LOSS_CANDIDATES) -> ProbeReport:
+              losses: tuple[str, ...] = LOSS_CANDIDATES, cache=None) -> ProbeReport:
     """Stage 1 picks the LR (Hinton KD), stage 2 the loss mix at that LR; every trial starts from the same
     initial weights and runs a compressed schedule of the same length."""
     from edgekd.distill.engine import distill
@@ -102,7 +102,10 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
-    caches: dict[tuple, Any] = {}  # one teacher cache per augmentation setting, shared by the trials
+    # one teacher cache per augmentation setting, shared by the trials (and with the caller's, if given)
+    caches: dict[tuple, Any] = {}
+    if cache is not None and not isinstance(cache, bool):
+        caches[(load_recipe(lr_recipe, _train_only(ov)).train["augment"], cache.views)] = cache
     t0 = time.perf_counter()
     tried: list[dict[str, Any]] = []
 
@@ -168,7 +171,7 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
     if report is None:
         extra = {"lr_recipe": "ce", "losses": ()} if labels_only else {}
         report = run_probe(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                           seed=seed, overrides=overrides, device=device, **extra)
+                           seed=seed, overrides=overrides, device=device, cache=kwargs.get("cache"), **extra)
         if saved is not None:
             saved.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, json.dumps({"key": key, "report": report.to_dict()}, indent=2, default=str) + "\n")
