@@ -33,6 +33,7 @@ CANDIDATES = (LR_RECIPE, *LOSS_CANDIDATES)
 PROBE_SHARE = 0.15
 MIN_MARGIN = 0.005  # accuracy (fraction): below this a probe difference is noise on any validation split
 MIN_PROBE_STEPS = 20
+REFERENCE_BATCH = 128  # the batch the built-in recipes' LR was set for
 
 
 @dataclass
@@ -96,7 +97,9 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
         raise EdgeKDError(f"auto probe share must lie in (0, 1), got {share}")
     ov = dict(overrides or {})
     user_lr = ov.get("train.lr")
-    base_lr = float(user_lr) if user_lr is not None else float(load_recipe(lr_recipe).train["lr"])
+    # the recipes' LR is for batch 128; AdamW's usual rule for other batches is the square root (not linear)
+    base_lr = (float(user_lr) if user_lr is not None
+               else float(load_recipe(lr_recipe).train["lr"]) * math.sqrt(batch_size / REFERENCE_BATCH))
     lrs = [base_lr] if user_lr is not None else [base_lr * f for f in LR_FACTORS]  # the user's LR is kept
     steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
