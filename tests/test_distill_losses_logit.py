@@ -286,3 +286,13 @@ def test_a_new_loss_type_is_one_registration():
         assert set(res.metrics["epochs"][0]["parts"]) == {name}
     finally:
         LOSSES.pop(name, None)
+
+
+def test_warmup_ramps_a_loss_weight_linearly():
+    spec = load_recipe({"loss": [{"type": "dkd", "warmup": 0.2, "start": 0.1}, {"type": "ce"}]}).losses[0]
+    assert spec.factor(0.05) == 0.0  # not started
+    assert spec.factor(0.2) == pytest.approx(0.5)  # half way through its warm-up
+    assert spec.factor(0.3) == pytest.approx(1.0) and spec.factor(1.0) == 1.0  # (0.3 - 0.1) / 0.2 in floats
+    assert load_recipe("dkd").losses[0].warmup == 0.1  # the paper's 20 of 240 epochs, as a share of steps
+    with pytest.raises(EdgeKDError, match="warmup"):
+        load_recipe({"loss": [{"type": "kd", "warmup": -1}]})

@@ -103,7 +103,7 @@ class _Trainable(nn.Module):
         taps = [t for term in terms for t in term.s_taps]
         self.taps = FeatureTaps(student, taps, "student") if taps else None
 
-    def forward(self, x, t_out, y, active: list[bool]):
+    def forward(self, x, t_out, y, factors: list[float]):
         if self.taps:
             self.taps.clear()
         s = {"logits": _logits(self.student(x))}
@@ -111,12 +111,12 @@ class _Trainable(nn.Module):
             s.update(self.taps.out)
         parts = {}
         total = s["logits"].new_zeros(())
-        for term, on in zip(self.terms, active):
-            if not on or term.spec.weight == 0:
+        for term, factor in zip(self.terms, factors):
+            if factor == 0 or term.spec.weight == 0:
                 continue
             v = term(s, t_out, y)
             parts[term.spec.name] = v.detach()
-            total = total + term.spec.weight * v
+            total = total + term.spec.weight * factor * v
         return total, parts, s["logits"]
 
 
@@ -364,7 +364,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
         tcache = TeacherCache(n, aug.views, cache_max_bytes)
 
     model = _Trainable(student, terms).to(dev)
-    windowed = any(t.spec.start > 0 or t.spec.end < 1 for t in terms)
+    windowed = any(t.spec.start > 0 or t.spec.end < 1 or t.spec.warmup > 0 for t in terms)
     ddp_model = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -442,8 +442,8 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
             xb = aug.apply(torch.from_numpy(x[local]), local, views[local]).to(dev, non_blocking=True)
             yb = torch.from_numpy(y[local]).to(dev, non_blocking=True)
             progress_frac = global_step / max(1, total_steps)
-            active = [t.spec.active(progress_frac) for t in terms]
-            needed = sorted({k for t, on in zip(terms, active) if on for k in t.t_keys})
+            factors = [t.spec.factor(progress_frac) for t in terms]
+            needed = sorted({k for t, f in zip(terms, factors) if f > 0 for k in t.t_keys})
             if needed:
                 def compute(pos, _xb=xb):
                     return teacher_run(_xb[torch.from_numpy(np.asarray(pos)).to(dev)])
@@ -454,7 +454,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
                     t_out = compute(np.arange(len(local)))
             else:
                 t_out = {}
-            loss, parts, _ = ddp_model(xb, t_out, yb, active)
+            loss, parts, _ = ddp_model(xb, t_out, yb, factors)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if train_cfg["grad_clip"] > 0:

@@ -62,7 +62,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 AUGMENTS = ("none", "flip", "crop", "crop-flip")
 PSEUDO_DEFAULTS: dict[str, Any] = {"threshold": 0.0}
-COMMON_KEYS = {"type", "name", "weight", "start", "end"}
+COMMON_KEYS = {"type", "name", "weight", "start", "end", "warmup"}
 
 
 @dataclass
@@ -73,9 +73,16 @@ class LossSpec:
     start: float = 0.0  # active while start <= progress < end, progress = step / total steps
     end: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
+    warmup: float = 0.0  # fraction of training over which the weight ramps linearly from 0 (DKD's warm-up)
 
     def active(self, progress: float) -> bool:
         return self.start <= progress < self.end or (self.end >= 1.0 and progress >= 1.0)
+
+    def factor(self, progress: float) -> float:
+        """Multiplier of `weight` at this point of training: 0 while inactive, ramping over `warmup`."""
+        if not self.active(progress):
+            return 0.0
+        return 1.0 if self.warmup <= 0 else min(1.0, (progress - self.start) / self.warmup)
 
 
 @dataclass
@@ -93,7 +100,8 @@ class Recipe:
             "description": self.description,
             "train": dict(self.train),
             "pseudo_labels": dict(self.pseudo_labels),
-            "loss": [{"type": s.type, "name": s.name, "weight": s.weight, "start": s.start, "end": s.end, **s.params}
+            "loss": [{"type": s.type, "name": s.name, "weight": s.weight, "start": s.start, "end": s.end,
+                      **({"warmup": s.warmup} if s.warmup else {}), **s.params}
                      for s in self.losses],
         }
 
@@ -209,6 +217,7 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
         spec = LossSpec(
             type=e["type"], name=str(e.get("name", e["type"])), weight=_number(e, "weight", 1.0, 0.0),
             start=_number(e, "start", 0.0, 0.0), end=_number(e, "end", 1.0, 0.0),
+            warmup=_number(e, "warmup", 0.0, 0.0),
             params={k: v for k, v in e.items() if k not in COMMON_KEYS},
         )
         if spec.start >= spec.end:
