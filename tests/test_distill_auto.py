@@ -3,28 +3,18 @@ falls back to labels only only when distillation loses by more than the noise, a
 
 import json
 
-import numpy as np
 import torch
-from torch import nn
 
-from edgekd.data.bundle import ArrayDataset, DataBundle
+from tiny_vectors import mlp as _mlp, tiny_bundle
+
 from edgekd.distill import distill
 from edgekd.distill.auto import LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, choose, probe_steps
 
 torch.set_num_threads(1)
 
 
-def _bundle(n=256, f=8, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % k
-    x = (rng.normal(size=(n, f)) + y[:, None]).astype(np.float32)
-    ds = ArrayDataset(x, y.astype(np.int64))
-    return DataBundle("tiny", ds, ds, ds, k, (f,), [0.0] * f, [1.0] * f, layout="NF")
-
-
-def _mlp(hidden, seed):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+def _bundle():
+    return tiny_bundle(n=256)
 
 
 def test_probe_steps_take_the_stated_share():

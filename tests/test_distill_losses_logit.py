@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgekd.data.bundle import ArrayDataset, DataBundle
+from tiny_vectors import mlp, tiny_bundle
+
 from edgekd.distill import distill, load_recipe
 from edgekd.distill.losses import DISTLoss, DKDLoss, KDLoss, dkd_parts, soft_kl, standardize_logits
 from edgekd.distill.recipe import LOSS_TYPES
@@ -239,17 +240,7 @@ def test_builtin_logit_recipes():
 
 # ---- end to end through the engine ---------------------------------------------------------------------
 
-def _tiny_bundle(n=96, f=8, k=4):
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % k
-    x = (rng.normal(size=(n, f)) + y[:, None]).astype(np.float32)
-    ds = ArrayDataset(x, y.astype(np.int64))
-    return DataBundle("tiny", ds, ds, ds, k, (f,), [0.0] * f, [1.0] * f, layout="NF")
-
-
-def _mlp(hidden, seed):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+_tiny_bundle, _mlp = tiny_bundle, mlp
 
 
 @pytest.mark.parametrize("name", ["dkd", "dist", "kd-ls"])
