@@ -133,3 +133,13 @@ def test_chain_student_keeps_announced_depth_and_link_files_load_from_teacher(tm
     x = torch.from_numpy(data.test.x[:4])
     m = load_pruned(Teacher(), tmp_path / "link2" / "model.pt")
     torch.testing.assert_close(m(x), res.student(x))
+
+
+def test_run_chain_with_recipe_auto(tmp_path, data):
+    """compress's default recipe reaches every link: each one probes, then trains what it chose."""
+    from edgekd.core import RunDir
+
+    torch.manual_seed(0)
+    res = run_chain(Teacher().eval(), None, data, plan=plan_chain(None, 0.02, chain="1"), recipe="auto",
+                    max_steps=6, batch_size=32, run=RunDir(tmp_path / "run"))
+    assert [link["recipe"].split(":")[0] for link in res.links] == ["auto", "auto"]

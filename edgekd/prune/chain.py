@@ -350,7 +350,8 @@ def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, 
         m = _train.train_link(teacher, model, data, recipe=recipe, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, lr=lr, seed=seed, output_dir=link_dir, resume=resume,
                               progress=progress, cache=cache)
-        info = {"steps": m.get("steps"), "seconds": m.get("seconds"), "val_acc": m.get("best_val_acc"),
+        info = {"recipe": m.get("recipe"), "steps": m.get("steps"), "seconds": m.get("seconds"),
+                "val_acc": m.get("best_val_acc"),
                 "agreement_with_its_teacher": round(_train.agreement(model, teacher,
                                                                      _train.held_out(data).x[:2000]), 4),
                 "test_acc": _train.accuracy(model, data.test), "dropped_blocks": dropped}

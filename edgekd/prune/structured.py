@@ -224,7 +224,9 @@ def _taylor_grads(model, teacher, data, n_batches, batch_size, seed):
 def _shared_cache(recipe, n: int):
     """One teacher-output cache for all recovery runs (the engine checks it matches data and teacher)."""
     from edgekd.distill import TeacherCache, load_recipe
+    from edgekd.distill.auto import LR_RECIPE
+    from edgekd.distill.cache import Augmenter
 
-    train = load_recipe(recipe).train
-    views = 1 if train["augment"] == "none" else max(1, int(train["views"]))
-    return TeacherCache(n, views)
+    # "auto" trains built-in recipes that share their training settings: the probe's first recipe stands for them
+    train = load_recipe(LR_RECIPE if recipe == "auto" else recipe).train
+    return TeacherCache(n, Augmenter(train["augment"], n, train["views"], (1, 1)).views)
