@@ -44,7 +44,7 @@ from edgekd.models import count_macs_params  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TEACHERS = RESULTS / "_teachers"
-SCRATCH_LRS = (1e-3, 3e-3, 1e-2)
+SCRATCH_LRS = (3e-3, 1e-2, 3e-2)  # the range auto probes (3e-3 x 1, 3, 10): scratch is never denied an LR auto could pick
 
 
 # ---------------------------------------------------------------- architectures (none of them built into edgekd)
