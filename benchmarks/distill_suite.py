@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/distill_suite.py --epochs 5,20 --seeds 0,1,2   # the issue's full protocol
     .venv/bin/python benchmarks/distill_suite.py --pairs digits-mlp --epochs 20 # one pair
     .venv/bin/python benchmarks/distill_suite.py --merge a.json b.json          # one JSON from several processes
+    .venv/bin/python benchmarks/distill_suite.py --pairs plain7-tiny3 --grid hinton@0.03@adamw@none@5 ce@0.05@sgd@flip@8
+        # single runs (recipe@lr@optimizer@augment@epochs, seed 0), printed: the LR / optimizer study in the JSON
 
 Pairs differ in family and gap; none is the built-in example. Teachers are trained here once (plain PyTorch,
 Adam + OneCycle) and cached under benchmarks/results/_teachers/ (ignored by git; retrained when absent).
@@ -283,6 +285,20 @@ def overall(pairs: dict) -> dict:
     return s
 
 
+def grid(pair: str, specs: list[str]) -> None:
+    """One run per spec (seed 0, batch 128), test accuracy printed: for studies of LR, optimizer, augmentation."""
+    data_name, t_factory, t_epochs, s_spec = PAIRS[pair]
+    data = get_data(data_name)
+    teacher, _ = train_teacher(f"{data_name}-{t_factory.__name__}", t_factory, t_epochs, data)
+    for spec in specs:
+        rec, lr, opt, aug, ep = spec.split("@")
+        t0 = time.perf_counter()
+        res = distill(teacher, make_student(s_spec, teacher, data, 0), data, recipe=rec, epochs=int(ep), batch_size=128,
+                      seed=0, lr=float(lr), progress=False, overrides={"train.optimizer": opt, "train.augment": aug})
+        print(json.dumps({"spec": spec, "test_acc": round(test_accuracy(res.student, data), 4),
+                          "seconds": round(time.perf_counter() - t0)}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default=",".join(PAIRS))
@@ -292,7 +308,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "distill_suite.json"))
     ap.add_argument("--merge", nargs="+", help="merge the JSONs of several processes into --out")
+    ap.add_argument("--grid", nargs="+", help="single runs recipe@lr@optimizer@augment@epochs on the first pair")
     a = ap.parse_args()
+    if a.grid:
+        torch.set_num_threads(a.threads)
+        return grid(a.pairs.split(",")[0], a.grid)
     if a.merge:
         parts = [json.loads(Path(p).read_text()) for p in a.merge]
         merged = {**parts[0], "results": {k: v for p in parts for k, v in p["results"].items()}}
