@@ -46,6 +46,7 @@ from edgekd.models import count_macs_params  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TEACHERS = RESULTS / "_teachers"
+MIN_GAP = 0.005  # teacher - scratch below half a point: nothing to close
 SCRATCH_LRS = (3e-3, 1e-2, 3e-2)  # the range auto probes (3e-3 x 1, 3, 10): scratch is never denied an LR auto could pick
 
 
@@ -255,14 +256,17 @@ def summarise(t_info: dict, runs: dict) -> dict:
     if "scratch" in mean:
         gap = t_info["test_acc"] - mean["scratch"]
         out["teacher_minus_scratch_points"] = round(100 * gap, 2)
+        if gap < MIN_GAP:  # a teacher no better than labels only leaves no gap to close: gains still count
+            out["no_gap"] = f"teacher is {100 * gap:+.2f} points from scratch: gap_closed is not defined"
+            gap = float("nan")
         for m, rs in runs.items():
             if m == "scratch" or not rs:
                 continue
-            gaps = [(r["test_acc"] - s["test_acc"]) / gap if abs(gap) > 1e-9 else 0.0
-                    for r, s in zip(rs, runs["scratch"])]
             out[f"{m}_gain_points"] = round(100 * (mean[m] - mean["scratch"]), 2)
-            out[f"{m}_gap_closed"] = round((mean[m] - mean["scratch"]) / gap, 3) if abs(gap) > 1e-9 else None
-            out[f"{m}_gap_closed_std"] = round(statistics.pstdev(gaps), 3) if len(gaps) > 1 else None
+            if gap == gap:  # not NaN
+                gaps = [(r["test_acc"] - s["test_acc"]) / gap for r, s in zip(rs, runs["scratch"])]
+                out[f"{m}_gap_closed"] = round((mean[m] - mean["scratch"]) / gap, 3)
+                out[f"{m}_gap_closed_std"] = round(statistics.pstdev(gaps), 3) if len(gaps) > 1 else None
             out[f"{m}_seconds_mean"] = round(statistics.mean(r["seconds"] for r in rs), 1)
     if runs.get("auto"):
         out["auto_probe_share"] = round(sum(r["probe_seconds"] for r in runs["auto"])
@@ -272,16 +276,20 @@ def summarise(t_info: dict, runs: dict) -> dict:
 
 
 def overall(pairs: dict) -> dict:
-    rows = [p for p in pairs.values() for _ in [0] if "auto_gap_closed" in p["summary"]]
+    """The issue's three figures; gap_closed averages over pairs whose teacher beats scratch by MIN_GAP."""
+    with_auto = [p for p in pairs.values() if "auto_gain_points" in p["summary"]]
     s = {"pairs": len(pairs)}
-    if rows:
-        s["auto_mean_gap_closed"] = round(statistics.mean(p["summary"]["auto_gap_closed"] for p in rows), 3)
-        s["auto_min_gain_over_scratch_points"] = min(p["summary"]["auto_gain_points"] for p in rows)
-        probe = sum(r["probe_seconds"] for p in rows for r in p["runs"]["auto"])
-        wall = sum(r["seconds"] for p in rows for r in p["runs"]["auto"])
+    if with_auto:
+        closed = [p["summary"]["auto_gap_closed"] for p in with_auto if "auto_gap_closed" in p["summary"]]
+        s["auto_mean_gap_closed"] = round(statistics.mean(closed), 3) if closed else None
+        s["pairs_with_a_gap"] = len(closed)
+        s["auto_min_gain_over_scratch_points"] = min(p["summary"]["auto_gain_points"] for p in with_auto)
+        probe = sum(r["probe_seconds"] for p in with_auto for r in p["runs"]["auto"])
+        wall = sum(r["seconds"] for p in with_auto for r in p["runs"]["auto"])
         s["probe_share_of_wall_time"] = round(probe / wall, 3)
-    if all("hinton_gap_closed" in p["summary"] for p in pairs.values()) and pairs:
-        s["hinton_mean_gap_closed"] = round(statistics.mean(p["summary"]["hinton_gap_closed"] for p in pairs.values()), 3)
+    hinton = [p["summary"]["hinton_gap_closed"] for p in pairs.values() if "hinton_gap_closed" in p["summary"]]
+    if hinton:
+        s["hinton_mean_gap_closed"] = round(statistics.mean(hinton), 3)
     return s
 
 
@@ -316,6 +324,8 @@ def main() -> None:
     if a.merge:
         parts = [json.loads(Path(p).read_text()) for p in a.merge]
         merged = {**parts[0], "results": {k: v for p in parts for k, v in p["results"].items()}}
+        for v in merged["results"].values():  # recompute with this version's rules
+            v["summary"] = summarise(v["teacher"], v["runs"])
         merged["summary"] = {b: overall({k: v for k, v in merged["results"].items() if v["epochs"] == int(b)})
                              for b in sorted({str(v["epochs"]) for v in merged["results"].values()})}
         atomic_write_text(a.out, json.dumps(merged, indent=2, default=str) + "\n")

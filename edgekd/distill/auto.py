@@ -205,8 +205,6 @@ def _cache_for(caches: dict, name: str, overrides, n: int):
     from edgekd.distill.cache import Augmenter, TeacherCache
     from edgekd.distill.recipe import load_recipe
 
-    if name == "ce":
-        return None
     train = load_recipe(name, _train_only(overrides)).train
     views = Augmenter(train["augment"], n, train["views"], (1, 1)).views
     return caches.setdefault((train["augment"], views), TeacherCache(n, views))

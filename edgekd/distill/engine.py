@@ -194,6 +194,19 @@ def _evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, dist: _Dist, batch
     return correct / len(x), loss / len(x)
 
 
+def _teacher_val_acc(teacher, vx, vy, dist, cache) -> float:
+    """The teacher's val accuracy, remembered on a shared TeacherCache: runs that share one (the auto probe's
+    trials, a benchmark's methods) have the same teacher and data, and a large teacher's pass is not free."""
+    memo = getattr(cache, "teacher_val", None) if isinstance(cache, TeacherCache) else None
+    key = (_param_fingerprint(teacher), len(vx))
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    acc, _ = _evaluate(teacher, vx, vy, dist)
+    if isinstance(cache, TeacherCache):
+        cache.teacher_val = (key, acc)
+    return acc
+
+
 def _teacher_labels(teacher: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
     with torch.no_grad():
         dev = _device_of(teacher)
@@ -416,7 +429,7 @@ def _run(teacher, student, data, rec, train_cfg, dist, *, epochs, max_steps, bat
             "run_key": run_key, "recipe": rec.name,
         })
 
-    teacher_acc, _ = _evaluate(teacher, vx, vy, dist)
+    teacher_acc = _teacher_val_acc(teacher, vx, vy, dist, cache)
     every = int(train_cfg["checkpoint_every"])
     bar = None
     if progress and dist.main:
