@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from edgekd.core import RunDir
-from edgekd.errors import EdgeKDError
+from edgekd.errors import EdgeKDError, UsageError
 from edgekd.models.outputs import logits_of
 from edgekd.pipeline.report import write_reports
 from edgekd.pipeline.sources import ModelSource, resolve_student, resolve_teacher
@@ -68,6 +68,8 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     from edgekd.targets import load_target
 
     t_start = time.perf_counter()
+    if cfg.baseline not in ("none", "scratch"):
+        raise UsageError(f"--baseline must be none or scratch, got {cfg.baseline!r}")
     target = load_target(cfg.target)
     run = RunDir(cfg.output, pipeline="compress")
     data = load_data(cfg.data, seed=cfg.seed, image_size=cfg.image_size, normalize=cfg.normalize)
@@ -102,8 +104,6 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str
     ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
                          teacher_src=teacher_src, student_src=student_src, log=log, notes=notes)
     student, student_key = stages.distill_stage(ctx)
-    if cfg.baseline not in ("none", "scratch"):
-        raise EdgeKDError(f"baseline must be none or scratch, got {cfg.baseline!r}")
     stages.baseline_stage(ctx, student, student_key)
     if cfg.prune:
         student, student_key = stages.prune_stage(ctx, student, student_key)
