@@ -323,7 +323,16 @@ def main() -> None:
         return grid(a.pairs.split(",")[0], a.grid)
     if a.merge:
         parts = [json.loads(Path(p).read_text()) for p in a.merge]
-        merged = {**parts[0], "results": {k: v for p in parts for k, v in p["results"].items()}}
+        results: dict = {}
+        for part in parts:  # the same pair and budget from several processes (other seeds): runs are joined
+            for k, v in part["results"].items():
+                if k in results and not set(v["seeds"]) & set(results[k]["seeds"]):
+                    results[k]["seeds"] += v["seeds"]
+                    for m, rs in v["runs"].items():
+                        results[k]["runs"].setdefault(m, []).extend(rs)
+                else:
+                    results[k] = v
+        merged = {**parts[0], "results": results}
         for v in merged["results"].values():  # recompute with this version's rules
             v["summary"] = summarise(v["teacher"], v["runs"])
         merged["summary"] = {b: overall({k: v for k, v in merged["results"].items() if v["epochs"] == int(b)})
