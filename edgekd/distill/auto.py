@@ -206,5 +206,5 @@ def _cache_for(caches: dict, name: str, overrides, n: int):
     from edgekd.distill.recipe import load_recipe
 
     train = load_recipe(name, _train_only(overrides)).train
-    views = Augmenter(train["augment"], n, train["views"], (1, 1)).views
+    views = Augmenter.view_count(train["augment"], train["views"])
     return caches.setdefault((train["augment"], views), TeacherCache(n, views))

@@ -34,10 +34,15 @@ class Augmenter:
 
     def __init__(self, kind: str, n: int, views: int, image_hw: tuple[int, int]):
         self.kind, self.n = kind, n
-        self.views = 1 if kind == "none" else 2 if kind == "flip" else max(1, int(views))
+        self.views = self.view_count(kind, views)
         h, w = image_hw
         self.pad = max(1, int(round(min(h, w) / 8)))  # 4 px on 32x32 (the CIFAR standard), 4 on 28, 1 on 8
         self._params: dict[int, np.ndarray] = {}
+
+    @staticmethod
+    def view_count(kind: str, views: int) -> int:
+        """How many cached teacher views an augmentation setting has (what a shared TeacherCache is sized by)."""
+        return 1 if kind == "none" else 2 if kind == "flip" else max(1, int(views))
 
     def params(self, view: int) -> np.ndarray:
         if view not in self._params and self.kind == "flip":

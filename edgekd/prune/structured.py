@@ -229,4 +229,4 @@ def _shared_cache(recipe, n: int):
 
     # "auto" trains built-in recipes that share their training settings: the probe's first recipe stands for them
     train = load_recipe(LR_RECIPE if recipe == "auto" else recipe).train
-    return TeacherCache(n, Augmenter(train["augment"], n, train["views"], (1, 1)).views)
+    return TeacherCache(n, Augmenter.view_count(train["augment"], train["views"]))
