@@ -116,7 +116,7 @@ def train_student(model, bundle, steps: int, seed: int = 0):
 def export_pair(model, x_nchw: np.ndarray, calib: np.ndarray, work: Path, name: str) -> tuple[Path, Path]:
     import torch
 
-    from edgekd.export.tflite_export import litert_convert
+    from edgekd.export.converters.litert import litert_convert
     from edgekd.quantize.tflite_quant import quantize_tflite
 
     fp32, int8 = work / f"{name}_fp32.tflite", work / f"{name}_int8.tflite"

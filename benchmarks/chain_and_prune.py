@@ -186,7 +186,7 @@ def main() -> None:
 
 def _latency(models, data, threads, *, out_dir, budget_s=4.0):
     """Host latency of each pruned model against the unpruned base, measured side by side (ABBA pairs via
-    edgekd.prune._util.measure_latency = edgekd.runtime runners + edgekd.gate.timing), in PyTorch eager
+    edgekd.prune._util.measure_latency = edgekd.runtime runners + edgekd.runtime.timing), in PyTorch eager
     and ONNX Runtime (CPU EP), batch 1; the paired ratio with its 95 % CI is the figure to read."""
     from edgekd.export import export_onnx
     from edgekd.prune._util import count, measure_latency

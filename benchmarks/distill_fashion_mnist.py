@@ -39,7 +39,8 @@ from edgekd.core import atomic_write_text  # noqa: E402
 from edgekd.data import load_data  # noqa: E402
 from edgekd.data.bundle import ArrayDataset, DataBundle  # noqa: E402
 from edgekd.distill import TeacherCache, distill, load_recipe  # noqa: E402
-from edgekd.distill.engine import _Dist, _evaluate  # noqa: E402
+from edgekd.distill.trainer.ddp import Dist  # noqa: E402
+from edgekd.distill.trainer.evaluation import evaluate  # noqa: E402
 from edgekd.models import count_macs_params, create_model, load_weights  # noqa: E402
 
 SCRATCH = {"name": "scratch", "loss": [{"type": "ce"}]}
@@ -143,8 +144,8 @@ def main() -> None:
     s_macs, s_params = count_macs_params(probe, shape)
     if t_macs / s_macs < 10:
         raise SystemExit(f"student {args.student} has only {t_macs / s_macs:.1f}x fewer MACs than the teacher")
-    one = _Dist()
-    teacher_test, _ = _evaluate(teacher, data.test.x, data.test.y, one)
+    one = Dist()
+    teacher_test, _ = evaluate(teacher, data.test.x, data.test.y, one)
     overrides = dict(kv.split("=", 1) for kv in args.set)
 
     # One shared cache per augmentation setting (views): every run reuses the teacher's outputs.
@@ -186,7 +187,7 @@ def main() -> None:
             t0 = time.perf_counter()
             res = distill(teacher, student, data, recipe=recipe_for(m), epochs=args.epochs, batch_size=args.batch_size,
                           seed=seed, progress=False, overrides=overrides, cache=cache_for(m))
-            test_acc, _ = _evaluate(res.student, data.test.x, data.test.y, one)
+            test_acc, _ = evaluate(res.student, data.test.x, data.test.y, one)
             runs[m].append({"seed": seed, "test_acc": round(test_acc, 4), "best_val_acc": round(res.metrics["best_val_acc"], 4),
                             "best_epoch": res.metrics["best_epoch"], "seconds": round(time.perf_counter() - t0, 2),
                             "val_acc_per_epoch": [round(e["val_acc"], 4) for e in res.metrics["epochs"]]})

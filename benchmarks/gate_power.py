@@ -61,7 +61,8 @@ def export(widths, size: int, path: Path) -> int:
 def verify(base: Path, variant: Path, budget_s: float) -> dict:
     """A long interleaved measurement of the real slowdown (same ABBA method, one attempt, many more samples)."""
     from edgekd.gate.gate import _runner_and_invoke
-    from edgekd.gate.timing import TimingSettings, measure_ab, pick_cpus, pinned
+    from edgekd.runtime.machine import pick_cpus, pinned
+    from edgekd.runtime.timing import TimingSettings, measure_ab
     from edgekd.inspect import model_info
 
     with pinned(pick_cpus(1)):
@@ -164,7 +165,8 @@ def write(path: Path, results: dict, load_start: list, t0: float, c0: float, don
     import onnxruntime
 
     from edgekd.core import atomic_write_text
-    from edgekd.gate.timing import TimingSettings, machine_where
+    from edgekd.runtime.machine import machine_where
+    from edgekd.runtime.timing import TimingSettings
 
     d = TimingSettings()
     out = {

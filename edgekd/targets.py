@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekd import backends
 from edgekd.errors import EdgeKDError
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8")
 KINDS = ("cpu", "npu")
-RUNTIMES = ("onnxruntime", "litert", "qnn", "vela")
-CONNECTIONS = ("local", "ssh", "adb", "offline")
+# What the CPU runners (host, ssh, adb) execute, and the format each ships by default; NPU runtimes and
+# all connection kinds come from the backends (edgekd/backends.py).
+CPU_RUNTIMES = {"onnxruntime": "onnx", "litert": "tflite"}
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,13 @@ class Target:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+
+
 # --- locating files ---------------------------------------------------------------------------
 
 def targets_dir() -> Path:
-    """Built-in targets: edgekd/_targets in an installed wheel, else the repository's targets/."""
+    """Built-in targets: edgekd/_targets (a symlink to the repository's targets/; a built wheel holds the
+    files themselves), else targets/ beside the package (a checkout made without symlinks)."""
     pkg = Path(__file__).resolve().parent  # this module sits in the package (edgekd.__file__ may be None)
     for cand in (pkg / "_targets", pkg.parent / "targets"):
         if cand.is_dir():
@@ -129,8 +134,8 @@ def load_target(name_or_path: str | Path | Target) -> Target:
 
 # --- validation -------------------------------------------------------------------------------
 
-class _Reader:
-    """Pulls typed fields out of one table, naming file + field in every error."""
+class TableReader:
+    """Pulls typed fields out of one table, naming file + field in every error (backends use it too)."""
 
     def __init__(self, path: Path, table: dict[str, Any], prefix: str):
         self.path, self.table, self.prefix, self.used = path, table, prefix, set()
@@ -166,9 +171,9 @@ class _Reader:
             raise self.fail(key, "must be a list of strings")
         return tuple(val)
 
-    def sub(self, key: str, required: bool = False) -> "_Reader | None":
+    def sub(self, key: str, required: bool = False) -> "TableReader | None":
         val = self.get(key, dict, ... if required else None)
-        return None if val is None else _Reader(self.path, val, f"{self.prefix}{key}.")
+        return None if val is None else TableReader(self.path, val, f"{self.prefix}{key}.")
 
     def done(self) -> None:
         extra = sorted(set(self.table) - self.used)
@@ -176,120 +181,153 @@ class _Reader:
             raise self.fail(extra[0], "is not a known field (typo?)")
 
 
-def _parse(path: Path) -> Target:
+@dataclass(frozen=True)
+class SubTables:
+    """What a backend's validate() may read: the [connection] and [npu] tables (npu is free-form until a
+    backend reads it; one that does calls npu.done() so typos surface)."""
+
+    connection: TableReader
+    npu: TableReader
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise EdgeKDError(f"target file {path} is not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise EdgeKDError(f"target file {path} cannot be read: {exc}") from None
 
-    r = _Reader(path, data, "")
+
+def _name(r: TableReader) -> str:
     name = r.get("name", str)
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise r.fail("name", f"must be a non-empty name of letters, digits, '-' or '_', got {name!r}")
-    description = r.get("description", str, "")
-    kind = r.get("kind", str, "cpu", KINDS)
-    arch = r.get("arch", str, "native")
+    return name
 
-    ships_raw = r.get("ships", list, None)  # default below: int8 in the runtime's own format
+
+def _ships(r: TableReader) -> list[Ship]:
+    ships_raw = r.get("ships", list, None)  # None: the caller's default (int8 in the runtime's own format)
     if ships_raw is not None and not ships_raw:
         raise r.fail("ships", "must list at least one {format, precision}")
     ships = []
     for i, s in enumerate(ships_raw or []):
         if not isinstance(s, dict):
             raise r.fail(f"ships[{i}]", "must be a table with format and precision")
-        sr = _Reader(path, s, f"ships[{i}].")
+        sr = TableReader(r.path, s, f"ships[{i}].")
         ships.append(Ship(sr.get("format", str, choices=FORMATS), sr.get("precision", str, choices=PRECISIONS)))
         sr.done()
+    return ships
 
+
+def _runtime(r: TableReader) -> dict[str, Any]:
     rt = r.sub("runtime", required=True)
-    runtime = rt.get("name", str, choices=RUNTIMES)
-    if not ships:
-        ships = [Ship("onnx" if runtime in ("onnxruntime", "qnn") else "tflite", "int8")]
-    delegates = rt.str_list("delegates")
-    optional = rt.str_list("optional_delegates")
-    threads = rt.positive("threads", int, 1)
-    affinity = rt.get("cpu_affinity", str, "")
+    fields = {
+        "runtime": rt.get("name", str, choices=(*CPU_RUNTIMES, *backends.owned_runtimes())),
+        "delegates": rt.str_list("delegates"),
+        "optional_delegates": rt.str_list("optional_delegates"),
+        "threads": rt.positive("threads", int, 1),
+        "cpu_affinity": rt.get("cpu_affinity", str, ""),
+    }
+    affinity = fields["cpu_affinity"]
     if affinity and affinity != "auto":
         try:
             int(affinity, 16)
         except ValueError:
             raise rt.fail("cpu_affinity", f"must be a hex CPU mask (e.g. f0) or auto, got {affinity!r}") from None
     rt.done()
+    return fields
 
-    cr = r.sub("connection") or _Reader(path, {"kind": "local"}, "connection.")  # no table: this machine
-    ckind = cr.get("kind", str, choices=CONNECTIONS)
+
+def _connection(cr: TableReader, remote_dir: str) -> Connection:
+    """remote_dir: the default of the backend that reaches this kind of connection."""
     conn = Connection(
-        kind=ckind,
+        kind=cr.get("kind", str),  # checked against the backends' kinds by the caller
         host=cr.get("host", str, ""),
         user=cr.get("user", str, ""),
         port=cr.positive("port", int, 22),
         key=cr.get("key", str, ""),
         known_hosts=cr.get("known_hosts", str, ""),
         python=cr.get("python", str, "python3"),
-        remote_dir=cr.get("remote_dir", str, "/data/local/tmp/edgekd" if ckind == "adb" else "/tmp/edgekd"),
+        remote_dir=cr.get("remote_dir", str, remote_dir),
         serial=cr.get("serial", str, ""),
         benchmark_model=cr.get("benchmark_model", str, ""),
         compiler=cr.get("compiler", str, ""),
     )
-    if ckind == "ssh" and not conn.host:
-        raise cr.fail("host", "is required when kind = \"ssh\"")
-    if ckind == "offline" and not conn.compiler:
-        raise cr.fail("compiler", "is required when kind = \"offline\"")
     if conn.remote_dir and not conn.remote_dir.startswith("/"):
         raise cr.fail("remote_dir", f"must be an absolute path on the device, got {conn.remote_dir!r}")
     cr.done()
+    return conn
 
+
+def _benchmark(r: TableReader) -> Benchmark:
     bench = Benchmark()
     br = r.sub("benchmark")
-    if br is not None:
-        bench = Benchmark(
-            runs=br.positive("runs", int, bench.runs),
-            warmup=br.positive("warmup", int, bench.warmup, allow_zero=True),
-            max_seconds=float(br.positive("max_seconds", (int, float), bench.max_seconds)),
-        )
-        br.done()
-
-    budgets = Budgets()
-    bu = r.sub("budgets")
-    if bu is not None:
-        lat = bu.positive("latency_ms", (int, float), None)
-        mem = bu.positive("peak_memory_mb", (int, float), None)
-        budgets = Budgets(
-            latency_ms=None if lat is None else float(lat),
-            size_bytes=bu.positive("size_bytes", int, None),
-            peak_memory_mb=None if mem is None else float(mem),
-        )
-        bu.done()
-
-    emulation = None
-    er = r.sub("emulation")
-    if er is not None:
-        emulation = Emulation(
-            qemu_cpu=er.get("qemu_cpu", str),
-            clock_ghz=float(er.positive("clock_ghz", (int, float))),
-            instructions_per_cycle=float(er.positive("instructions_per_cycle", (int, float))),
-            source=er.get("source", str),
-        )
-        er.done()
-
-    npu = dict(r.get("npu", dict, {}))
-    if runtime == "qnn":
-        nr = _Reader(path, npu, "npu.")
-        nr.positive("soc_model", int)
-        nr.positive("htp_arch", int)
-        nr.done()
-    elif runtime == "vela":
-        nr = _Reader(path, npu, "npu.")
-        nr.get("accelerator_config", str)
-        nr.get("system_config", str, "")
-        nr.get("memory_mode", str, "")
-        nr.done()
-    r.done()
-
-    return Target(
-        name=name, description=description, kind=kind, arch=arch, ships=tuple(ships), runtime=runtime,
-        delegates=delegates, optional_delegates=optional, threads=threads, cpu_affinity=affinity,
-        connection=conn, benchmark=bench, budgets=budgets, emulation=emulation, npu=npu, source=str(path),
+    if br is None:
+        return bench
+    bench = Benchmark(
+        runs=br.positive("runs", int, bench.runs),
+        warmup=br.positive("warmup", int, bench.warmup, allow_zero=True),
+        max_seconds=float(br.positive("max_seconds", (int, float), bench.max_seconds)),
     )
+    br.done()
+    return bench
+
+
+def _budgets(r: TableReader) -> Budgets:
+    bu = r.sub("budgets")
+    if bu is None:
+        return Budgets()
+    lat = bu.positive("latency_ms", (int, float), None)
+    mem = bu.positive("peak_memory_mb", (int, float), None)
+    budgets = Budgets(
+        latency_ms=None if lat is None else float(lat),
+        size_bytes=bu.positive("size_bytes", int, None),
+        peak_memory_mb=None if mem is None else float(mem),
+    )
+    bu.done()
+    return budgets
+
+
+def _emulation(r: TableReader) -> Emulation | None:
+    er = r.sub("emulation")
+    if er is None:
+        return None
+    emulation = Emulation(
+        qemu_cpu=er.get("qemu_cpu", str),
+        clock_ghz=float(er.positive("clock_ghz", (int, float))),
+        instructions_per_cycle=float(er.positive("instructions_per_cycle", (int, float))),
+        source=er.get("source", str),
+    )
+    er.done()
+    return emulation
+
+
+def _parse(path: Path) -> Target:
+    r = TableReader(path, _read_toml(path), "")
+    name = _name(r)
+    description = r.get("description", str, "")
+    kind = r.get("kind", str, "cpu", KINDS)
+    arch = r.get("arch", str, "native")
+    ships = _ships(r)
+    runtime = _runtime(r)
+
+    cr = r.sub("connection") or TableReader(path, {"kind": "local"}, "connection.")  # no table: this machine
+    ckind = cr.get("kind", str, choices=backends.connection_kinds())
+    serving = backends.backends_for(runtime["runtime"], ckind)  # the runtime's owner first, then the connection's
+    reacher = next((b for b in serving if ckind in b.connections), None)
+    conn = _connection(cr, reacher.remote_dir if reacher else backends.Backend.remote_dir)
+    if not ships:
+        fmt = CPU_RUNTIMES.get(runtime["runtime"]) or serving[0].default_format
+        ships = [Ship(fmt, "int8")]
+
+    target = Target(
+        name=name, description=description, kind=kind, arch=arch, ships=tuple(ships), connection=conn,
+        benchmark=_benchmark(r), budgets=_budgets(r), emulation=_emulation(r), npu=dict(r.get("npu", dict, {})),
+        source=str(path), **runtime,
+    )
+    tables = SubTables(connection=cr, npu=TableReader(path, target.npu, "npu."))
+    for backend in serving:
+        backend.validate(target, tables)
+    r.done()
+    return target

@@ -120,7 +120,7 @@ def test_run_chain_with_given_student_and_auto_probe(data):
 def test_chain_student_keeps_announced_depth_and_link_files_load_from_teacher(tmp_path, data):
     """auto:<ratio> in compress: assistants width-only, the student drops the blocks derive(teacher) chose,
     and every link file (dropped blocks relative to the teacher) loads onto a fresh teacher."""
-    from edgekd.prune.checkpoint import load_pruned
+    from edgekd.models.checkpoint import load_portable
 
     torch.manual_seed(0)
     teacher = Teacher().eval()
@@ -131,7 +131,7 @@ def test_chain_student_keeps_announced_depth_and_link_files_load_from_teacher(tm
     assert ta["dropped_blocks"] == [] and sorted(st["dropped_blocks"]) == ["body.1", "body.3"]
     assert len(res.student.body) == 2 and st["macs_ratio"] <= 0.05 * 1.05
     x = torch.from_numpy(data.test.x[:4])
-    m = load_pruned(Teacher(), tmp_path / "link2" / "model.pt")
+    m = load_portable(Teacher(), tmp_path / "link2" / "model.pt")
     torch.testing.assert_close(m(x), res.student(x))
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgeKDError
-from edgekd.prune.checkpoint import load_pruned, save_pruned
+from edgekd.models.checkpoint import load_portable, save_portable
 from edgekd.prune.derived import derive
 
 torch.set_num_threads(1)
@@ -163,8 +163,8 @@ def test_checkpoint_roundtrip_with_dropped_blocks(tmp_path):
     t = TinyResNet().eval()
     r = derive(t, ratio=0.2, mode="auto", example_input=(1, 16, 16), measure_latency=False)
     assert r.dropped_blocks
-    p = save_pruned(r.model, tmp_path / "d.pt", dropped_blocks=r.dropped_blocks)
-    m = load_pruned(TinyResNet(), p)
+    p = save_portable(r.model, tmp_path / "d.pt", dropped_blocks=r.dropped_blocks)
+    m = load_portable(TinyResNet(), p)
     torch.testing.assert_close(m(X), r.model.eval()(X))
     blob = torch.load(p, weights_only=True)  # loads without pickled code
     assert blob["dropped_blocks"] == r.dropped_blocks

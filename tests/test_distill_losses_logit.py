@@ -4,7 +4,6 @@ their recipe registration, and the three built-in recipes that use them trained 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from tiny_vectors import mlp, tiny_bundle
 
@@ -258,25 +257,7 @@ def test_logit_recipes_train_end_to_end(name):
     assert any(not torch.equal(a, b) for a, b in zip(before, res.student.parameters()))
 
 
-def test_a_new_loss_type_is_one_registration():
-    """Registering a builder is all a new recipe `type` needs (keys, checks and the engine follow)."""
-    from edgekd.distill.terms import Term
-
-    name = "test-logit-l2"
-    try:
-        @register_loss(name, keys={"scale"}, check=lambda p: None if p.get("scale", 1) > 0 else "scale must be > 0")
-        def _build(spec, student, teacher, example):
-            k = float(spec.params.get("scale", 1.0))
-            return [Term(spec, nn.Identity(), [], ["logits"],
-                         lambda m, s, t, y: k * (s["logits"] - t["logits"]).pow(2).mean())]
-
-        with pytest.raises(EdgeKDError, match="scale must be > 0"):
-            load_recipe({"loss": [{"type": name, "scale": -1}]})
-        res = distill(_mlp(32, 0).eval(), _mlp(8, 1), _tiny_bundle(), recipe={"loss": [{"type": name, "scale": 2.0}]},
-                      epochs=1, max_steps=2, batch_size=32, progress=False)
-        assert set(res.metrics["epochs"][0]["parts"]) == {name}
-    finally:
-        LOSSES.pop(name, None)
+# a new loss type from a test file: tests/test_distill_registry.py
 
 
 def test_warmup_ramps_a_loss_weight_linearly():

@@ -165,7 +165,10 @@ def test_multi_input_model_exports(tmp_path):
 
 @pytest.mark.slow
 def test_onnx2tf_fallback_when_litert_fails(tmp_path, digits, monkeypatch):
-    from edgekd.export import onnx2tf_backend, tflite_export
+    import dataclasses
+
+    from edgekd.export import onnx2tf_backend
+    from edgekd.export.converters import CONVERTERS, converters_for
 
     if not onnx2tf_backend.available():
         pytest.skip("onnx2tf not installed")
@@ -173,7 +176,8 @@ def test_onnx2tf_fallback_when_litert_fails(tmp_path, digits, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("simulated litert-torch failure")
 
-    monkeypatch.setitem(tflite_export._CONVERT, "litert-torch", broken)
+    converters_for("tflite")  # registers the built-in converters
+    monkeypatch.setitem(CONVERTERS, "litert-torch", dataclasses.replace(CONVERTERS["litert-torch"], convert=broken))
     rep = export_tflite(tiny_cnn(), digits, tmp_path / "m.tflite")
     assert rep.converter == "onnx2tf" and rep.passed and rep.input_layout == "NHWC"
     assert rep.attempts[0]["ok"] is False and "simulated" in rep.attempts[0]["error"]
@@ -185,12 +189,16 @@ def test_onnx2tf_fallback_when_litert_fails(tmp_path, digits, monkeypatch):
 
 
 def test_torchscript_fallback_when_dynamo_fails(tmp_path, digits, monkeypatch):
-    from edgekd.export import onnx_export
+    import dataclasses
+
+    from edgekd.export.converters import CONVERTERS, converters_for
 
     def broken(*a, **k):
         raise RuntimeError("simulated torch.export failure")
 
-    monkeypatch.setattr(onnx_export, "_export_dynamo", broken)
+    converters_for("onnx")  # registers the built-in converters
+    monkeypatch.setitem(CONVERTERS, "torch.onnx-dynamo",
+                        dataclasses.replace(CONVERTERS["torch.onnx-dynamo"], convert=broken))
     rep = export_onnx(tiny_cnn(), digits, tmp_path / "m.onnx")
     assert rep.converter == "torch.onnx-torchscript" and rep.passed
     assert [a["ok"] for a in rep.attempts] == [False, False, True]

@@ -8,7 +8,7 @@ import pytest
 
 from edgekd.errors import UsageError
 from edgekd.gate import Limits, TimingSettings, gate
-from edgekd.gate.stats import median_ratio_ci
+from edgekd.runtime.stats import median_ratio_ci
 
 try:  # helpers live beside the tests; works with or without tests/__init__.py
     from test_gate_models import onnx_convnet, onnx_matmul_chain
@@ -235,7 +235,8 @@ def test_callgrind_instruction_count_gates(chains):
 def test_pinning_restores_affinity_and_abba_order():
     import os
 
-    from edgekd.gate.timing import measure_ab, pick_cpus, pinned
+    from edgekd.runtime.machine import pick_cpus, pinned
+    from edgekd.runtime.timing import measure_ab
 
     before = os.sched_getaffinity(0)
     cpus = pick_cpus(1)

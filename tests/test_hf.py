@@ -195,15 +195,6 @@ def test_embedding_distillation_raises_agreement(emb_dir):
     assert not s.training  # left in eval mode
 
 
-def test_lr_schedule_warms_up_then_decays_to_zero():
-    from edgekd.hf.train import lr_factor
-
-    f = [lr_factor(s, 100, 0.1) for s in range(100)]
-    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and max(f) == 1.0
-    assert all(a >= b for a, b in zip(f[9:], f[10:])) and f[-1] == pytest.approx(1 / 90)
-    assert lr_factor(0, 5, 0.06) == 1.0  # under one warmup step: start at the peak
-
-
 def test_time_budget_shortens_the_run(emb_dir):
     t = load_hf_teacher(emb_dir)
     s, _ = derive_hf_student(t, layers=1)

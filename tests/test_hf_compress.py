@@ -23,7 +23,7 @@ def run(tmp_path_factory):
     import torch
 
     torch.set_num_threads(1)
-    from edgekd.hf import compress_hf
+    from edgekd.pipeline import compress_hf
 
     root = tmp_path_factory.mktemp("hfrun")
     teacher = make_tiny_bert(root / "teacher", "embedding")
@@ -91,7 +91,7 @@ def test_optimum_dirs_load_with_ortmodel(run):
 
 @pytest.mark.slow
 def test_rerun_skips_finished_stages(run):
-    from edgekd.hf import compress_hf
+    from edgekd.pipeline import compress_hf
 
     before = json.loads((run["root"] / "out" / "manifest.json").read_text())["stages"]
     r2 = compress_hf(f"hf:{run['teacher']}", **run["kw"])
@@ -120,7 +120,7 @@ def test_cli_command_json(run, capsys):
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
-    from edgekd.hf import compress_hf
+    from edgekd.pipeline import compress_hf
 
     teacher = make_tiny_bert(tmp_path / "t", "embedding", layers=2)
     with pytest.raises(EdgeKDError, match="does not exist"):
@@ -144,7 +144,7 @@ def _cli(argv, capsys):
 
 
 def test_compress_routes_hf_teacher(tmp_path, monkeypatch, capsys):
-    import edgekd.hf
+    import edgekd.pipeline
 
     seen = {}
 
@@ -152,7 +152,7 @@ def test_compress_routes_hf_teacher(tmp_path, monkeypatch, capsys):
         seen.update(kw, teacher=teacher)
         return {"kind": "hf", "artifacts": [], "shipped": []}
 
-    monkeypatch.setattr(edgekd.hf, "compress_hf", fake)
+    monkeypatch.setattr(edgekd.pipeline, "compress_hf", fake)
     code, out = _cli(["compress", "--teacher", "hf:/some/dir", "--target", "android", "--output", str(tmp_path / "o"),
                       "--json"], capsys)
     assert code in (0, None), out.err
@@ -172,14 +172,15 @@ def test_compress_hf_errors_are_one_line(tmp_path, capsys):
 def test_default_data_is_fortunes():
     import inspect
 
-    from edgekd.hf.compress import DEFAULT_DATA, compress_hf
+    from edgekd.modalities.text import DEFAULT_DATA
+    from edgekd.pipeline import compress_hf
 
     assert inspect.signature(compress_hf).parameters["data"].default is None and DEFAULT_DATA == "fortunes"
 
 
 @pytest.mark.slow
 def test_without_tflite_the_report_says_nothing_in_the_target_format_ships(run):
-    from edgekd.hf import compress_hf
+    from edgekd.pipeline import compress_hf
 
     r = compress_hf(f"hf:{run['teacher']}", **{**run["kw"], "tflite": False})  # earlier stages are reused
     assert r["shipped"] == [] and not any(a["format"] == "tflite" for a in r["artifacts"])
@@ -193,7 +194,7 @@ def test_distilbert_teacher_with_a_relative_output_dir(tmp_path, monkeypatch):
     relative to the working directory (stage outputs were once joined to it twice)."""
     from test_hf_helpers import make_tiny_encoder
 
-    from edgekd.hf import compress_hf
+    from edgekd.pipeline import compress_hf
 
     make_tiny_encoder(tmp_path / "teacher", "distilbert")
     (tmp_path / "texts.txt").write_text("\n".join(random_texts(60)))

@@ -67,7 +67,7 @@ def test_pickled_code_is_refused(tmp_path):
 def test_portable_checkpoint_restores_pruned_widths(tmp_path):
     import torch_pruning as tp
 
-    from edgekd.models.portable import load_portable, save_portable
+    from edgekd.models.checkpoint import load_portable, save_portable
 
     m = create_model("mobilenet-xs")
     x = torch.randn(2, 1, 28, 28)
@@ -78,6 +78,24 @@ def test_portable_checkpoint_restores_pruned_widths(tmp_path):
     restored = load_portable(create_model("mobilenet-xs"), tmp_path / "p.pt")
     assert torch.allclose(restored(x), m(x))
     assert sum(p.numel() for p in restored.parameters()) == sum(p.numel() for p in m.parameters())
+
+
+def test_a_checkpoint_is_read_once_by_load_model(tmp_path, monkeypatch):
+    """Portable (with dropped blocks) or plain, load_model reads the weights file one time."""
+    import edgekd.core.inputs as inputs
+    from edgekd.models.checkpoint import save_portable
+    from edgekd.models.surgery import drop_blocks
+
+    reads = []
+    real = inputs.load_torch_file
+    monkeypatch.setattr(inputs, "load_torch_file", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    small = drop_blocks(create_model("mobilenet-xs"), {"features.3"}).eval()
+    save_portable(small, tmp_path / "p.pt", dropped_blocks=["features.3"])
+    torch.save(create_model("cnn-xs").state_dict(), tmp_path / "plain.pt")
+    x = torch.randn(1, 1, 16, 16)
+    assert torch.allclose(load_model("mobilenet-xs", tmp_path / "p.pt")(x), small(x))
+    load_model("cnn-xs", tmp_path / "plain.pt")
+    assert [str(p) for p in reads] == [str(tmp_path / "p.pt"), str(tmp_path / "plain.pt")]
 
 
 def test_torch_export_program_as_a_teacher(tmp_path):
@@ -135,7 +153,7 @@ def test_dict_and_model_output_classifiers_are_understood():
 
     from edgekd.data import load_data
     from edgekd.distill import distill
-    from edgekd.pipeline.compress import check_fits
+    from edgekd.modalities.classifier.checks import check_fits
     from edgekd.runtime import accuracy, load_runner
 
     class Wrap(torch.nn.Module):

@@ -71,7 +71,8 @@ def test_artifact_row_lists_every_result_and_budget_rows(tmp_path):
 
 @pytest.mark.skipif(not HAVE_VELA, reason="ethos-u-vela not installed")
 def test_compress_profile_stage_on_an_npu_target_keeps_compiled_file_and_host_figure(tmp_path):
-    from edgekd.pipeline.stages import profile_stage
+    from edgekd.modalities.classifier.stages import profile_stage
+    from edgekd.pipeline.shipping import mark_shipped
 
     run = RunDir(tmp_path / "run")
     shutil.copy(FIX / "tiny_int8.tflite", run.path("student_int8.tflite"))
@@ -83,6 +84,7 @@ def test_compress_profile_stage_on_an_npu_target_keeps_compiled_file_and_host_fi
     x = np.load(FIX / "digits_sample.npy")
     ctx = SimpleNamespace(cfg=SimpleNamespace(runs=3, threads=1, force=False), run=run, target=load_target("ethos-u55-128"),
                           data=SimpleNamespace(test=SimpleNamespace(x=x)), log=lambda m: None)
+    mark_shipped(ctx.target, arts)  # the pipeline decides what ships before profiling
     out = profile_stage(ctx, arts)
     shipped, ref = out
     assert shipped.extra["shipped"] and shipped.latency["kind"] == "estimated" and shipped.latency["target"] == "ethos-u55-128"
@@ -97,12 +99,12 @@ def test_emulate_auto_skips_quietly_and_turns_failures_into_notes(monkeypatch):
     r = profile(FIX / "tiny_int8.tflite", "host", runs=2, warmup=0, emulate="auto")  # host has no [emulation]
     assert [x["backend"] for x in r.results] == ["host"] and not r.notes
     import edgekd.emulate
-    import edgekd.profile.api as api
+    import edgekd.profile.backends.emulation as emulation
 
     def broken(*a, **k):
         raise EdgeKDError("ARM emulation environment not found")
 
-    monkeypatch.setattr(api, "_arm_env_ready", lambda: True)
+    monkeypatch.setattr(emulation, "_arm_env_ready", lambda: True)
     monkeypatch.setattr(edgekd.emulate, "emulate_profile", broken)
     monkeypatch.setenv("PATH", "/nonexistent")  # no adb: the android figure is a labelled host measurement
     r = profile(FIX / "tiny_int8.tflite", "android", runs=2, warmup=0, emulate="auto")

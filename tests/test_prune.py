@@ -106,7 +106,7 @@ def test_cli_derive_and_prune(tmp_path, student):
 
     from edgekd.commands.prune import derive_cmd, prune_cmd
     from edgekd.models import create_model
-    from edgekd.prune.checkpoint import load_pruned
+    from edgekd.models.checkpoint import load_portable
 
     app = typer.Typer()
     app.command("derive")(derive_cmd)
@@ -118,7 +118,7 @@ def test_cli_derive_and_prune(tmp_path, student):
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert info["achieved_ratio"] <= 0.3 * 1.05 and out.is_file()
-    m = load_pruned(create_model("mobilenet-s"), out)
+    m = load_portable(create_model("mobilenet-s"), out)
     assert m(torch.randn(1, 1, 16, 16)).shape == (1, 10)
     # bad input: one EdgeKDError, no file written
     bad = run.invoke(app, ["derive", "--teacher", "mobilenet-s", "--ratio", "2", "--input-shape", "1,16,16",
@@ -137,5 +137,5 @@ def test_cli_derive_and_prune(tmp_path, student):
                            "--threads", "1", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["macs_ratio"] < 0.5
-    p = load_pruned(create_model("cnn-m"), tmp_path / "p.pt")
+    p = load_portable(create_model("cnn-m"), tmp_path / "p.pt")
     assert p(torch.randn(1, 1, 8, 8)).shape == (1, 10)

@@ -4,7 +4,7 @@ import torch
 
 from edgekd.data import load_data
 from edgekd.models import load_weights
-from edgekd.pipeline.compress import teacher_sanity
+from edgekd.modalities.classifier.checks import teacher_sanity
 
 
 def test_trained_teacher_passes_and_mismatched_preprocessing_warns():

@@ -117,7 +117,7 @@ def distill_cmd(
     torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)
     s_model = load_model(student, student_weights, in_channels=c, num_classes=k)
-    from edgekd.pipeline.compress import check_fits
+    from edgekd.modalities.classifier.checks import check_fits
 
     check_fits(t_model, bundle, "teacher")  # before training: one line instead of a failure mid-run
     check_fits(s_model, bundle, "student")

@@ -39,7 +39,7 @@ def hf_compress_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
 ) -> None:
     """Distil a Hugging Face encoder into a layer-selected student; ship optimum ONNX, int8 ONNX and TFLite."""
-    from edgekd.hf import compress_hf
+    from edgekd.pipeline import compress_hf
     from edgekd.pipeline.print import print_report
 
     report = compress_hf(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,

@@ -35,15 +35,6 @@ def _load(spec: str, weights: Optional[Path], shape, num_classes):
     from edgekd.models import load_model
 
     kw = {"in_channels": shape[0], **({"num_classes": num_classes} if num_classes else {})}
-    if weights is None:
-        return load_model(spec, None, **kw)
-    from edgekd.core.inputs import load_torch_file
-
-    blob = load_torch_file(weights)
-    if isinstance(blob, dict) and blob.get("edgekd_portable") == 1:
-        from edgekd.prune.checkpoint import load_pruned
-
-        return load_pruned(load_model(spec, None, **kw), weights)
     return load_model(spec, weights, **kw)
 
 
@@ -71,7 +62,7 @@ def derive_cmd(
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W (or F for feature vectors) instead of --data (no data loaded)"),
-    output: Path = typer.Option(..., "--output", "-o", help="Derived model checkpoint (.pt, loads with edgekd.prune.load_pruned)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Derived model checkpoint (.pt, loads with edgekd.models.load_portable)"),
     threads: int = typer.Option(2, "--threads", min=1, help="Threads for the latency measurement"),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
@@ -82,7 +73,7 @@ def derive_cmd(
     import torch
 
     from edgekd.errors import UsageError
-    from edgekd.prune.checkpoint import save_pruned
+    from edgekd.models.checkpoint import save_portable
     from edgekd.prune.derived import derive
 
     if output.suffix != ".pt":
@@ -100,8 +91,8 @@ def derive_cmd(
     _, shape, k = _input_spec(data, input_shape, seed, image_size, normalize)
     t = _load(teacher, teacher_weights, shape, k)
     res = derive(t, ratio=ratio, by=by, mode=mode, example_input=(1, *shape), round_to=round_to, threads=threads)
-    save_pruned(res.model, output, dropped_blocks=res.dropped_blocks,
-                meta={"teacher": teacher, "ratio": ratio, "by": by, "mode": mode})
+    save_portable(res.model, output, dropped_blocks=res.dropped_blocks,
+                  meta={"teacher": teacher, "ratio": ratio, "by": by, "mode": mode})
     d = res.to_dict() | {"output": str(output)}
     if as_json:
         typer.echo(json.dumps(d, indent=2, default=str))
@@ -163,7 +154,7 @@ def prune_cmd(
     import torch
 
     from edgekd.errors import UsageError
-    from edgekd.prune.checkpoint import save_pruned
+    from edgekd.models.checkpoint import save_portable
     from edgekd.prune.structured import prune
 
     if output.suffix != ".pt":
@@ -181,7 +172,7 @@ def prune_cmd(
                 recover_epochs=recover_epochs, recover_steps=recover_steps, recovery=recovery,
                 unstructured=unstructured, recipe=recipe, round_to=round_to, batch_size=batch_size, lr=lr,
                 seed=seed, output_dir=output.parent / f"{output.stem}_steps", progress=progress, threads=threads)
-    save_pruned(res.model, output, meta={"model": model, "ratio": ratio, "unstructured": unstructured})
+    save_portable(res.model, output, meta={"model": model, "ratio": ratio, "unstructured": unstructured})
     d = res.to_dict() | {"output": str(output)}
     exported = []
     for path, fmt in ((onnx, "onnx"), (tflite, "tflite")):

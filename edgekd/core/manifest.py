@@ -123,8 +123,6 @@ class RunDir:
         if rec.get("fingerprint") != key or rec.get("status") != "done":
             return False
         for a in rec.get("artifacts", []):
-            if a.get("format") == "pytorch-memory":
-                continue
             p = self.root / a["path"]
             if not p.exists() or (a.get("sha256") and sha256_file(p) != a["sha256"]):
                 return False
@@ -170,12 +168,3 @@ class RunDir:
         }
         self.save()
         return result, False
-
-    def update_stage(self, name: str, *, artifacts: list[Artifact] | None = None, metrics: dict | None = None) -> None:
-        """Amend a finished stage's record (e.g. accuracy or latency measured by a later stage)."""
-        rec = self.manifest["stages"][name]
-        if artifacts is not None:
-            rec["artifacts"] = [a.to_dict() for a in artifacts]
-        if metrics:
-            rec.setdefault("metrics", {}).update(metrics)
-        self.save()

@@ -5,7 +5,8 @@
     result.student, result.metrics, result.best_checkpoint
 """
 
-from edgekd.distill.engine import DistillResult, distill
+from edgekd.distill.api import distill
+from edgekd.distill.engine import DistillResult
 from edgekd.distill.losses import (
     AttentionTransferLoss,
     CELoss,

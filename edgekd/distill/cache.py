@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgekd.errors import EdgeKDError
+
 VIEW_SEED = 20240917  # fixed: views are a property of the dataset, shared across run seeds
 
 
@@ -99,6 +101,13 @@ class TeacherCache:
         return {"enabled": self.disabled_reason is None, "reason": self.disabled_reason, "views": self.views,
                 "hits": self.hits, "misses": self.misses, "bytes": self.nbytes,
                 "teacher_seconds": round(self.teacher_seconds, 3)}
+
+    def bind(self, fingerprint: str, n: int, views: int) -> None:
+        """Claim a shared cache for a run on data/teacher/augmentation `fingerprint`; refused if it was filled
+        for another (its stored outputs would be wrong targets)."""
+        if self.fingerprint not in (None, fingerprint) or self.n != n or self.views != views:
+            raise EdgeKDError("the shared teacher cache was built for other data, teacher or augmentation")
+        self.fingerprint = fingerprint
 
     def _reserve(self, key: str, sample: torch.Tensor) -> bool:
         need = self.views * self.n * sample[0].numel() * sample.element_size()

@@ -15,8 +15,8 @@
 
 Built-in recipes live beside this file (recipes/<name>.toml). Overrides are dotted keys:
 "train.lr", "kd.temperature" (a loss by its name, which defaults to its type) or "loss.0.weight".
-Loss types, their keys and value checks are declared once each, in the registry (registry.py,
-filled by terms.py).
+Loss types, their keys, defaults and value checks are declared once each, with @register_loss
+beside the loss module (edgekd/distill/losses/; see registry.py).
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from edgekd.distill.registry import loss_types
+from edgekd.distill.registry import LOSSES, LossType
 from edgekd.errors import EdgeKDError
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+
+def loss_types() -> dict[str, LossType]:
+    """Every registered loss type; importing edgekd.distill.losses registers the built-in ones (torch)."""
+    import edgekd.distill.losses  # noqa: F401
+
+    return LOSSES
 
 
 class _LossKeys(Mapping):
@@ -46,7 +53,8 @@ class _LossKeys(Mapping):
         return len(loss_types())
 
 
-LOSS_TYPES: Mapping[str, set[str]] = _LossKeys()  # kept for callers of the former dict
+# The former hand-kept dict, now a view of the registry; tests/test_distill_losses_logit.py reads it.
+LOSS_TYPES: Mapping[str, set[str]] = _LossKeys()
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adamw",  # adamw | sgd
@@ -177,11 +185,24 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
     unknown = set(raw) - {"name", "description", "train", "loss", "pseudo_labels"}
     if unknown:
         raise EdgeKDError(f"recipe {source}: unknown section(s) {sorted(unknown)}")
+    train, pseudo = _parse_train(raw.get("train", {}), source), _parse_pseudo(raw.get("pseudo_labels", {}), source)
+    entries = raw.get("loss", [])
+    if not isinstance(entries, list) or not entries:
+        raise EdgeKDError(f"recipe {source}: needs at least one [[loss]] entry")
+    losses = [_parse_loss(i, e, source) for i, e in enumerate(entries)]
+    names = [s.name for s in losses]
+    if len(set(names)) != len(names):
+        raise EdgeKDError(f"recipe {source}: loss names must be unique (got {names}); set name = \"...\"")
+    return Recipe(name=str(raw.get("name", Path(source).stem)), description=str(raw.get("description", "")),
+                  losses=losses, train=train, pseudo_labels=pseudo, source=source)
+
+
+def _parse_train(given: dict[str, Any], source: str) -> dict[str, Any]:
     train = dict(TRAIN_DEFAULTS)
-    bad = set(raw.get("train", {})) - set(TRAIN_DEFAULTS)
+    bad = set(given) - set(TRAIN_DEFAULTS)
     if bad:
         raise EdgeKDError(f"recipe {source}: unknown train setting(s) {sorted(bad)}; known: {sorted(TRAIN_DEFAULTS)}")
-    train.update(raw.get("train", {}))
+    train.update(given)
     if train["optimizer"] not in ("adamw", "sgd"):
         raise EdgeKDError(f"recipe {source}: optimizer must be adamw or sgd, got {train['optimizer']!r}")
     if train["scheduler"] not in ("onecycle", "cosine", "constant"):
@@ -193,56 +214,42 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
     for k in ("views", "checkpoint_every"):
         if not isinstance(train[k], int) or isinstance(train[k], bool) or train[k] < (1 if k == "views" else 0):
             raise EdgeKDError(f"recipe {source}: train.{k} must be a non-negative integer, got {train[k]!r}")
+    return train
+
+
+def _parse_pseudo(given: dict[str, Any], source: str) -> dict[str, Any]:
     pseudo = dict(PSEUDO_DEFAULTS)
-    if set(raw.get("pseudo_labels", {})) - set(PSEUDO_DEFAULTS):
+    if set(given) - set(PSEUDO_DEFAULTS):
         raise EdgeKDError(f"recipe {source}: pseudo_labels knows only {sorted(PSEUDO_DEFAULTS)}")
-    pseudo.update(raw.get("pseudo_labels", {}))
+    pseudo.update(given)
     pseudo["threshold"] = _number(pseudo, "threshold", 0.0, 0.0)
     if pseudo["threshold"] > 1.0:
         raise EdgeKDError(f"recipe {source}: pseudo_labels.threshold must lie in [0, 1]")
+    return pseudo
 
-    losses = []
-    entries = raw.get("loss", [])
-    if not isinstance(entries, list) or not entries:
-        raise EdgeKDError(f"recipe {source}: needs at least one [[loss]] entry")
+
+def _parse_loss(i: int, e: Any, source: str) -> LossSpec:
+    """One [[loss]] entry, checked against its registered type (keys, then each value)."""
     types = loss_types()
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict) or e.get("type") not in types:
-            raise EdgeKDError(f"recipe {source}: loss #{i} needs type = one of {sorted(types)}")
-        lt = types[e["type"]]
-        extra = set(e) - COMMON_KEYS - lt.keys
-        if extra:
-            raise EdgeKDError(f"recipe {source}: loss '{e['type']}' has unknown key(s) {sorted(extra)}; "
-                              f"known: {sorted(COMMON_KEYS | lt.keys)}")
-        spec = LossSpec(
-            type=e["type"], name=str(e.get("name", e["type"])), weight=_number(e, "weight", 1.0, 0.0),
-            start=_number(e, "start", 0.0, 0.0), end=_number(e, "end", 1.0, 0.0),
-            warmup=_number(e, "warmup", 0.0, 0.0),
-            params={k: v for k, v in e.items() if k not in COMMON_KEYS},
-        )
-        if spec.start >= spec.end:
-            raise EdgeKDError(f"recipe {source}: loss '{spec.name}' has start >= end")
-        for k in ("temperature",):
-            if k in spec.params and _number(spec.params, k, 1.0) <= 0:
-                raise EdgeKDError(f"recipe {source}: {spec.name}.temperature must be > 0")
-        problem = lt.check(spec.params) if lt.check is not None else None
-        if problem:
-            raise EdgeKDError(f"recipe {source}: {spec.name}.{problem}")
-        if not isinstance(spec.params.get("optional", False), bool):
-            raise EdgeKDError(f"recipe {source}: {spec.name}.optional must be true or false")
-        pairs = spec.params.get("pairs", "auto")
-        if pairs != "auto" and not (isinstance(pairs, list) and pairs and all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(q, str) for q in p) for p in pairs)):
-            raise EdgeKDError(f"recipe {source}: {spec.name}.pairs must be \"auto\" or [[\"student.layer\", \"teacher.layer\"], ...]")
-        emb = spec.params.get("embedding", "auto")
-        if emb != "auto" and not (isinstance(emb, list) and len(emb) == 2 and all(isinstance(q, str) for q in emb)):
-            raise EdgeKDError(f"recipe {source}: {spec.name}.embedding must be \"auto\" or [\"student.tap\", \"teacher.tap\"]")
-        losses.append(spec)
-    names = [s.name for s in losses]
-    if len(set(names)) != len(names):
-        raise EdgeKDError(f"recipe {source}: loss names must be unique (got {names}); set name = \"...\"")
-    return Recipe(name=str(raw.get("name", Path(source).stem)), description=str(raw.get("description", "")),
-                  losses=losses, train=train, pseudo_labels=pseudo, source=source)
+    if not isinstance(e, dict) or e.get("type") not in types:
+        raise EdgeKDError(f"recipe {source}: loss #{i} needs type = one of {sorted(types)}")
+    lt = types[e["type"]]
+    extra = set(e) - COMMON_KEYS - lt.keys
+    if extra:
+        raise EdgeKDError(f"recipe {source}: loss '{e['type']}' has unknown key(s) {sorted(extra)}; "
+                          f"known: {sorted(COMMON_KEYS | lt.keys)}")
+    spec = LossSpec(
+        type=e["type"], name=str(e.get("name", e["type"])), weight=_number(e, "weight", 1.0, 0.0),
+        start=_number(e, "start", 0.0, 0.0), end=_number(e, "end", 1.0, 0.0),
+        warmup=_number(e, "warmup", 0.0, 0.0),
+        params={k: v for k, v in e.items() if k not in COMMON_KEYS},
+    )
+    if spec.start >= spec.end:
+        raise EdgeKDError(f"recipe {source}: loss '{spec.name}' has start >= end")
+    problem = lt.validate(spec.params)
+    if problem:
+        raise EdgeKDError(f"recipe {source}: {spec.name}.{problem}")
+    return spec
 
 
 def load_recipe(spec: "str | dict | Recipe" = "default", overrides: dict[str, Any] | None = None) -> Recipe:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -102,7 +101,3 @@ def qemu_version() -> str:
     out = subprocess.run([qemu_binary(), "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     first = out.stdout.splitlines()[0] if out.stdout else "qemu-aarch64"
     return first.replace("qemu-aarch64 version ", "").strip()
-
-
-def host_summary() -> str:
-    return f"{os.uname().machine} host"

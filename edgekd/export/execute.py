@@ -1,4 +1,4 @@
-"""Run an exported file on every input/output the model has (edgekd.runtime covers the one-input case).
+"""Run an exported file on every input/output the model has (edgekd.runtime.runners cover the one-input case).
 
 Parity needs all outputs and multi-input models (token ids + mask); the divergence search needs every
 intermediate tensor. Batches are fed one sample at a time when the file fixes the batch at 1.
@@ -12,38 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.inputs import tflite_interpreter_class
 from edgekd.errors import EdgeKDError
+from edgekd.runtime.layout import dequantize, fit_layout, quantize_input
+from edgekd.runtime.sessions import litert_interpreter, ort_session
 
 
 def _nat_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def _fit_layout(a: np.ndarray, shape) -> np.ndarray:
-    """NCHW -> NHWC when the file wants channels last."""
-    shape = [int(d) for d in shape]
-    if a.ndim == 4 and len(shape) == 4 and list(a.shape[1:]) != shape[1:]:
-        if shape[1:] == [a.shape[2], a.shape[3], a.shape[1]]:
-            return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-    return a
-
-
-def _quantize_in(a: np.ndarray, det: dict) -> np.ndarray:
-    dtype = np.dtype(det["dtype"])
-    if np.issubdtype(dtype, np.integer) and not np.issubdtype(a.dtype, np.integer):
-        scale, zero = det["quantization"]
-        if scale == 0:
-            raise EdgeKDError(f"input {det['name']} is integer without quantization parameters")
-        info = np.iinfo(dtype)
-        return np.clip(np.round(a / scale + zero), info.min, info.max).astype(dtype)
-    return a.astype(dtype, copy=False)
-
-
-def _dequantize_out(y: np.ndarray, det: dict) -> np.ndarray:
-    scale, zero = det.get("quantization", (0.0, 0))
-    if np.issubdtype(y.dtype, np.integer) and scale:
-        return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
-    return y.astype(np.float32)
 
 
 # ------------------------------------------------------------------ ONNX
@@ -51,31 +27,22 @@ def _dequantize_out(y: np.ndarray, det: dict) -> np.ndarray:
 
 def onnx_session(path: str | Path, *, intermediates: bool = False, threads: int = 1):
     """(session, number of the file's own outputs); intermediates are appended after those."""
+    if not intermediates:
+        sess = ort_session(path, threads=threads)
+        return sess, len(sess.get_outputs())
     import onnx
-    import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    src: str | bytes = str(path)
-    n_real = None
-    if intermediates:
-        # expose every node output so it can be compared with PyTorch's activations
-        model = onnx.load(str(path))
-        known = {o.name for o in model.graph.output}
-        n_real = len(model.graph.output)
-        for node in model.graph.node:
-            for name in node.output:
-                if name and name not in known:
-                    model.graph.output.append(onnx.ValueInfoProto(name=name))
-                    known.add(name)
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        src = model.SerializeToString()
-    try:
-        sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise EdgeKDError(f"ONNX Runtime cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None
-    return sess, (n_real if n_real is not None else len(sess.get_outputs()))
+    # expose every node output so it can be compared with PyTorch's activations
+    model = onnx.load(str(path))
+    known = {o.name for o in model.graph.output}
+    n_real = len(model.graph.output)
+    for node in model.graph.node:
+        for name in node.output:
+            if name and name not in known:
+                model.graph.output.append(onnx.ValueInfoProto(name=name))
+                known.add(name)
+    sess = ort_session(model.SerializeToString(), threads=threads, optimize=False, name=Path(path).name)
+    return sess, n_real
 
 
 def run_onnx(path, arrays: list[np.ndarray], *, intermediates: bool = False, threads: int = 1):
@@ -106,24 +73,16 @@ def run_onnx(path, arrays: list[np.ndarray], *, intermediates: bool = False, thr
 
 
 def tflite_interpreter(path, *, intermediates: bool = False, threads: int = 1):
-    from edgekd.runtime import tflite_interpreter_class
+    if not intermediates:
+        return litert_interpreter(path, threads=threads)
+    from importlib import import_module
 
-    Interpreter = tflite_interpreter_class()
-    kwargs = {}
-    if intermediates:
-        # the XNNPACK delegate fuses ops away; without it every tensor keeps its value
-        from ai_edge_litert.interpreter import OpResolverType
-
-        kwargs = {"experimental_preserve_all_tensors": True,
-                  "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-    try:
-        with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is what it is for here
-            warnings.simplefilter("ignore")
-            it = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
-        it.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise EdgeKDError(f"LiteRT cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None
-    return it
+    # the XNNPACK delegate fuses ops away; without it every tensor keeps its value
+    resolver = import_module(tflite_interpreter_class().__module__).OpResolverType
+    with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is what it is for here
+        warnings.simplefilter("ignore")
+        return litert_interpreter(path, threads=threads, experimental_preserve_all_tensors=True,
+                                  experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
 
 def tflite_io(it) -> tuple[list[dict], list[dict]]:
@@ -151,10 +110,11 @@ def run_tflite(path, arrays: list[np.ndarray], *, intermediates: bool = False, t
     inter: dict[str, np.ndarray] = {}
     for s in range(n):
         for det, a in zip(ins, arrays):
-            x = _fit_layout(a[s : s + 1], det["shape"])
-            it.set_tensor(det["index"], _quantize_in(x, det))
+            x, _ = fit_layout(a[s : s + 1], det["shape"])
+            it.set_tensor(det["index"], quantize_input(x, det["dtype"], det.get("quantization"), f"input {det.get('name', det.get('sig_name'))}"))
         it.invoke()
-        results.append([_dequantize_out(it.get_tensor(d["index"]), d) for d in outs])
+        results.append([dequantize(it.get_tensor(d["index"]), d.get("quantization")).astype(np.float32, copy=False)
+                        for d in outs])
         if intermediates and s == 0:
             for t in it.get_tensor_details():
                 try:
@@ -163,8 +123,7 @@ def run_tflite(path, arrays: list[np.ndarray], *, intermediates: bool = False, t
                     continue
                 if v is None or not v.size:
                     continue
-                q = t.get("quantization", (0.0, 0))
-                inter[t["name"]] = ((v.astype(np.float32) - q[1]) * q[0]) if q[0] and np.issubdtype(v.dtype, np.integer) else v
+                inter[t["name"]] = dequantize(v, t.get("quantization"))
     out_list = [np.concatenate([r[j] for r in results], axis=0) for j in range(len(outs))]
     return (out_list, inter) if intermediates else out_list
 

@@ -8,6 +8,6 @@
 from edgekd.gate.checks import Limits
 from edgekd.gate.gate import gate
 from edgekd.gate.report import Check, GateReport
-from edgekd.gate.timing import TimingSettings
+from edgekd.runtime.timing import TimingSettings
 
 __all__ = ["Check", "GateReport", "Limits", "TimingSettings", "gate"]

@@ -11,7 +11,9 @@ from typing import Any, Callable
 from edgekd.errors import EdgeKDError, UsageError
 from edgekd.gate.checks import Limits, budget_checks, deterministic_checks
 from edgekd.gate.report import Check, GateReport
-from edgekd.gate.timing import TimingSettings, machine_where, measure_ab, measure_one, pick_cpus, pinned, reference_ms
+from edgekd.gate.timing import reference_ms
+from edgekd.runtime.machine import machine_where, pick_cpus, pinned
+from edgekd.runtime.timing import TimingSettings, measure_ab, measure_one
 
 MODEL_SUFFIXES = (".onnx", ".tflite")
 ArmCounter = Callable[[Path, Any], dict]  # (model path, target) -> {"per_inference": float, "how": str, ...}
@@ -324,11 +326,13 @@ def _ab(base_path, cand_path, base_info, cand_info, threads, settings: TimingSet
 
 def _latency(summary: dict, timing_out: dict, threads: int, where: str, cpus, info: dict) -> dict[str, Any]:
     """The project's latency dict (ARCHITECTURE.md) for one side of the measurement."""
+    from edgekd.runtime import Latency
+
     final = timing_out.get("final") or timing_out
     runs = final.get("runs") or final["pairs"] * final["inner"]
-    return {**{k: summary[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms")}, "runs": runs,
-            "warmup": timing_out.get("warmup"), "threads": threads, "runtime": _runtime_name(info["format"]),
-            "kind": "measured", "where": f"{where}, pinned to CPUs {cpus}" if cpus else where}
+    return Latency(**{k: summary[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms")}, runs=runs,
+                   warmup=timing_out.get("warmup"), threads=threads, runtime=_runtime_name(info["format"]),
+                   kind="measured", where=f"{where}, pinned to CPUs {cpus}" if cpus else where).to_dict()
 
 
 def _absolute(cand_path, cand_info, stored, threads, settings: TimingSettings, limits: Limits, input_shape,

@@ -10,6 +10,9 @@ Losses (edgekd.distill modules where they exist):
                   the teacher hidden state after the teacher layers it replaces (TinyBERT's layer mapping).
 For the embedding kind the teacher's outputs are computed once and cached up to `cache_gb` (its inputs
 never change), so later epochs cost only the student's forward and backward passes.
+
+The training loop is edgekd.distill.trainer's (epoch loop, step plan, time budget, LR schedule, eval mode);
+this file supplies the text batches, the teacher outputs and the loss of one step.
 """
 
 from __future__ import annotations
@@ -62,14 +65,6 @@ def similarity_matrix_loss(student_emb, teacher_emb):
     return F.mse_loss((s @ s.t())[off], (t @ t.t())[off])
 
 
-def lr_factor(step: int, total: int, warmup: float) -> float:
-    """Linear warmup over `warmup` of the `total` steps, then linear decay to 0 at `total`."""
-    warm = max(1, int(total * warmup))
-    if step < warm:
-        return (step + 1) / warm
-    return max(0.0, (total - step) / max(1, total - warm))
-
-
 def _batches(lengths: list[int], batch_size: int, rng) -> list[list[int]]:
     """Length-bucketed batches: shuffle, sort within chunks of 50 batches, shuffle the batches.
     Cuts padding (and so time) several-fold on text with mixed lengths."""
@@ -108,12 +103,10 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     import numpy as np
     import torch
 
-    from edgekd.distill import CosineAlignmentLoss, KDLoss, TokenKDLoss
-    from edgekd.hf.forward import run_model
+    from edgekd.distill.trainer.loop import Clock, StepPlan, Stepper, TimeBudget
+    from edgekd.distill.trainer.schedule import planned_schedule
 
     cfg = cfg or TrainConfig()
-    kind = teacher.kind
-    w = {**DEFAULT_WEIGHTS[kind], **cfg.weights}
     if labels is not None and len(labels) != len(texts):  # None entries: unlabeled extra text (soft terms only)
         raise EdgeKDError(f"{len(labels)} labels for {len(texts)} texts")
     if not texts:
@@ -121,133 +114,214 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     log = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    tok = teacher.tokenizer
-    type_ids = "token_type_ids" in tok.model_input_names
-    enc = tok(texts, truncation=True, max_length=cfg.max_length, add_special_tokens=True)["input_ids"]
-    lengths = [len(x) for x in enc]
-
-    cos = CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
-    emb_cos = CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
-    kd_tok = TokenKDLoss(cfg.temperature)
-    n_layers = len(cfg.layer_targets or [])
-    if n_layers and n_layers >= student.config.num_hidden_layers:
-        raise EdgeKDError(f"{n_layers} layer targets for a {student.config.num_hidden_layers}-layer student "
-                          "(want one per student layer but the last)")
-    w.setdefault("layers", 1.0)
-    layer_cos = torch.nn.ModuleList(CosineAlignmentLoss(student.config.hidden_size, teacher.hidden_size)
-                                    for _ in range(n_layers))
-    kd_cls = KDLoss(cfg.temperature, alpha=w["soft"] / (w["soft"] + w["hard"])) if kind == "classification" else None
+    step = _TextStep(teacher, student, _TextBatches(teacher.tokenizer, texts, cfg, rng), labels, cfg)
     if cfg.freeze_embeddings:
         # a small corpus updates only the rows of the tokens it contains, pulling them away from the
         # teacher-initialised rows every unseen word still uses
         student.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for m in (student, cos, emb_cos, layer_cos) for p in m.parameters() if p.requires_grad]
+    params = [p for m in (student, *step.losses.modules()) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-
-    steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
-    plan = {"total": max(1, steps_per_epoch * cfg.epochs)}
-    # read plan["total"] at each step: a time budget refits it, and warmup is a fraction of the refitted plan
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total"], cfg.warmup))
-    cache: dict[int, tuple] = {}
-    cache_room = [cfg.cache_gb * 1e9]  # bytes left for cached teacher outputs
-    if cfg.budget_clock not in ("wall", "cpu"):
-        raise EdgeKDError(f"budget_clock {cfg.budget_clock!r}: want 'wall' or 'cpu'")
-    clock = time.process_time if cfg.budget_clock == "cpu" else time.perf_counter
-    t0 = clock()
+    planned = math.ceil(len(texts) / cfg.batch_size) * cfg.epochs
+    plan = StepPlan(planned, total=max(1, planned))
+    stepper = Stepper(opt, planned_schedule(opt, lambda: plan.total, cfg.warmup), params, clip=1.0)
+    clock = Clock(cfg.budget_clock)
     t_wall = time.perf_counter()
-    step, history, evals, stop, last_lr = 0, [], [], "epochs done", 0.0
+    budget = TimeBudget(cfg.time_budget_s, clock) if cfg.time_budget_s else None
+    evals: list[dict] = []
+    run_eval = _evaluator(evaluate, student, clock, plan, evals, log)
+    history = _train_epochs(step, stepper, plan, cfg, clock, budget, run_eval, log)
+    student.eval()
+    return {"history": history, "evals": evals, "steps": plan.step, "planned_steps": planned,
+            "seconds": round(clock.elapsed(), 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
+            "budget_clock": cfg.budget_clock, "stopped": plan.stop_reason if plan.done else "epochs done",
+            "weights": step.losses.w, "teacher_cached": teacher.kind == "embedding", "batch_size": cfg.batch_size,
+            "lr": cfg.lr, "lr_last": stepper.last_lr, "temperature": cfg.temperature, "max_length": cfg.max_length,
+            "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts),
+            "layer_targets": cfg.layer_targets, "cached_texts": len(step.cache), "augment": cfg.augment}
+
+
+def _train_epochs(step, stepper, plan, cfg: TrainConfig, clock, budget, run_eval, log) -> list[dict]:
+    """The epochs through the shared epoch loop; per epoch its mean loss and step count."""
+    from edgekd.distill.trainer.loop import run_epoch
+
+    history = []
+    step.student.train()
+    step.teacher.model.eval()
+    for epoch in range(1, cfg.epochs + 1):
+        if budget is not None:
+            budget.start_epoch()
+
+        def on_step(loss: float, stats, _epoch=epoch) -> None:
+            if cfg.eval_every and plan.step % cfg.eval_every == 0:
+                run_eval(_epoch)
+            if plan.step % 50 == 0:
+                log(f"epoch {_epoch} step {plan.step}/{plan.total} loss {stats.loss_sum / stats.batches:.4f} "
+                    f"({clock.elapsed():.0f} s)")
+
+        stats = run_epoch(step.batches.epoch(), step, stepper, plan, budget=budget, on_step=on_step)
+        history.append({"epoch": epoch, "loss": stats.loss_sum / max(1, stats.batches), "steps": stats.batches})
+        if not (cfg.eval_every and plan.step % cfg.eval_every == 0):
+            run_eval(epoch)
+        if plan.done:
+            break
+    return history
+
+
+def _evaluator(evaluate, student, clock, plan, evals: list, log) -> Callable[[int], None]:
+    """Runs the caller's held-out scoring in eval mode, its time kept out of the budget."""
+    from edgekd.distill.trainer.evaluation import eval_mode
 
     def run_eval(epoch: int) -> None:
-        nonlocal t0
         if evaluate is None:
             return
-        t_eval = clock()
-        student.eval()
+        with clock.paused(), eval_mode(student):
+            evals.append({"step": plan.step, "epoch": epoch, **evaluate()})
+        log(f"eval at step {plan.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in evals[-1].items()
+                                                       if isinstance(v, float)))
+    return run_eval
+
+
+class _TextBatches:
+    """The tokenised corpus, its length-bucketed batches per epoch, and a batch's padded (masked) tensors."""
+
+    def __init__(self, tok, texts: list[str], cfg: TrainConfig, rng):
+        self.tok, self.cfg, self.rng = tok, cfg, rng
+        self.type_ids = "token_type_ids" in tok.model_input_names
+        self.enc = tok(texts, truncation=True, max_length=cfg.max_length, add_special_tokens=True)["input_ids"]
+        self.lengths = [len(x) for x in self.enc]
+
+    def epoch(self) -> list[list[int]]:
+        return _batches(self.lengths, self.cfg.batch_size, self.rng)
+
+    def tensors(self, idx: list[int], kind: str) -> tuple[dict, bool, Any]:
+        """(model inputs, whether they are new crops, MLM labels or None) for the texts `idx`."""
+        fresh = kind == "embedding" and self.rng.random() < self.cfg.augment
+        # crops join texts of the same length bucket (their neighbours in the batch)
+        rows = [_crop(self.enc, i, idx[(r + 1) % len(idx)], self.rng) for r, i in enumerate(idx)] if fresh \
+            else [self.enc[i] for i in idx]
+        batch = _pad(rows, self.tok.pad_token_id or 0, self.type_ids)
+        mlm_labels = None
+        if kind == "mlm":
+            batch, mlm_labels = _mask_tokens(batch, self.tok, self.cfg.mlm_probability, self.rng)
+        return batch, fresh, mlm_labels
+
+
+class _TextLosses:
+    """The loss modules of a teacher kind and their weights; `__call__` is one batch's total loss."""
+
+    def __init__(self, teacher, student, cfg: TrainConfig):
+        import torch
+
+        from edgekd.distill import CosineAlignmentLoss, KDLoss, TokenKDLoss
+
+        self.kind = kind = teacher.kind
+        self.w = w = {**DEFAULT_WEIGHTS[kind], **cfg.weights}
+        hs, ht = student.config.hidden_size, teacher.hidden_size
+        self.cos, self.emb_cos = CosineAlignmentLoss(hs, ht), CosineAlignmentLoss(hs, ht)
+        self.kd_tok = TokenKDLoss(cfg.temperature)
+        self.n_layers = n_layers = len(cfg.layer_targets or [])
+        if n_layers and n_layers >= student.config.num_hidden_layers:
+            raise EdgeKDError(f"{n_layers} layer targets for a {student.config.num_hidden_layers}-layer student "
+                              "(want one per student layer but the last)")
+        w.setdefault("layers", 1.0)
+        self.layer_cos = torch.nn.ModuleList(CosineAlignmentLoss(hs, ht) for _ in range(n_layers))
+        self.kd_cls = KDLoss(cfg.temperature, alpha=w["soft"] / (w["soft"] + w["hard"])) \
+            if kind == "classification" else None
+
+    def modules(self) -> tuple:
+        """The modules with trained parameters (projectors where the widths differ)."""
+        return self.cos, self.emb_cos, self.layer_cos
+
+    def __call__(self, s_out: dict, t_out: dict, mask, mlm_labels, y):
+        import torch
+
+        w, n_layers = self.w, self.n_layers
+        loss = w["cos"] * self.cos(s_out["hidden"], t_out["hidden"].float(), mask)
+        for k, layer_cos in enumerate(self.layer_cos):
+            loss = loss + w["layers"] / n_layers * layer_cos(s_out["layers"][k], t_out["layers"][k].float(), mask)
+        if self.kind == "embedding":
+            return loss + w["emb"] * self.emb_cos(s_out["emb"], t_out["emb"]) \
+                + w["rel"] * similarity_matrix_loss(s_out["emb"], t_out["emb"])
+        if self.kind == "mlm":
+            sel = mlm_labels != -100
+            loss = loss + w["soft"] * self.kd_tok(s_out["logits"], t_out["logits"], sel)
+            if sel.any():
+                loss = loss + w["hard"] * torch.nn.functional.cross_entropy(s_out["logits"][sel], mlm_labels[sel])
+            return loss
+        return loss + (w["soft"] + w["hard"]) * self.kd_cls(s_out["logits"], t_out["logits"], y)
+
+
+class _TextStep:
+    """One batch of text indices -> (loss, {}, 1) for the shared epoch loop (edgekd.distill.trainer.loop)."""
+
+    def __init__(self, teacher, student, batches: _TextBatches, labels, cfg: TrainConfig):
+        self.teacher, self.student, self.batches, self.labels, self.cfg = teacher, student, batches, labels, cfg
+        self.losses = _TextLosses(teacher, student, cfg)
+        self.cache = _TextCache(cfg.cache_gb * 1e9, self.losses.n_layers)
+
+    def __call__(self, idx: list[int]):
+        import torch
+
+        from edgekd.hf.forward import run_model
+
+        kind, t = self.teacher.kind, self.teacher
+        batch, fresh, mlm_labels = self.batches.tensors(idx, kind)
+        mask = batch["attention_mask"]
         with torch.no_grad():
-            evals.append({"step": step, "epoch": epoch, **evaluate()})
-        student.train()
-        t0 += clock() - t_eval  # held-out scoring is not training: keep it out of the time budget
-        log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in evals[-1].items()
-                                                  if isinstance(v, float)))
-    student.train()
-    teacher.model.eval()
-    for epoch in range(cfg.epochs):
-        running, n_b = 0.0, 0
-        epoch_t0 = clock() - t0
-        for idx in _batches(lengths, cfg.batch_size, rng):
-            fresh = kind == "embedding" and rng.random() < cfg.augment
-            # crops join texts of the same length bucket (their neighbours in the batch)
-            rows = [_crop(enc, i, idx[(r + 1) % len(idx)], rng) for r, i in enumerate(idx)] if fresh \
-                else [enc[i] for i in idx]
-            batch = _pad(rows, tok.pad_token_id or 0, type_ids)
-            mask = batch["attention_mask"]
-            if kind == "mlm":
-                batch, mlm_labels = _mask_tokens(batch, tok, cfg.mlm_probability, rng)
-            with torch.no_grad():
-                if kind == "embedding" and not fresh and all(i in cache for i in idx):
-                    t_out = {"hidden": _stack_hidden([cache[i][0] for i in idx], mask.shape[1]),
-                             "emb": torch.stack([cache[i][1] for i in idx]),
-                             "layers": [_stack_hidden([cache[i][2][k] for i in idx], mask.shape[1])
-                                        for k in range(n_layers)]}
-                else:
-                    t_out = run_model(teacher.model, batch, kind, pooling=teacher.pooling, normalize=teacher.normalize,
-                                      layers=cfg.layer_targets)
-                    if kind == "embedding" and not fresh:
-                        _cache_put(cache, cache_room, idx, mask, t_out, n_layers)
-            s_out = run_model(student, batch, kind, pooling=teacher.pooling, normalize=teacher.normalize,
-                              layers=list(range(1, n_layers + 1)))
-            loss = w["cos"] * cos(s_out["hidden"], t_out["hidden"].float(), mask)
-            for k in range(n_layers):
-                loss = loss + w["layers"] / n_layers * layer_cos[k](s_out["layers"][k], t_out["layers"][k].float(), mask)
-            if kind == "embedding":
-                loss = loss + w["emb"] * emb_cos(s_out["emb"], t_out["emb"]) \
-                    + w["rel"] * similarity_matrix_loss(s_out["emb"], t_out["emb"])
-            elif kind == "mlm":
-                sel = mlm_labels != -100
-                loss = loss + w["soft"] * kd_tok(s_out["logits"], t_out["logits"], sel)
-                if sel.any():
-                    loss = loss + w["hard"] * torch.nn.functional.cross_entropy(s_out["logits"][sel], mlm_labels[sel])
-            else:
-                y = None
-                if labels is not None and any(labels[i] is not None for i in idx):
-                    y = torch.tensor([-100 if labels[i] is None else labels[i] for i in idx])  # -100: ignored by CE
-                loss = loss + (w["soft"] + w["hard"]) * kd_cls(s_out["logits"], t_out["logits"], y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            last_lr = opt.param_groups[0]["lr"]
-            opt.step()
-            step += 1
-            running += loss.item()
-            n_b += 1
-            elapsed = clock() - t0
-            if cfg.time_budget_s and n_b == 10:
-                # fit the LR schedule to the time budget so the run ends annealed, not cut mid-way; refitted
-                # in each epoch because later epochs are cheaper (the teacher's outputs are cached)
-                rate = (elapsed - epoch_t0) / n_b
-                fit = step + int((cfg.time_budget_s - elapsed) / rate)
-                plan["total"] = max(step + 1, min(steps_per_epoch * cfg.epochs, fit))
-            sched.step()  # after the refit, so the next step's LR already follows the new plan
-            if cfg.eval_every and step % cfg.eval_every == 0:
-                run_eval(epoch + 1)
-            if step % 50 == 0:
-                log(f"epoch {epoch + 1} step {step}/{plan['total']} loss {running / n_b:.4f} ({elapsed:.0f} s)")
-            if step >= plan["total"]:
-                stop = "time budget" if plan["total"] < steps_per_epoch * cfg.epochs else "epochs done"
-                break
-        history.append({"epoch": epoch + 1, "loss": running / max(1, n_b), "steps": n_b})
-        if not (cfg.eval_every and step % cfg.eval_every == 0):
-            run_eval(epoch + 1)
-        if step >= plan["total"]:
-            break
-    student.eval()
-    return {"history": history, "evals": evals, "steps": step, "planned_steps": steps_per_epoch * cfg.epochs,
-            "seconds": round(clock() - t0, 1), "wall_seconds": round(time.perf_counter() - t_wall, 1),
-            "budget_clock": cfg.budget_clock, "stopped": stop, "weights": w,
-            "teacher_cached": kind == "embedding", "batch_size": cfg.batch_size, "lr": cfg.lr,
-            "lr_last": last_lr,
-            "temperature": cfg.temperature, "max_length": cfg.max_length, "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts),
-            "layer_targets": cfg.layer_targets, "cached_texts": len(cache), "augment": cfg.augment}
+            t_out = self.cache.get(idx, mask.shape[1]) if kind == "embedding" and not fresh else None
+            if t_out is None:
+                t_out = run_model(t.model, batch, kind, pooling=t.pooling, normalize=t.normalize,
+                                  layers=self.cfg.layer_targets)
+                if kind == "embedding" and not fresh:
+                    self.cache.put(idx, mask, t_out)
+        s_out = run_model(self.student, batch, kind, pooling=t.pooling, normalize=t.normalize,
+                          layers=list(range(1, self.losses.n_layers + 1)))
+        y = None
+        if kind == "classification" and self.labels is not None and any(self.labels[i] is not None for i in idx):
+            y = torch.tensor([-100 if self.labels[i] is None else self.labels[i] for i in idx])  # -100: ignored by CE
+        return self.losses(s_out, t_out, mask, mlm_labels, y), {}, 1
+
+
+class _TextCache:
+    """The teacher's outputs per text (embedding kind: its inputs never change), fp16 and real tokens only,
+    while `max_bytes` last. Not edgekd.distill.cache.TeacherCache: that one preallocates a fixed shape per
+    sample, and texts are ragged (padding each to max_length would cost several times the memory)."""
+
+    def __init__(self, max_bytes: float, n_layers: int):
+        self.room, self.n_layers = max_bytes, n_layers
+        self.store: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def get(self, idx: list[int], length: int) -> dict | None:
+        """The batch's outputs padded to `length`, or None unless every text of it is cached."""
+        import torch
+
+        if not all(i in self.store for i in idx):
+            return None
+        rows = [self.store[i] for i in idx]
+        return {"hidden": _stack_hidden([r[0] for r in rows], length), "emb": torch.stack([r[1] for r in rows]),
+                "layers": [_stack_hidden([r[2][k] for r in rows], length) for k in range(self.n_layers)]}
+
+    def put(self, idx: list[int], mask, t_out: dict) -> None:
+        for r, i in enumerate(idx):
+            n_tok = int(mask[r].sum())
+            cost = 2 * n_tok * t_out["hidden"].shape[-1] * (1 + self.n_layers)
+            if cost > self.room:
+                return
+            self.room -= cost
+            self.store[i] = (t_out["hidden"][r, :n_tok].half(), t_out["emb"][r].clone(),
+                             [t_out["layers"][k][r, :n_tok].half() for k in range(self.n_layers)])
+
+
+def _stack_hidden(rows, length: int):
+    import torch
+
+    out = torch.zeros(len(rows), length, rows[0].shape[-1])
+    for i, r in enumerate(rows):
+        out[i, :r.shape[0]] = r.float()
+    return out
 
 
 def _crop(enc: list[list[int]], i: int, j: int, rng) -> list[int]:
@@ -268,27 +342,6 @@ def _crop(enc: list[list[int]], i: int, j: int, rng) -> list[int]:
         a = int(rng.integers(len(body) // 4, 3 * len(body) // 4 + 1))
         new = span(body, a) + span(other, min(len(other), len(body) - a))
     return [ids[0]] + new + [ids[-1]]
-
-
-def _cache_put(cache: dict, room: list, idx: list[int], mask, t_out: dict, n_layers: int) -> None:
-    """Keep the teacher's outputs for these texts (fp16, real tokens only) while memory is left."""
-    for r, i in enumerate(idx):
-        n_tok = int(mask[r].sum())
-        cost = 2 * n_tok * t_out["hidden"].shape[-1] * (1 + n_layers)
-        if cost > room[0]:
-            return
-        room[0] -= cost
-        cache[i] = (t_out["hidden"][r, :n_tok].half(), t_out["emb"][r].clone(),
-                    [t_out["layers"][k][r, :n_tok].half() for k in range(n_layers)])
-
-
-def _stack_hidden(rows, length: int):
-    import torch
-
-    out = torch.zeros(len(rows), length, rows[0].shape[-1])
-    for i, r in enumerate(rows):
-        out[i, :r.shape[0]] = r.float()
-    return out
 
 
 def _mask_tokens(batch: dict, tok, prob: float, rng):

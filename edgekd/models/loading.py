@@ -1,6 +1,7 @@
 """Load user models safely: an entrypoint the user names, a torch.export .pt2 file, or a built-in name.
 
-User code runs only from the entrypoint the user names; weights load with weights_only=True (no pickle code).
+User code runs only from the entrypoint the user names; weights load with weights_only=True (no pickle code)
+through edgekd.models.checkpoint.
 """
 
 from __future__ import annotations
@@ -66,29 +67,6 @@ def load_entrypoint(spec: str):
     return factory
 
 
-def load_weights(model, weights: str | Path) -> None:
-    """Load a state_dict checkpoint (plain, or under 'state_dict'/'model'/'student') into `model`."""
-    from edgekd.core.inputs import check_finite_tensors, load_torch_file
-
-    path = Path(weights).expanduser()
-    obj = load_torch_file(path)
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "student"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-        raise EdgeKDError(f"checkpoint {path} does not hold a state_dict of tensors")
-    check_finite_tensors(obj, path)
-    obj = {k.removeprefix("module."): v for k, v in obj.items()}
-    try:
-        result = model.load_state_dict(obj, strict=True)
-    except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:240]
-        raise EdgeKDError(f"checkpoint {path} does not match the model: {first}") from None
-    return result
-
-
 def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int = 1, num_classes: int = 10):
     """Build a model from `spec` and optionally load `weights`; returns an nn.Module in eval mode.
 
@@ -97,7 +75,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
     """
     import torch
 
-    from edgekd.models.registry import create_model, is_registered
+    from edgekd.models.factory import create_model, is_registered
 
     if spec.endswith(".pt2"):
         from edgekd.core.inputs import one_line, require_file
@@ -129,18 +107,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
         if not isinstance(model, torch.nn.Module):
             raise EdgeKDError(f"entrypoint '{spec}' returned {type(model).__name__}, not a torch.nn.Module")
     if weights:
-        if _is_portable(weights):
-            # Written by derive / prune / the TA chain: rebuild the narrower (and shallower) layers first.
-            from edgekd.prune.checkpoint import load_pruned
+        from edgekd.models.checkpoint import load_portable
 
-            model = load_pruned(model, weights)
-        else:
-            load_weights(model, weights)
+        model = load_portable(model, weights)  # a plain state_dict, or derive / prune / TA-chain output
     return model.eval()
-
-
-def _is_portable(weights: str | Path) -> bool:
-    from edgekd.core.inputs import load_torch_file
-
-    obj = load_torch_file(weights)
-    return isinstance(obj, dict) and obj.get("edgekd_portable") == 1

@@ -1,10 +1,12 @@
-"""A small timm-like registry: `create_model("cnn-s", in_channels=1, num_classes=10)`."""
+"""Where model families register by name (timm's pattern): `@register_model("cnn-s")` on a factory.
+
+This module imports no model family, so any module (edgekd.models.students, a user's plugin) can register
+into it; lookups go through edgekd.models.factory, which loads the built-in families first.
+"""
 
 from __future__ import annotations
 
 from typing import Callable
-
-from edgekd.errors import EdgeKDError
 
 _REGISTRY: dict[str, Callable] = {}
 
@@ -17,22 +19,6 @@ def register_model(name: str):
     return deco
 
 
-def list_models() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, *, in_channels: int = 1, num_classes: int = 10, **kwargs):
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise EdgeKDError(f"unknown model '{name}'; built-in students: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](in_channels=in_channels, num_classes=num_classes, **kwargs)
-
-
-def is_registered(name: str) -> bool:
-    _load_builtins()
-    return name in _REGISTRY
-
-
-def _load_builtins() -> None:
-    import edgekd.models.students  # noqa: F401  (registers on import)
+def registered() -> dict[str, Callable]:
+    """Name -> factory for every family registered so far (a copy)."""
+    return dict(_REGISTRY)

@@ -13,14 +13,14 @@ def print_report(report: dict[str, Any], output: Path, as_json: bool = False) ->
     from rich.table import Table
 
     from edgekd.core import Artifact
-    from edgekd.pipeline.report import HEADERS, artifact_rows, budget_lines, latency_label
+    from edgekd.pipeline.report import artifact_rows, budget_lines, headers, latency_label
 
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return
     arts = [Artifact.from_dict(a) for a in report["artifacts"]]
     table = Table(title=f"edgekd compress → {report['target']['name']}  ({report['seconds']:.0f} s)")
-    for h in HEADERS:
+    for h in headers(report):
         table.add_column(h, justify="left" if h in ("artifact", "latency") else "right", no_wrap=h == "artifact")
     for a, row in zip(arts, artifact_rows(arts)):
         style = "bold green" if a.extra.get("shipped") else None

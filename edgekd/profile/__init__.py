@@ -1,7 +1,8 @@
 """Profiling per target: host CPU (measured), ARM boards over SSH and Android over adb (measured on
 the device), Qualcomm HTP (simulated, onnxruntime-qnn) and Arm Ethos-U (estimated, Vela).
 
-Every backend returns the same latency dict (see report.make_result); `profile()` picks the backend.
+Each is a registered backend (edgekd/profile/backends/, registry edgekd/backends.py) returning the same
+latency dict (see report.make_result); `profile()` asks the registry which backend serves the target.
 """
 
 from edgekd.profile.api import profile

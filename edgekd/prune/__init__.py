@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["derive", "DeriveResult", "prune", "PruneResult", "plan_chain", "run_chain", "ChainPlan", "ChainResult",
-           "load_pruned", "save_pruned"]
+__all__ = ["derive", "DeriveResult", "prune", "PruneResult", "plan_chain", "run_chain", "ChainPlan", "ChainResult"]
 
 
 _WHERE = {"derive": "derived", "DeriveResult": "derived", "prune": "structured", "PruneResult": "structured",
-          "plan_chain": "chain", "run_chain": "chain", "ChainPlan": "chain", "ChainResult": "chain",
-          "load_pruned": "checkpoint", "save_pruned": "checkpoint"}
+          "plan_chain": "chain", "run_chain": "chain", "ChainPlan": "chain", "ChainResult": "chain"}
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import edgekd.prune` stays cheap for the CLI

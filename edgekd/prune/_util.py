@@ -109,16 +109,16 @@ def first_tensor(obj):
 def measure_latency(before, after, x, *, threads: int = 2, budget_s: float = 2.0) -> tuple[dict, dict, dict]:
     """Host latency of two models (modules, or .onnx/.tflite paths), measured side by side.
 
-    Glue: edgekd.runtime runs each model; edgekd.gate.timing.measure_ab times them in ABBA-ordered
-    pairs (short blocks, GC off, pinned CPUs) and gives the paired after/before ratio with its CI,
-    which is the figure to trust on a noisy machine. Returns (lat_before, lat_after, speed) where
-    the latency dicts follow ARCHITECTURE.md and speed = {"ratio", "ci_low", "ci_high", "speedup"}.
+    edgekd.runtime runs each model and times them in ABBA-ordered pairs (short blocks, GC off, pinned
+    CPUs); the paired after/before ratio with its CI is the figure to trust on a noisy machine.
+    Returns (lat_before, lat_after, speed): latency dicts as ARCHITECTURE.md documents them and
+    speed = {"ratio", "ci_low", "ci_high", "confidence", "speedup", "pairs"}.
     """
     import numpy as np
     import torch
 
-    from edgekd.gate.timing import TimingSettings, machine_where, measure_ab, pick_cpus, pinned
-    from edgekd.runtime import load_runner
+    from edgekd.runtime import Latency, TimingSettings, load_runner, measure_ab
+    from edgekd.runtime.machine import machine_where, pick_cpus, pinned
 
     old_threads = torch.get_num_threads()
     sample = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
@@ -134,10 +134,10 @@ def measure_latency(before, after, x, *, threads: int = 2, budget_s: float = 2.0
     where = f"host: {machine_where()}, interleaved ABBA pairs"
 
     def lat(summary: dict, runner) -> dict:
-        return {**{k: round(v, 4) for k, v in summary.items()}, "runs": res["pairs"] * res["inner"],
-                "warmup": settings.warmup, "threads": threads,
-                "runtime": "pytorch-eager" if runner.format == "pytorch" else runner.format,
-                "kind": "measured", "where": where, "batch": 1}
+        return Latency(**{k: round(v, 4) for k, v in summary.items()}, runs=res["pairs"] * res["inner"],
+                       warmup=settings.warmup, threads=threads,
+                       runtime="pytorch-eager" if runner.format == "pytorch" else runner.format,
+                       kind="measured", where=where, extra={"batch": 1}).to_dict()
 
     speed = {"ratio": round(res["ratio"], 4), "ci_low": round(res["ci_low"], 4), "ci_high": round(res["ci_high"], 4),
              "confidence": res["confidence"], "speedup": round(1.0 / max(res["ratio"], 1e-9), 3),

@@ -338,7 +338,7 @@ def _planned(teacher, data, student_ratio, chain, student, x, *, run_dir, probe_
 def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, recipe, epochs, max_steps,
               batch_size, lr, seed, progress, root, given=None, cache=None):
     """Build + distill one link; with a RunDir it is a stage (skipped and reloaded when already done)."""
-    from edgekd.prune.checkpoint import load_pruned, save_pruned
+    from edgekd.models.checkpoint import load_portable, save_portable
 
     state: dict = {}
 
@@ -358,7 +358,7 @@ def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, 
         state.update(model=model, info=info)
         arts = []
         if link_dir is not None:
-            path = save_pruned(model, link_dir / "model.pt", dropped_blocks=dropped, meta={"stage": stage})
+            path = save_portable(model, link_dir / "model.pt", dropped_blocks=dropped, meta={"stage": stage})
             arts.append(Artifact(name=stage, path=str(path), format="pytorch", extra={"dropped_blocks": dropped}))
         return StageResult(artifacts=arts, metrics=info)
 
@@ -371,7 +371,7 @@ def _run_link(run_dir, stage, settings, teacher, make_model, data, link_dir, *, 
     # Resume: the link's checkpoint holds its weights + the teacher blocks dropped so far; rebuild it from
     # the teacher's architecture (tagged, for the next link) or the given student's, and load.
     base = copy.deepcopy(given) if given is not None else _tagged(copy.deepcopy(root))
-    model = load_pruned(base, run_dir.path(result.artifacts[0].path))
+    model = load_portable(base, run_dir.path(result.artifacts[0].path))
     model.requires_grad_(True)
     return model, {**result.metrics, "resumed": True}
 

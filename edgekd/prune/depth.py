@@ -1,16 +1,16 @@
-"""Depth reduction: find blocks that can be dropped (residual blocks, stacked transformer layers) and drop them.
+"""Depth reduction: find blocks that can be dropped (residual blocks, stacked transformer layers).
 
 Detection is generic: a block is droppable when it sits in an nn.Sequential / nn.ModuleList, holds
 parameters, runs once on the example input, and maps its input shape to the same output shape, and
 either (Sequential) its traced graph adds its own input back (a residual block), or (ModuleList) it is
 one of a stack of same-class layers (a transformer / RNN layer stack). Dropping every other such block
 is DistilBERT's "take every other layer" initialisation; the surviving layers keep their teacher weights.
+Removing them is model surgery: edgekd.models.surgery.drop_blocks.
 """
 
 from __future__ import annotations
 
 import operator
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from edgekd.prune._util import first_tensor
@@ -102,36 +102,3 @@ def find_droppable(model, x) -> list[Block]:
 def every_other(blocks: list[Block]) -> list[Block]:
     """Blocks at odd positions of their container: dropping them all keeps layers 0, 2, 4, ..."""
     return [b for b in blocks if b.index % 2 == 1]
-
-
-def drop_blocks(model, names: set[str]):
-    """Remove the named blocks in place (Sequential keeps the survivors' names, so their weights map 1:1)."""
-    from torch import nn
-
-    modules = dict(model.named_modules())
-    by_parent: dict[str, set[str]] = {}
-    for n in names:
-        parent, _, sub = n.rpartition(".")
-        by_parent.setdefault(parent, set()).add(sub)
-    for parent, subs in by_parent.items():
-        container = modules[parent]
-        kept = [(k, m) for k, m in container.named_children() if k not in subs]
-        if isinstance(container, nn.Sequential):
-            new = nn.Sequential(OrderedDict(kept))
-        else:
-            new = nn.ModuleList([m for _, m in kept])
-        if parent == "":  # the model itself is the container: the new container is the model
-            model = new
-            continue
-        owner_name, _, attr = parent.rpartition(".")
-        owner = modules[owner_name] if owner_name else model
-        old_len = len(container)
-        setattr(owner, attr, new)
-        # Keep layer-count bookkeeping consistent (nn.TransformerEncoder.num_layers, HF config.num_hidden_layers).
-        if getattr(owner, "num_layers", None) == old_len:
-            owner.num_layers = len(new)
-        for m in model.modules():  # HF models keep the layer count in a config shared by submodules
-            cfg = getattr(m, "config", None)
-            if cfg is not None and getattr(cfg, "num_hidden_layers", None) == old_len:
-                cfg.num_hidden_layers = len(new)
-    return model

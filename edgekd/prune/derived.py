@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekd.errors import EdgeKDError
+from edgekd.models.surgery import drop_blocks
 from edgekd.prune import _util
-from edgekd.prune.depth import drop_blocks, every_other, find_droppable
+from edgekd.prune.depth import every_other, find_droppable
 from edgekd.prune.width import prune_width_to
 
 MODES = ("width", "depth", "auto")

@@ -30,13 +30,13 @@ def _signature(float_path: Path) -> tuple[str, list[str], list[list[int]]]:
 
 
 def _calibration_feed(float_path: Path, calib: np.ndarray) -> dict:
-    from edgekd.export.execute import _fit_layout
+    from edgekd.runtime.layout import fit_layout
 
     key, names, shapes = _signature(float_path)
     if len(names) != 1:
         raise EdgeKDError(f"int8 calibration supports one-input models; {float_path.name} has {len(names)}")
     x = calib.astype(np.float32)
-    return {key: [{names[0]: _fit_layout(x[i : i + 1], shapes[0])} for i in range(len(x))]}
+    return {key: [{names[0]: fit_layout(x[i : i + 1], shapes[0])[0]} for i in range(len(x))]}
 
 
 def quantize_tflite(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, int8_io: bool = False,

@@ -1,35 +1,21 @@
-"""Small interleaved host timing, to state what keeping layers in float costs (A B A B ..., medians)."""
+"""Small interleaved host timing, to state what keeping layers in float costs (blocks of invokes, A B A B ...)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+
+WARMUP = 3  # first invokes allocate and pack weights
 
 
 def interleaved(paths: dict[str, str], sample: np.ndarray, *, rounds: int = 5, runs: int = 20, threads: int = 1) -> dict:
     """{label: latency dict} measured on this host, one sample per invoke, same sample for every file."""
     import platform
 
-    from edgekd.runtime import load_runner
+    from edgekd.runtime import Latency, load_runner, time_calls
 
     runners = {k: load_runner(p, threads=threads) for k, p in paths.items()}
-    prepared = {k: r.prepare(sample[:1]) for k, r in runners.items()}
-    for k, r in runners.items():  # warm-up: first invokes allocate and pack weights
-        for _ in range(3):
-            r.run_once(prepared[k])
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for k, r in runners.items():
-            for _ in range(runs):
-                t = time.perf_counter()
-                r.run_once(prepared[k])
-                times[k].append((time.perf_counter() - t) * 1e3)
-    out = {}
-    for k, v in times.items():
-        a = np.asarray(v)
-        out[k] = {"p50_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
-                  "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "runs": len(a), "warmup": 3,
-                  "threads": threads, "runtime": runners[k].format, "kind": "measured",
-                  "where": f"host {platform.machine()} ({platform.node()}), interleaved {rounds}x{runs}"}
-    return out
+    calls = {k: (lambda r=r, x=r.prepare(sample[:1]): r.run_once(x)) for k, r in runners.items()}
+    ms = time_calls(calls, rounds=rounds, warmup=WARMUP, per_turn=runs)
+    where = f"host {platform.machine()} ({platform.node()}), interleaved {rounds}x{runs}"
+    return {k: Latency.from_ms(v, warmup=WARMUP, threads=threads, runtime=runners[k].format, kind="measured",
+                               where=where).to_dict() for k, v in ms.items()}

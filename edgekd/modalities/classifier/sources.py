@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from edgekd.errors import EdgeKDError
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "fashion_mnist"
+EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "fashion_mnist"
 
 
 @dataclass

@@ -1,8 +1,15 @@
-"""Paired-ratio statistics for interleaved A/B timing: median of per-pair ratios with a bootstrap CI."""
+"""What a series of timings says: percentiles per invoke, and the paired ratio of two interleaved series."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def summarize(ms) -> dict[str, float]:
+    """p50/p90/p99/mean of per-invoke milliseconds (the figures of every latency dict)."""
+    ms = np.asarray(ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(ms.mean())}
 
 
 def median_ratio_ci(
@@ -24,10 +31,3 @@ def median_ratio_ci(
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(meds, [alpha, 1.0 - alpha])
     return float(np.median(ratios)), float(lo), float(hi)
-
-
-def latency_summary(block_s: np.ndarray, inner: int) -> dict[str, float]:
-    """Per-invoke milliseconds (block time / invokes per block) as p50/p90/p99/mean."""
-    ms = np.asarray(block_s, dtype=np.float64) * 1e3 / inner
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(ms.mean())}

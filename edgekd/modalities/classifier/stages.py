@@ -1,10 +1,10 @@
-"""The stages `compress` chains. Each reads what earlier stages wrote, goes through RunDir.run_stage
-(skipped on rerun when its fingerprint is unchanged) and returns Artifacts for the report."""
+"""The classifier modality's stages (images and feature vectors). Each reads what earlier stages wrote, goes
+through RunDir.run_stage (skipped on rerun when its fingerprint is unchanged) and returns Artifacts; the
+order they run in, what ships and the report belong to edgekd.pipeline."""
 
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,7 +29,7 @@ class Context:
 
 
 def _load_student(ctx: Context, rel: str):
-    from edgekd.models.portable import load_portable
+    from edgekd.models.checkpoint import load_portable
 
     return load_portable(ctx.student_src.build(), ctx.run.path(rel))
 
@@ -39,7 +39,7 @@ def distill_stage(ctx: Context):
     import torch
 
     from edgekd.distill import distill, load_recipe
-    from edgekd.models.portable import save_portable
+    from edgekd.models.checkpoint import save_portable
 
     from edgekd.distill.auto import auto_settings
 
@@ -124,7 +124,7 @@ def baseline_stage(ctx: Context, student, student_key: str) -> dict[str, Any] | 
 
 def prune_stage(ctx: Context, student, student_key: str):
     """Structured pruning of the distilled student, each step recovered by distillation."""
-    from edgekd.models.portable import save_portable
+    from edgekd.models.checkpoint import save_portable
     from edgekd.prune import prune
 
     cfg = ctx.cfg
@@ -271,14 +271,13 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
 
     cfg, run = ctx.cfg, ctx.run
     host = load_target("host")
-    ships = {(s.format, s.precision) for s in ctx.target.ships}
     sample = ctx.data.test.x[:32]  # row 0 is timed; NPU backends calibrate and compare outputs on the rows
     # Host rows use the CPU target's thread count too, so fp32 / int8 / teacher rows compare like for like.
     host_threads = cfg.threads or (min(ctx.target.threads, os.cpu_count() or 1) if ctx.target.kind == "cpu" else None)
     for a in artifacts:
         if a.format not in ("onnx", "tflite"):
             continue
-        shipped = (a.format, a.precision) in ships
+        shipped = bool(a.extra.get("shipped"))  # decided by edgekd.pipeline.shipping before profiling
         tgt = ctx.target if shipped else host
         also_host = shipped and ctx.target.connection.kind == "offline"
         emulate = "auto" if shipped else False
@@ -322,26 +321,19 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
         if prof.get("notes"):
             a.extra["profile_notes"] = prof["notes"]
         a.extra["profiled_on"] = tgt.name
-        a.extra["shipped"] = shipped
     return artifacts
 
 
-def build_report(ctx: Context, student, artifacts: list[Artifact], seconds: float) -> dict[str, Any]:
+def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]:
+    """The report's classifier sections: data, teacher, student, distillation, baseline, and its notes."""
     from edgekd.models import count_macs_params
 
     shape = ctx.data.input_shape
     t_macs, t_params = count_macs_params(ctx.teacher, shape)
     s_macs, s_params = count_macs_params(student, shape)
     distill_metrics = ctx.run.manifest["stages"].get("distill", {}).get("metrics", {})
-    shipped = [a for a in artifacts if a.extra.get("shipped")]
-    notes = list(ctx.notes)
-    notes += [f"{a.name}: {n}" for a in artifacts for n in (a.extra or {}).get("quantize", {}).get("notes", [])]
-    if any((a.latency or {}).get("backend") == "host-fallback" for a in shipped):
-        notes.append(f"No {ctx.target.name} device was reachable: its latencies are host measurements, labelled so.")
-    budgets = _budget_rows(shipped)
+    notes = [f"{a.name}: {n}" for a in artifacts for n in (a.extra or {}).get("quantize", {}).get("notes", [])]
     return {
-        "tool": "edgekd",
-        "target": {"name": ctx.target.name, "description": ctx.target.description, "source": ctx.target.source},
         "data": ctx.data.describe(),
         "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
         "student": {"spec": ctx.student_src.spec, "macs": s_macs, "params": s_params,
@@ -352,14 +344,5 @@ def build_report(ctx: Context, student, artifacts: list[Artifact], seconds: floa
                        if k in distill_metrics},
                     **({"chosen": distill_metrics["recipe"]} if "recipe" in distill_metrics else {})},
         "baseline": ctx.run.manifest["stages"].get("baseline", {}).get("metrics"),
-        "shipped": [a.path for a in shipped],
-        "budgets": budgets,
-        "host": {"machine": platform.machine(), "processor": platform.processor() or platform.machine()},
-        "seconds": round(seconds, 1),
         "notes": notes,
     }
-
-
-def _budget_rows(shipped: list[Artifact]) -> list[dict[str, Any]]:
-    """The profile stage's pass / fail / skip rows per shipped file (a host stand-in never passes a device budget)."""
-    return [{"artifact": a.name, **row} for a in shipped for row in a.extra.get("budgets", [])]

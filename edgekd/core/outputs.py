@@ -1,4 +1,7 @@
-"""What a classifier returned: logits from a tensor, a tuple (first item), a dict or an HF ModelOutput."""
+"""What a classifier returned: logits from a tensor, a tuple (first item), a dict or an HF ModelOutput.
+
+In core because the runtime (its torch runner) and every stage read model outputs the same way.
+"""
 
 from __future__ import annotations
 

@@ -11,21 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.core.inputs import require_file, tflite_interpreter_class  # noqa: F401  (re-exported)
+from edgekd.core.inputs import require_file
 from edgekd.errors import EdgeKDError
-
-
-
-
-def _to_layout(x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
-    """Match an NCHW batch to a model input shape: keep it, or transpose to NHWC."""
-    if x.ndim == 4 and len(shape) == 4:
-        if tuple(shape[1:]) == tuple(x.shape[1:]) or any(d <= 0 for d in shape[1:]):
-            return x, "NCHW"
-        if tuple(shape[1:]) == (x.shape[2], x.shape[3], x.shape[1]):
-            return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), "NHWC"
-        raise EdgeKDError(f"input of shape {tuple(x.shape[1:])} does not fit the model's input {tuple(shape[1:])}")
-    return x, "NCHW"
+from edgekd.runtime.layout import dequantize, fit_layout, quantize_input
+from edgekd.runtime.sessions import litert_interpreter, ort_session
 
 
 class Runner:
@@ -64,10 +53,10 @@ class TorchRunner(Runner):
     def run_once(self, prepared):
         import torch
 
+        from edgekd.core.outputs import logits_of
+
         with torch.inference_mode():
             out = self.module(prepared)
-        from edgekd.models.outputs import logits_of
-
         return logits_of(out).float().numpy()
 
 
@@ -75,25 +64,15 @@ class OnnxRunner(Runner):
     format = "onnx"
 
     def __init__(self, path: Path, threads: int | None = None, providers: list | None = None):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:
-            raise EdgeKDError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+        self.session = ort_session(path, threads=threads, providers=providers)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
         self.batch_fixed = self.input_shape[:1] == (1,)
         self.input_dtype = {"tensor(float)": "float32", "tensor(float16)": "float16"}.get(inp.type, inp.type)
-        self.input_layout = "NCHW"
 
     def prepare(self, x):
-        x, self.input_layout = _to_layout(np.asarray(x, dtype=np.float32), self.input_shape)
+        x, self.input_layout = fit_layout(np.asarray(x, dtype=np.float32), self.input_shape)
         return x.astype(np.float16) if self.input_dtype == "float16" else x
 
     def run_once(self, prepared):
@@ -102,38 +81,24 @@ class OnnxRunner(Runner):
 
 class TFLiteRunner(Runner):
     format = "tflite"
+    batch_fixed = True  # resizing converted graphs is fragile; one sample per invoke is always valid
 
     def __init__(self, path: Path, threads: int | None = None, delegates: list | None = None):
-        Interpreter = tflite_interpreter_class()
-        try:
-            self.interp = Interpreter(model_path=str(path), num_threads=threads or 1, experimental_delegates=delegates)
-            self.interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise EdgeKDError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+        self.interp = litert_interpreter(path, threads=threads, delegates=delegates)
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
         self.input_shape = tuple(int(d) for d in self.inp["shape"])
-        self.batch_fixed = True  # resizing converted graphs is fragile; one sample per invoke is always valid
         self.input_dtype = np.dtype(self.inp["dtype"]).name
-        self.input_layout = "NCHW"
 
     def prepare(self, x):
-        x, self.input_layout = _to_layout(np.asarray(x, dtype=np.float32), self.input_shape)
-        dtype = np.dtype(self.inp["dtype"])
-        if dtype in (np.int8, np.uint8, np.int16):
-            scale, zero = self.inp["quantization"]
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        return x.astype(dtype, copy=False)
+        x, self.input_layout = fit_layout(np.asarray(x, dtype=np.float32), self.input_shape)
+        return quantize_input(x, self.inp["dtype"], self.inp["quantization"], f"input {self.inp['name']}")
 
     def run_once(self, prepared):
         self.interp.set_tensor(self.inp["index"], prepared)
         self.interp.invoke()
         y = self.interp.get_tensor(self.out["index"])
-        if np.dtype(self.out["dtype"]) in (np.int8, np.uint8, np.int16):
-            scale, zero = self.out["quantization"]
-            return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
-        return y.astype(np.float32)
+        return dequantize(y, self.out["quantization"]).astype(np.float32, copy=False)
 
 
 def load_runner(model: Any, threads: int | None = None, **kwargs) -> Runner:

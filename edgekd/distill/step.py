@@ -1,0 +1,119 @@
+"""One training step of the image / feature-vector engine: the student and its loss terms as one module
+(so DDP syncs every trained parameter), and the teacher's outputs, from the TeacherCache or run live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.distill.cache import Augmenter, TeacherCache
+from edgekd.distill.hooks import FeatureTaps
+from edgekd.distill.terms import Term, teacher_reducers
+from edgekd.distill.trainer.ddp import Dist
+from edgekd.distill.trainer.loop import StepPlan
+from edgekd.core.outputs import logits_of
+
+
+class Trainable(nn.Module):
+    """Student + loss modules (regressors) in one module, so DDP syncs all trained parameters."""
+
+    def __init__(self, student: nn.Module, terms: list[Term]):
+        super().__init__()
+        self.student = student
+        self.terms = nn.ModuleList(terms)
+        taps = [t for term in terms for t in term.s_taps]
+        self.taps = FeatureTaps(student, taps, "student") if taps else None
+
+    def forward(self, x, t_out, y, factors: list[float]):
+        if self.taps:
+            self.taps.clear()
+        s = {"logits": logits_of(self.student(x))}
+        if self.taps:
+            s.update(self.taps.out)
+        parts = {}
+        total = s["logits"].new_zeros(())
+        for term, factor in zip(self.terms, factors):
+            if factor == 0 or term.spec.weight == 0:
+                continue
+            v = term(s, t_out, y)
+            parts[term.spec.name] = v.detach()
+            total = total + term.spec.weight * factor * v
+        return total, parts, s["logits"]
+
+
+class TeacherOutputs:
+    """The teacher keys the terms read ("logits", taps, reduced taps) for a batch, cached or live."""
+
+    def __init__(self, teacher: nn.Module, terms: list[Term], cache: TeacherCache | None, dev: torch.device):
+        self.keys = self.keys_of(terms)
+        self.cache, self.dev = cache, dev
+        reducers = teacher_reducers(terms)
+        taps = sorted({k.split("|")[0] for k in self.keys if k != "logits"})
+        self.hooks = FeatureTaps(teacher, taps, "teacher") if taps else None
+
+        @torch.no_grad()
+        def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
+            if self.hooks:
+                self.hooks.clear()
+            out = {"logits": logits_of(teacher(x)).float()}
+            for k in self.keys:
+                if k != "logits":
+                    out[k] = reducers[k](self.hooks.out[k.split("|")[0]]).float().contiguous()
+            return out
+
+        self.run = run
+
+    @staticmethod
+    def keys_of(terms: list[Term]) -> list[str]:
+        return list(dict.fromkeys(k for t in terms for k in t.t_keys))
+
+    def __call__(self, xb: torch.Tensor, local: np.ndarray, views: np.ndarray) -> dict[str, torch.Tensor]:
+        def compute(pos, _xb=xb):
+            return self.run(_xb[torch.from_numpy(np.asarray(pos)).to(self.dev)])
+
+        if self.cache is None:
+            return compute(np.arange(len(local)))
+        cached = self.cache.get(self.keys, local, views, compute)
+        return {k: v.to(self.dev, non_blocking=True) for k, v in cached.items()}
+
+    def close(self) -> None:
+        if self.hooks:
+            self.hooks.remove()
+
+
+@dataclass
+class BatchStep:
+    """A global batch of sample indices -> (loss, loss parts, samples on this rank), for trainer.loop."""
+
+    model: nn.Module  # the Trainable, DDP-wrapped under torchrun
+    terms: list[Term]
+    teacher: TeacherOutputs
+    aug: Augmenter
+    x: np.ndarray
+    y: np.ndarray
+    dist: Dist
+    dev: torch.device
+    plan: StepPlan
+    views: np.ndarray | None = None  # which augmented view each sample shows this epoch
+
+    def start_epoch(self, seed: int, epoch: int) -> None:
+        self.views = self.aug.epoch_views(seed, epoch)
+
+    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, dict[str, Any], int]:
+        local = self.dist.local_rows(batch)
+        xb = self.aug.apply(torch.from_numpy(self.x[local]), local, self.views[local]).to(self.dev, non_blocking=True)
+        yb = torch.from_numpy(self.y[local]).to(self.dev, non_blocking=True)
+        factors = [t.spec.factor(self.plan.fraction) for t in self.terms]
+        needed = any(f > 0 and t.t_keys for t, f in zip(self.terms, factors))
+        t_out = self.teacher(xb, local, self.views[local]) if needed else {}
+        loss, parts, _ = self.model(xb, t_out, yb, factors)
+        return loss, parts, len(local)
+
+
+def epoch_batches(order: np.ndarray, batch_size: int, start: int, steps: int) -> Iterator[np.ndarray]:
+    """The epoch's global batches from step `start` on (a resumed run continues mid-epoch)."""
+    return (order[s * batch_size: (s + 1) * batch_size] for s in range(start, steps))

@@ -1,0 +1,48 @@
+"""Optimizers and learning-rate schedules.
+
+Both trainers warm up linearly over a fraction of the steps; the engine then follows the recipe's
+[train] scheduler (cosine, one-cycle or constant), the text path decays linearly to 0 (DistilBERT's).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+
+def warmup_decay(step: int, total: int, warmup: float, decay: str = "linear") -> float:
+    """LR factor: linear warmup over `warmup` of the `total` steps, then `decay` ("linear" or "cosine") to 0."""
+    warm = max(1, int(total * warmup))
+    if step < warm:
+        return (step + 1) / warm
+    if decay == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+    return max(0.0, (total - step) / max(1, total - warm))
+
+
+def planned_schedule(opt, total: Callable[[], int], warmup: float):
+    """Linear warmup/decay over `total()` steps, read at every step: a time budget may shorten the plan
+    mid-run, and the schedule then anneals to the new end instead of being cut off mid-way."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_decay(s, total(), warmup))
+
+
+def build_optimizer(params, train: dict, total_steps: int):
+    """Optimizer and per-step scheduler from a recipe's [train] table."""
+    import torch
+
+    if train["optimizer"] == "sgd":
+        opt = torch.optim.SGD(params, lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"],
+                              nesterov=True)
+    else:
+        opt = torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
+    if train["scheduler"] == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train["lr"], total_steps=max(total_steps, 2),
+                                                    pct_start=min(max(train["warmup"], 0.01), 0.99))
+    elif train["scheduler"] == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: warmup_decay(step, total_steps, train["warmup"], "cosine"))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return opt, sched

@@ -1,0 +1,134 @@
+"""The classifier modality: image classifiers and feature-vector models over a DataBundle.
+
+Supplies what edgekd.pipeline.sequence asks of a modality; the stages themselves are in `stages.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from edgekd.errors import EdgeKDError, UsageError
+
+
+def state_hash(model) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class ClassifierModality:
+    kind = "classifier"
+    pipeline = "compress"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.notes: list[str] = []
+        self.target = None
+        self.ctx = None
+
+    def check(self) -> None:
+        from edgekd.targets import load_target
+
+        if self.cfg.baseline not in ("none", "scratch"):
+            raise UsageError(f"--baseline must be none or scratch, got {self.cfg.baseline!r}")
+        self.target = load_target(self.cfg.target)
+
+    def prepare(self, run, log: Callable[[str], None]) -> None:
+        import numpy as np
+        import torch
+
+        from edgekd.data import load_data
+        from edgekd.models.factory import is_registered
+        from edgekd.modalities.classifier import stages
+        from edgekd.modalities.classifier.checks import check_fits, teacher_sanity
+        from edgekd.modalities.classifier.sources import resolve_student, resolve_teacher
+
+        cfg, target = self.cfg, self.target
+        data = load_data(cfg.data, seed=cfg.seed, image_size=cfg.image_size, normalize=cfg.normalize)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        teacher_src = resolve_teacher(cfg.teacher, cfg.teacher_weights, data)
+        teacher = teacher_src.build()
+        check_fits(teacher, data, "teacher")
+        notes = [n for n in [teacher_sanity(teacher, data)] if n]
+        if data.source.get("skipped_unreadable"):
+            bad = data.source["skipped_unreadable"]
+            notes.append(f"{len(bad)} unreadable file(s) in {data.source['path']} were skipped, e.g. {bad[0]} "
+                         "(all listed in report.json, data.skipped_unreadable)")
+        for n in notes:
+            log(f"[yellow]warning:[/] {n}")
+        teacher_key = state_hash(teacher)
+        if data.layout == "NF" and is_registered(cfg.student):
+            raise EdgeKDError(f"--student {cfg.student} is a built-in image CNN but '{data.name}' holds feature vectors: "
+                              "give --student auto:<ratio> (derived from the teacher) or your own 'module:factory'")
+        student_src = resolve_student(cfg.student, teacher, data, seed=cfg.seed)
+        check_fits(student_src.build(), data, "student")
+        run.record_input("teacher", {"spec": teacher_src.spec, "weights": teacher_src.weights, "state_sha": teacher_key})
+        run.record_input("data", data.describe())
+        run.record_input("target", {"name": target.name, "file": target.source})
+        run.record_input("config", _config_dict(cfg))
+        log(f"target [bold]{target.name}[/], data {data.name} ({len(data.train)} train / {len(data.test)} test), "
+            f"teacher {teacher_src.spec}, student {student_src.spec}")
+        self.notes = notes  # the stages add theirs to the same list
+        self.ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
+                                  teacher_src=teacher_src, student_src=student_src, log=log, notes=notes)
+
+    def distill(self):
+        from edgekd.modalities.classifier import stages
+
+        self._student, self._key = stages.distill_stage(self.ctx)
+        return self._student
+
+    def refine(self, student):
+        """--baseline scratch, then --prune (each a stage of its own)."""
+        from edgekd.modalities.classifier import stages
+
+        stages.baseline_stage(self.ctx, student, self._key)
+        if self.cfg.prune:
+            student, self._key = stages.prune_stage(self.ctx, student, self._key)
+        return student
+
+    def export(self, student) -> list:
+        from edgekd.modalities.classifier import stages
+
+        return stages.export_stage(self.ctx, student, self._key)
+
+    def evaluate(self, student, files: list) -> list:
+        from edgekd.modalities.classifier import stages
+
+        return stages.evaluate_stage(self.ctx, student, files)
+
+    def profile(self, rows: list) -> list:
+        from edgekd.modalities.classifier import stages
+
+        return stages.profile_stage(self.ctx, rows)
+
+    def stand_in(self, fmt: str, precision: str):
+        return None  # every (format, precision) a target ships is made exactly
+
+    missing = None  # the pipeline's own sentence
+
+    def describe(self, student, rows: list) -> dict[str, Any]:
+        from edgekd.modalities.classifier import stages
+
+        return stages.describe(self.ctx, student, rows)
+
+    def title(self, report: dict[str, Any]) -> str:
+        from edgekd.modalities.classifier.report import title
+
+        return title(report)
+
+    def header_lines(self, report: dict[str, Any]) -> list[str]:
+        from edgekd.modalities.classifier.report import header_lines
+
+        return header_lines(report)
+
+
+def _config_dict(cfg) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(cfg)

@@ -1,0 +1,63 @@
+"""report.md's lines about a classifier run: data, teacher, student, distillation, the input an app must feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def title(report: dict[str, Any]) -> str:
+    return f"# edgekd compress — target `{report['target']['name']}`"
+
+
+def _macs(n: int) -> str:
+    # Torch-Pruning's counter sees nn modules only: a torch.export program or a model file counts 0
+    return f"{n:,} MACs" if n else "MACs not counted (no nn.Conv/nn.Linear modules)"
+
+
+def _params(n: int) -> str:
+    return f"{n:,} params" if n else "parameters inside the file, not counted"
+
+
+def _auto_choice(distill: dict) -> str:
+    """What `auto` picked and why."""
+    auto = distill.get("auto")
+    if not auto:
+        return ""
+    return (f" → `{auto['chosen']}` at lr {auto['lr']:.2g} (probe: {len(auto['tried'])} trials of "
+            f"{auto['steps_per_candidate']} steps, {auto['seconds']:.0f} s; {auto['reason']})")
+
+
+def _input_line(data: dict[str, Any]) -> str | None:
+    """What an app must do to pixels (or features) before calling the shipped file."""
+    norm = data.get("normalisation")
+    if not norm:
+        return None
+    values = (f"mean {[round(m, 4) for m in norm['mean']]}, std {[round(v, 4) for v in norm['std']]}"
+              if len(norm["mean"]) <= 8 else f"the {len(norm['mean'])} means and stds in report.json (data.normalisation)")
+    how = f"then (x - mean) / std with {values} (--normalize {data.get('normalize', 'dataset')})"
+    if data.get("layout") == "NF":
+        return f"- model input: vectors of {data['input_shape'][0]} features as stored in the data, {how}"
+    c, h, w = data["input_shape"]
+    return f"- model input: {c}x{h}x{w} images (NCHW; TFLite files NHWC), pixels in [0, 1] {how}"
+
+
+def header_lines(report: dict[str, Any]) -> list[str]:
+    data, student = report["data"], report["student"]
+    lines = [f"- data: {data['name']} ({data['test']} test {'samples' if data.get('layout') == 'NF' else 'images'})",
+             f"- teacher: `{report['teacher']['spec']}` ({_macs(report['teacher']['macs'])}, "
+             f"{_params(report['teacher']['params'])})",
+             f"- student: `{student['spec']}` ({_macs(student['macs'])}, {student['params']:,} params)",
+             f"- distillation: recipe `{report['distill'].get('recipe')}`{_auto_choice(report['distill'])}, "
+             f"{report['distill'].get('epochs')} epochs"]
+    if report.get("baseline"):
+        b = report["baseline"]
+        lines.append(f"- baseline (labels only, same budget): {b['scratch_test_acc']:.2f} % vs distilled "
+                     f"{b['distilled_test_acc']:.2f} % ({b['gain_points']:+.2f} points)")
+    if line := _input_line(data):
+        lines.append(line)
+    derived = student.get("derived") or {}
+    if derived.get("macs_before"):
+        lines.append(f"- student derived from the teacher ({derived.get('mode')}): {derived['macs_before']:,} -> "
+                     f"{derived['macs_after']:,} MACs, dropped blocks {derived.get('dropped_blocks') or 'none'}, "
+                     f"channels rounded to multiples of {derived.get('round_to')}")
+    return lines
