@@ -51,18 +51,7 @@ def gate(
     cand_path = _model_path(candidate, "candidate")
     cand_info = _info(cand_path)
 
-    base_kind, base_path, stored = "none", None, None
-    if baseline is not None:
-        bp = Path(baseline)
-        if bp.suffix.lower() == ".json":
-            base_kind, stored = "json", _load_stored(bp)
-            base_info = stored["info"]
-        else:
-            base_kind, base_path = "model", _model_path(bp, "baseline")
-            base_info = _info(base_path)
-        _check_comparable(base_info, cand_info)
-    else:
-        base_info = None
+    base_kind, base_path, stored, base_info = _resolve_baseline(baseline, cand_info)
 
     local = tgt.connection.kind == "local"
     n_threads = threads or (tgt.threads if local else 1)
@@ -70,34 +59,9 @@ def gate(
         raise UsageError(f"threads must be >= 1, got {n_threads}")
     notes: list[str] = []
 
-    # ---- extra deterministic facts (need the tools; each is optional)
     use_npu = (tgt.kind == "npu") if npu is None else npu
-    if use_npu:
-        from edgekd.gate.npu import npu_analysis
-
-        cand_info["npu"] = npu_analysis(cand_path, tgt)
-        if base_path is not None:
-            base_info["npu"] = npu_analysis(base_path, tgt)
-    if instructions:
-        from edgekd.gate.instructions import count_instructions
-
-        from concurrent.futures import ThreadPoolExecutor
-
-        # Two valgrind processes side by side: a count does not care that they share the CPUs.
-        paths = [cand_path] + ([base_path] if base_path is not None else [])
-        with ThreadPoolExecutor(len(paths)) as pool:
-            counts = list(pool.map(lambda p: count_instructions(p, runs=instructions_runs, input_shape=input_shape), paths))
-        cand_info["instructions"] = counts[0]
-        if base_path is not None:
-            base_info["instructions"] = counts[1]
-    if arm_instructions:
-        try:
-            counter = arm_instructions if callable(arm_instructions) else _default_arm_counter()
-        except EdgeKDError as exc:  # emulator not installed: the check reports itself skipped, with why
-            counter = _failing_counter(str(exc))
-        cand_info["arm_instructions"] = _safe_count(counter, cand_path, tgt)
-        if base_path is not None:
-            base_info["arm_instructions"] = _safe_count(counter, base_path, tgt)
+    _add_tool_facts(tgt, cand_path, cand_info, base_path, base_info, npu=use_npu, instructions=instructions,
+                    instructions_runs=instructions_runs, arm_instructions=arm_instructions, input_shape=input_shape)
 
     checks: list[Check] = []
     if base_info is not None:
@@ -106,26 +70,14 @@ def gate(
         notes.append("no baseline: only the target's budgets are checked; save this JSON as the next baseline")
 
     # ---- wall time
-    timing_out: dict[str, Any] | None = None
-    cand_latency: dict[str, Any] | None = None
+    timing_out, cand_latency = None, None
     settings = {
         "max_regression": max_regression, "threads": n_threads, "limits": asdict(limits),
         "timing": asdict(timing), "instructions": instructions, "arm_instructions": bool(arm_instructions),
     }
     if measure:
-        cpus = pick_cpus(n_threads) if timing.pin else None
-        where = machine_where()
-        with pinned(cpus) as cpus:  # None when pinning was refused
-            if base_kind == "model":
-                timing_out, check = _ab(base_path, cand_path, base_info, cand_info, n_threads, timing, limits, input_shape)
-                checks.append(check)
-                cand_latency = _latency(timing_out["final"]["candidate"], timing_out, n_threads, where, cpus, cand_info)
-                timing_out["baseline_latency"] = _latency(timing_out["final"]["baseline"], timing_out, n_threads, where, cpus, base_info)
-            else:
-                timing_out, check, cand_latency = _absolute(cand_path, cand_info, stored, n_threads, timing, limits,
-                                                            input_shape, strict_absolute, where, cpus)
-                if check is not None:
-                    checks.append(check)
+        timing_out, cand_latency = _wall_time(checks, base_kind, base_path, cand_path, base_info, cand_info, stored,
+                                              n_threads, timing, limits, input_shape, strict_absolute)
         if not local:
             notes.append(f"wall time measured on this machine as a proxy for {tgt.name} ({tgt.arch}); "
                          "the ratio, not the milliseconds, carries over")
@@ -147,6 +99,72 @@ def gate(
         notes=notes,
         seconds=round(time.perf_counter() - t0, 3),
     )
+
+
+def _resolve_baseline(baseline, cand_info: dict):
+    """(kind "none" | "json" | "model", model path, stored gate JSON, its info), checked comparable."""
+    if baseline is None:
+        return "none", None, None, None
+    bp = Path(baseline)
+    if bp.suffix.lower() == ".json":
+        stored = _load_stored(bp)
+        base_kind, base_path, base_info = "json", None, stored["info"]
+    else:
+        stored, base_kind, base_path = None, "model", _model_path(bp, "baseline")
+        base_info = _info(base_path)
+    _check_comparable(base_info, cand_info)
+    return base_kind, base_path, stored, base_info
+
+
+def _add_tool_facts(tgt, cand_path, cand_info, base_path, base_info, *, npu, instructions, instructions_runs,
+                    arm_instructions, input_shape) -> None:
+    """Extra deterministic facts that need their tools (NPU compiler, valgrind, qemu); each is optional."""
+    if npu:
+        from edgekd.gate.npu import npu_analysis
+
+        cand_info["npu"] = npu_analysis(cand_path, tgt)
+        if base_path is not None:
+            base_info["npu"] = npu_analysis(base_path, tgt)
+    if instructions:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from edgekd.gate.instructions import count_instructions
+
+        # Two valgrind processes side by side: a count does not care that they share the CPUs.
+        paths = [cand_path] + ([base_path] if base_path is not None else [])
+        with ThreadPoolExecutor(len(paths)) as pool:
+            counts = list(pool.map(lambda p: count_instructions(p, runs=instructions_runs, input_shape=input_shape), paths))
+        cand_info["instructions"] = counts[0]
+        if base_path is not None:
+            base_info["instructions"] = counts[1]
+    if arm_instructions:
+        try:
+            counter = arm_instructions if callable(arm_instructions) else _default_arm_counter()
+        except EdgeKDError as exc:  # emulator not installed: the check reports itself skipped, with why
+            counter = _failing_counter(str(exc))
+        cand_info["arm_instructions"] = _safe_count(counter, cand_path, tgt)
+        if base_path is not None:
+            base_info["arm_instructions"] = _safe_count(counter, base_path, tgt)
+
+
+def _wall_time(checks: list, base_kind, base_path, cand_path, base_info, cand_info, stored, n_threads, timing, limits,
+               input_shape, strict_absolute):
+    """A/B against a baseline model, or absolute against a stored JSON / the budgets; appends its check."""
+    cpus = pick_cpus(n_threads) if timing.pin else None
+    where = machine_where()
+    with pinned(cpus) as cpus:  # None when pinning was refused
+        if base_kind == "model":
+            timing_out, check = _ab(base_path, cand_path, base_info, cand_info, n_threads, timing, limits, input_shape)
+            checks.append(check)
+            cand_latency = _latency(timing_out["final"]["candidate"], timing_out, n_threads, where, cpus, cand_info)
+            timing_out["baseline_latency"] = _latency(timing_out["final"]["baseline"], timing_out, n_threads, where,
+                                                      cpus, base_info)
+            return timing_out, cand_latency
+        timing_out, check, cand_latency = _absolute(cand_path, cand_info, stored, n_threads, timing, limits,
+                                                    input_shape, strict_absolute, where, cpus)
+        if check is not None:
+            checks.append(check)
+        return timing_out, cand_latency
 
 
 # ---------------------------------------------------------------- inputs
