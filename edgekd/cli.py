@@ -18,6 +18,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from edgekd.commands.doctor import version_text
+
+        print(version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="edgekd's version and the converters/runtimes found"),
+) -> None:
+    """Distill, prune, quantize, export and profile PyTorch models for phones, boards and NPUs."""
+
+
 def _register() -> None:
     if app.registered_commands:  # main() may be called many times in one process (tests, notebooks)
         return
@@ -46,6 +61,7 @@ _STAGE_COMMANDS: list[tuple[str, list[tuple[str, str]]]] = [
     ("gate", [("gate", "gate_cmd"), ("inspect", "inspect_cmd")]),
     ("hf", [("hf-compress", "hf_compress_cmd")]),
     ("models", [("models", "models_cmd")]),
+    ("doctor", [("doctor", "doctor_cmd")]),
 ]
 
 
