@@ -9,6 +9,9 @@ import typer
 
 from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
 
+# the recipe files by name, read from the package without importing edgekd.distill (it imports torch: slow --help)
+_BUILTIN_RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "distill" / "recipes").glob("*.toml"))
+
 
 def _parse_sets(items: List[str]) -> dict:
     from edgekd.errors import UsageError
@@ -73,7 +76,7 @@ def distill_cmd(
     data: str = typer.Option("auto", "--data", help="fashion-mnist | digits | image folder | .npz"),
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
-    recipe: str = typer.Option("auto", "--recipe", help="auto (a short probe picks the LR and loss mix), a built-in recipe (hinton, dkd, dist, kd-ls, fitnets, at, rkd, distilbert, default, ce) or a .toml file"),
+    recipe: str = typer.Option("auto", "--recipe", help=f"auto (a short probe picks the LR and loss mix), a built-in recipe ({', '.join(_BUILTIN_RECIPES)}) or a .toml file"),
     epochs: int = typer.Option(3, "--epochs", min=1),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps"),
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="Global batch (split across torchrun processes)"),
