@@ -9,7 +9,16 @@ from typing import Any, Callable
 
 from edgekd.errors import EdgeKDError
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "fashion_mnist"
+_PKG = Path(__file__).resolve().parents[2]  # the edgekd package directory
+
+
+def example_dir() -> Path | None:
+    """The built-in example's teacher: edgekd/_example (a symlink to examples/fashion_mnist; a built wheel
+    holds teacher.py and its weights themselves), else examples/fashion_mnist beside the package."""
+    for cand in (_PKG / "_example", _PKG.parent / "examples" / "fashion_mnist"):
+        if (cand / "teacher.py").is_file():
+            return cand
+    return None
 
 
 @dataclass
@@ -25,10 +34,12 @@ class ModelSource:
 
 
 def builtin_example_teacher(dataset: str) -> tuple[str, str]:
-    teacher_py = EXAMPLE_DIR / "teacher.py"
-    if not teacher_py.is_file():
-        raise EdgeKDError("the built-in example ships with edgekd's source tree (examples/fashion_mnist); pass --teacher")
-    weights = EXAMPLE_DIR / ("teacher.pt" if dataset == "fashion-mnist" else f"teacher_{dataset}.pt")
+    where = example_dir()
+    if where is None:
+        raise EdgeKDError(f"the built-in example's teacher is missing (looked in {_PKG / '_example'}; it ships in the "
+                          "edgekd wheel and in the source tree's examples/fashion_mnist): reinstall edgekd or pass --teacher")
+    teacher_py = where / "teacher.py"
+    weights = where / ("teacher.pt" if dataset == "fashion-mnist" else f"teacher_{dataset}.pt")
     if not weights.is_file():
         raise EdgeKDError(f"the built-in teacher has no weights for data '{dataset}' (it has fashion-mnist and digits); pass --teacher")
     return f"{teacher_py}:build_teacher", str(weights)
