@@ -81,6 +81,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
         from edgekd.core.inputs import one_line, require_file
 
         path = require_file(spec, "exported program")
+        _require_pt2_archive(path)
         try:
             program = torch.export.load(str(path)).module()
         except Exception as exc:
@@ -111,3 +112,18 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
 
         model = load_portable(model, weights)  # a plain state_dict, or derive / prune / TA-chain output
     return model.eval()
+
+
+def _require_pt2_archive(path: Path) -> None:
+    """A .pt2 is a zip with an archive_format record. Checked before torch.export.load, which (torch 2.14)
+    logs a full traceback as a warning for a broken file before raising."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            ok = any(n.endswith("archive_format") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        ok = False
+    if not ok:
+        raise EdgeKDError(f"exported program {path} is not a torch.export archive (truncated, or another "
+                          "format): write it with torch.export.save")
