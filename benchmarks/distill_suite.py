@@ -17,6 +17,9 @@ Methods, all at the same epochs, batch and seeds:
             reported): a fair baseline, not a strawman
   hinton    KD T=4, alpha 0.9
   auto      `recipe="auto"`: the probe (its wall time is counted in auto's time) then the chosen recipe
+  chain1    teacher -> one assistant derived from the teacher (width, teacher-initialised) -> student, each
+            link `auto`, the same total optimizer steps as one direct run (issue 18 part 4)
+  chain-auto  the same with `chain="auto"` (its probe decides between direct KD and a chain)
 gap_closed = (auto - scratch) / (teacher - scratch), on seed means. probe_share = probe seconds / auto's seconds.
 """
 
@@ -215,6 +218,20 @@ def run_one(teacher, student, data, recipe, epochs, seed, lr=None, cache=None):
     return out
 
 
+def run_chain_one(teacher, student, data, epochs, seed, chain, cache):
+    """Teacher -> assistant(s) derived from the teacher -> student, every link `auto`, the same total optimizer
+    steps as one direct run (run_chain splits them over the links)."""
+    from edgekd.prune import run_chain
+
+    t0 = time.perf_counter()
+    res = run_chain(teacher, student, data, chain=chain, recipe="auto", epochs=epochs, batch_size=128, seed=seed,
+                    teacher_cache=cache)
+    return {"test_acc": test_accuracy(res.student, data), "val_acc": res.metrics["best_val_acc"],
+            "seconds": round(time.perf_counter() - t0, 2), "plan": res.plan.to_dict(),
+            "links": [{k: link.get(k) for k in ("role", "macs_ratio", "val_acc", "steps", "recipe")}
+                      for link in res.links]}
+
+
 def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> dict:
     data_name, t_factory, t_epochs, s_spec = PAIRS[name]
     data = get_data(data_name)
@@ -238,6 +255,9 @@ def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> di
                                       lr=lr), lr=lr) for lr in SCRATCH_LRS]
                 best = max(sweep, key=lambda r: r["val_acc"])
                 runs[m].append(dict(best, sweep=sweep, seconds=sum(r["seconds"] for r in sweep)))
+            elif m.startswith("chain"):  # chain1: one assistant forced; chain-auto: --chain auto decides
+                runs[m].append(run_chain_one(teacher, make_student(s_spec, teacher, data, seed), data, epochs, seed,
+                                             m.split("chain", 1)[1].lstrip("-") or "auto", cache))
             else:
                 runs[m].append(run_one(teacher, make_student(s_spec, teacher, data, seed), data, m, epochs, seed,
                                        cache=cache))
@@ -287,9 +307,10 @@ def overall(pairs: dict) -> dict:
         probe = sum(r["probe_seconds"] for p in with_auto for r in p["runs"]["auto"])
         wall = sum(r["seconds"] for p in with_auto for r in p["runs"]["auto"])
         s["probe_share_of_wall_time"] = round(probe / wall, 3)
-    hinton = [p["summary"]["hinton_gap_closed"] for p in pairs.values() if "hinton_gap_closed" in p["summary"]]
-    if hinton:
-        s["hinton_mean_gap_closed"] = round(statistics.mean(hinton), 3)
+    others = {k[:-len("_gap_closed")] for p in pairs.values() for k in p["summary"] if k.endswith("_gap_closed")}
+    for m in sorted(others - {"auto"}):  # every other method on the same pairs (hinton, chain1, chain-auto)
+        closed = [p["summary"][f"{m}_gap_closed"] for p in pairs.values() if f"{m}_gap_closed" in p["summary"]]
+        s[f"{m}_mean_gap_closed"] = round(statistics.mean(closed), 3)
     return s
 
 

@@ -1,7 +1,7 @@
 """Knowledge distillation: loss modules, TOML recipes and the training engine.
 
     from edgekd.distill import distill
-    result = distill(teacher, student, data, recipe="default", epochs=3)
+    result = distill(teacher, student, data, recipe="auto", epochs=3)
     result.student, result.metrics, result.best_checkpoint
 """
 

@@ -23,7 +23,7 @@ def distill(
     student: nn.Module,
     data: DataBundle,
     *,
-    recipe: "str | dict | Recipe" = "default",
+    recipe: "str | dict | Recipe" = "auto",
     epochs: int = 3,
     max_steps: int | None = None,
     batch_size: int = 128,

@@ -201,7 +201,7 @@ def run_chain(
     plan: ChainPlan | None = None,
     chain="auto",
     example_input=None,
-    recipe="default",
+    recipe="auto",
     epochs: int = 1,
     max_steps: int | None = None,
     batch_size: int = 128,
