@@ -345,12 +345,14 @@ def main() -> None:
     if a.merge:
         parts = [json.loads(Path(p).read_text()) for p in a.merge]
         results: dict = {}
-        for part in parts:  # the same pair and budget from several processes (other seeds): runs are joined
+        for part in parts:  # the same pair and budget from several processes: other seeds or other methods join
             for k, v in part["results"].items():
                 if k in results and not set(v["seeds"]) & set(results[k]["seeds"]):
                     results[k]["seeds"] += v["seeds"]
                     for m, rs in v["runs"].items():
                         results[k]["runs"].setdefault(m, []).extend(rs)
+                elif k in results and v["seeds"] == results[k]["seeds"]:
+                    results[k]["runs"].update(v["runs"])
                 else:
                     results[k] = v
         merged = {**parts[0], "results": results}

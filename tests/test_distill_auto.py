@@ -32,6 +32,17 @@ def test_choose_prefers_distillation_within_noise_and_ce_beyond_it():
     assert choose([{"recipe": "dkd", "val_acc": None}, {"recipe": "ce", "val_acc": 0.5}], 100)[0] == "ce"
 
 
+def test_choose_asks_whether_the_teacher_has_something_to_teach():
+    """With the teacher's val accuracy known, a short labels-only lead does not decide (KD learns slower
+    early); a teacher no better than the labels-only trial does."""
+    kd, ce = {"recipe": "kd-balanced", "val_acc": 0.53}, {"recipe": "ce", "val_acc": 0.62}
+    chosen, reason = choose([kd, ce], 5000, teacher_acc=0.92)
+    assert chosen == "kd-balanced" and "something to teach" in reason
+    chosen, reason = choose([kd, ce], 5000, teacher_acc=0.62 + MIN_MARGIN / 2)  # within the noise of the trial
+    assert chosen == "ce" and "nothing to teach" in reason
+    assert choose([kd, {"recipe": "kd-ls", "val_acc": 0.55}, ce], 5000, teacher_acc=0.9)[0] == "kd-ls"
+
+
 def test_auto_probes_every_candidate_then_trains_the_winner(tmp_path):
     teacher = _mlp(64, 0).eval()
     data = _bundle()
