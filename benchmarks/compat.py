@@ -11,9 +11,9 @@ counts, the failures' names and wall times.
     .venv/bin/python benchmarks/compat.py --combos lower,pinned --reuse
 
 Combinations:
-  lower   every core dependency at its pyproject lower bound (torch 2.13.0: the CPU wheel in the local
-          wheel cache), + the dev extra. Extras with their own torch needs (timm: torchvision 0.29 is
-          built for torch 2.14) are not installed; tests that need them skip.
+  lower   every core and hf-extra dependency at its pyproject lower bound (torch 2.13.0: the CPU wheel in
+          the local wheel cache), + the dev extra (its tools resolve freely within their ranges). Not installed:
+          timm (torchvision 0.29 is built for torch 2.14), tf and npu (their tests skip without them).
   pinned  constraints.txt (torch 2.14.1, the CUDA build: ~5.5 GB per venv) + the timm and dev extras.
 """
 
@@ -45,13 +45,14 @@ REPORTED = ["torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "onn
             "transformers", "jax", "torchao", "pytest", "import-linter"]
 
 
-def lower_bound_pins() -> list[str]:
-    """`name==X` for every core dependency's `>=X` bound in pyproject.toml."""
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+def lower_bound_pins(extras: tuple[str, ...] = ("hf",)) -> list[str]:
+    """`name==X` for each `>=X` (or `==X`) bound of the core dependencies and of `extras` in pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for e in extras for d in project["optional-dependencies"][e]]
     pins = []
     for dep in deps:
         req = Requirement(dep)
-        lows = [s.version for s in req.specifier if s.operator == ">="]
+        lows = [s.version for s in req.specifier if s.operator in (">=", "==")]
         if len(lows) != 1:
             raise SystemExit(f"error: dependency {dep!r} has no single >= lower bound to test")
         pins.append(f"{req.name}=={lows[0]}")
@@ -64,7 +65,7 @@ def pinned_pins() -> list[str]:
 
 
 COMBOS = {
-    "lower": {"pins": lower_bound_pins, "extras": "dev"},
+    "lower": {"pins": lower_bound_pins, "extras": "hf,dev"},
     "pinned": {"pins": pinned_pins, "extras": "timm,dev"},
 }
 
