@@ -7,7 +7,7 @@ STAMP := $(VENV)/.edgekd-installed
 # Debian packages: real data (Fashion-MNIST; English text: fortunes, WordNet glosses, the Python docs), sshd for the SSH transport tests, qemu for ARM emulation.
 APT_PACKAGES := dataset-fashion-mnist fortunes wordnet-base python3-doc openssh-server openssh-client qemu-user debootstrap gcc xz-utils
 
-.PHONY: install demo test test-fast arm-env bench-env clean system-deps
+.PHONY: install demo test test-fast test-compat arm-env clean system-deps
 
 install: $(STAMP)
 
@@ -43,8 +43,11 @@ test-fast: install
 arm-env: install
 	@if [ -f scripts/arm_env.sh ]; then bash scripts/arm_env.sh; else echo "no ARM setup script yet"; fi
 
-bench-env: install
-	@if [ -f benchmarks/make_bench_env.sh ]; then bash benchmarks/make_bench_env.sh; else echo "no bench env script"; fi
+# Not part of `make test`: builds the wheel, installs it in a fresh venv beside the lower bounds (torch 2.13.0)
+# and runs the fast tests against it; writes benchmarks/results/compat.json. COMBOS=lower,pinned for both.
+COMBOS ?= lower
+test-compat: install
+	$(BIN)/python benchmarks/compat.py --combos $(COMBOS)
 
 clean:
-	rm -rf runs .pytest_cache build *.egg-info
+	rm -rf runs .pytest_cache build dist *.egg-info

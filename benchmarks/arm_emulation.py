@@ -11,9 +11,9 @@ counts do not depend on weight values), each as fp32 and full-int8 TFLite made w
   - numerics of the aarch64 run vs the host run on real test images
   - for MobileNetV2 1.0 224 and MobileNet v3 small/large fp32, a public single-thread XNNPACK figure beside the estimate
 Plus timm models from the coverage suite (benchmarks/conversion_coverage.py; pretrained=False, real Fashion-MNIST
-images as ImageNet-normalised RGB at --timm-res), exported and quantized the same way. timm needs torchvision,
-which only loads in .venv-bench (it sees .venv's packages through a .pth), so run the timm part there:
-  .venv-bench/bin/python benchmarks/arm_emulation.py --only-timm --merge
+images as ImageNet-normalised RGB at --timm-res), exported and quantized the same way (timm and torchvision are
+in .venv: the timm extra). To redo only the timm rows:
+  .venv/bin/python benchmarks/arm_emulation.py --only-timm --merge
 --merge keeps the rows of the existing JSON that this run does not redo, recomputing their estimated latency from
 their stored (deterministic) instruction counts with the target file's current calibration.
 Bounded: --budget-s (default 1500 s) stops starting new models once spent (they are listed as skipped).
@@ -203,7 +203,7 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=1500.0, help="stop starting new models after this")
     ap.add_argument("--quick", action="store_true", help="only the student and two other architectures")
     ap.add_argument("--target", default="android")
-    ap.add_argument("--no-timm", action="store_true", help="skip the timm models (no torchvision in .venv)")
+    ap.add_argument("--no-timm", action="store_true", help="skip the timm models (no timm extra installed)")
     ap.add_argument("--only-timm", action="store_true", help="only the timm models (use with --merge)")
     ap.add_argument("--timm", default=",".join(TIMM_MODELS), help="comma-separated timm model names")
     ap.add_argument("--timm-res", type=int, default=224)

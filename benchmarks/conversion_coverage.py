@@ -5,12 +5,11 @@ trained values) and a BERT-family encoder built from a transformers config. Inpu
 Fashion-MNIST images (grey replicated to RGB, resized to --res) so parity and int8 calibration see real
 image statistics; BERT gets real English text (Debian fortunes) tokenised by a word-hash.
 
-timm needs torchvision, which does not load beside the main venv's torch: run this in .venv-bench
-(benchmarks/make_bench_env.sh). Results are appended per model to a JSONL file (a crash or timeout
+timm and torchvision come with the timm extra (in .venv: `make install`). Results are appended per model to a JSONL file (a crash or timeout
 loses one model, and a rerun resumes), then written to benchmarks/results/conversion_coverage.{json,md}.
 
-    .venv-bench/bin/python benchmarks/conversion_coverage.py            # all models, ~res 96
-    .venv-bench/bin/python benchmarks/conversion_coverage.py --models resnet18,bert-tiny
+    .venv/bin/python benchmarks/conversion_coverage.py            # all models, ~res 96
+    .venv/bin/python benchmarks/conversion_coverage.py --models resnet18,bert-tiny
 """
 
 from __future__ import annotations

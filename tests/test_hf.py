@@ -30,6 +30,13 @@ def emb_dir(tmp_path_factory):
 
 # ---- teacher spec / loading
 
+def test_transformers_5_is_refused_in_one_line():
+    from edgekd.hf.teacher import check_transformers_version
+    check_transformers_version("4.57.6")
+    with pytest.raises(EdgeKDError, match=r"transformers 5\.1\.0 is not supported.*edgekd\[hf\]"):
+        check_transformers_version("5.1.0")
+
+
 def test_hf_spec_errors(tmp_path):
     with pytest.raises(EdgeKDError, match="does not exist"):
         parse_hf_spec(f"hf:{tmp_path / 'nope'}")

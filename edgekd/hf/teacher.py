@@ -106,12 +106,21 @@ def _st_settings(path: Path) -> tuple[str, bool, int | None, list[str]]:
     return pooling, normalize, max_len, files
 
 
+def check_transformers_version(version: str) -> None:
+    """transformers 5 (which litert-torch pulls in when the hf extra is not installed) loads these models differently:
+    tokenizer-less models load, MLM outputs turn NaN (make test-compat saw both), so refuse it in one line."""
+    if int(version.split(".")[0]) >= 5:
+        raise EdgeKDError(f"transformers {version} is not supported: edgekd's Hugging Face support is tested with 4.57 "
+                          "(optimum-onnx 0.1 needs <4.58): pip install 'edgekd[hf]'")
+
+
 def load_hf_teacher(spec: str | Path, *, kind: str | None = None, max_length: int | None = None) -> HFTeacher:
     """Load model + tokenizer from a local directory; `kind` overrides the detected one."""
     path = parse_hf_spec(spec)
     hf_offline()
     import transformers as tf
 
+    check_transformers_version(tf.__version__)
     try:
         config = tf.AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
