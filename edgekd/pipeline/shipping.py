@@ -34,6 +34,7 @@ def mark_shipped(target, artifacts: list[Artifact], stand_in: StandIn | None = N
             exact = [a for a in students if (a.format, a.precision) == (ship.format, precision)]
             if exact and why:
                 notes.append(why)
+        exact = _without_failed_checks(exact, students, notes)
         if not exact:
             notes.append(missing(ship.format, ship.precision) if missing else
                          f"No {ship.precision} {ship.format.upper()} file was made: nothing in {target.name}'s "
@@ -42,6 +43,25 @@ def mark_shipped(target, artifacts: list[Artifact], stand_in: StandIn | None = N
     for a in artifacts:
         a.extra["shipped"] = id(a) in chosen
     return notes
+
+
+def failed_check(a: Artifact) -> bool:
+    """A file whose own check (parity, accuracy budget) failed and that the user did not allow (--allow-drop)."""
+    check = a.extra.get("check") or {}
+    return check.get("passed") is False and not check.get("allowed")
+
+
+def _without_failed_checks(files: list[Artifact], students: list[Artifact], notes: list[str]) -> list[Artifact]:
+    """A failed file never ships unless allowed: the fp32 file of the same format ships instead, and a note says so."""
+    kept = [a for a in files if not failed_check(a)]
+    for a in files:
+        if failed_check(a):
+            fp32 = [b for b in students if (b.format, b.precision) == (a.format, "fp32") and not failed_check(b)]
+            instead = f"{fp32[0].path} ships instead" if fp32 else "nothing ships in its place"
+            notes.append(f"{a.path} failed its check ({a.extra['check'].get('what')}): not shipped, {instead}; "
+                         "rerun with --allow-drop to ship it anyway")
+            kept += [b for b in fp32[:1] if b not in kept]
+    return kept
 
 
 def device_note(target, shipped: list[Artifact]) -> str | None:

@@ -213,15 +213,19 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
     name = f"student_{precision}.{fmt}"
     int8_io = ctx.target.kind == "npu" and fmt == "tflite"
     settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
-                "seed": cfg.seed, "max_drop": cfg.max_drop, "int8_io": int8_io}
+                "seed": cfg.seed, "max_drop": cfg.max_drop, "allow_drop": cfg.allow_drop, "int8_io": int8_io}
 
     def run_quant() -> StageResult:
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
         source = run.path(f"student_fp32.{fmt}")
+        val = ctx.data.val
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
-                       eval_data=(ctx.data.val.x[:1000], ctx.data.val.y[:1000]), max_drop=cfg.max_drop,
-                       allow_drop=cfg.allow_drop, int8_io=int8_io)
-        return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra={"quantize": rep.to_dict()})])
+                       eval_data=(val.x[:1000], val.y[:1000]), max_drop=cfg.max_drop, allow_drop=cfg.allow_drop,
+                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})")
+        for w in rep.warnings:
+            ctx.log(f"[yellow]warning:[/] {name}: {w}")
+        extra = {"quantize": rep.to_dict(), "check": rep.check}  # the shipping rule reads "check"
+        return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra=extra)])
 
     res, _ = run.run_stage(f"quantize-{fmt}-{precision}", settings, run_quant, force=cfg.force)
     return res.artifacts[0]
@@ -332,7 +336,9 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
     t_macs, t_params = count_macs_params(ctx.teacher, shape)
     s_macs, s_params = count_macs_params(student, shape)
     distill_metrics = ctx.run.manifest["stages"].get("distill", {}).get("metrics", {})
-    notes = [f"{a.name}: {n}" for a in artifacts for n in (a.extra or {}).get("quantize", {}).get("notes", [])]
+    quant = [(a.name, (a.extra or {}).get("quantize", {})) for a in artifacts]
+    notes = [f"{name}: {n}" for name, q in quant for n in q.get("notes", [])]
+    notes += [f"warning: {name}: {w}" for name, q in quant for w in q.get("warnings", [])]
     return {
         "data": ctx.data.describe(),
         "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
