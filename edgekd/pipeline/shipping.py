@@ -40,8 +40,38 @@ def mark_shipped(target, artifacts: list[Artifact], stand_in: StandIn | None = N
                          f"No {ship.precision} {ship.format.upper()} file was made: nothing in {target.name}'s "
                          "format is shipped.")
         chosen.update(id(a) for a in exact)
+    candidates = {id(a) for ship in target.ships for a in students if a.format == ship.format
+                  and a.precision in ship.candidates and not failed_check(a)}
     for a in artifacts:
         a.extra["shipped"] = id(a) in chosen
+        a.extra["precision_candidate"] = id(a) in candidates - chosen  # profiled on the target like the shipped file
+    return notes
+
+
+def apply_precision_rule(target, artifacts: list[Artifact]) -> list[str]:
+    """After profiling: for each ship with candidates, ship the precision fastest on the figure of record
+    (edgekd.pipeline.precision); returns one note per decision, saying why."""
+    from edgekd.pipeline.precision import pick, record_figure
+
+    notes = []
+    for ship in target.ships:
+        if not ship.candidates:
+            continue
+        rows = [a for a in artifacts if a.format == ship.format and (a.extra.get("shipped")
+                                                                      or a.extra.get("precision_candidate"))]
+        current = next((a for a in rows if a.extra.get("shipped")), None)
+        if current is None:
+            continue
+        by_precision = {a.precision: a for a in rows}
+        figures = {p: record_figure([a.latency or {}, *a.extra.get("other_latencies", [])])
+                   for p, a in by_precision.items()}
+        chosen, why = pick(current.precision, figures)
+        notes.append(f"{target.name}: {why}.")
+        if chosen != current.precision:
+            current.extra["shipped"] = False
+            by_precision[chosen].extra["shipped"] = True
+        for a in rows:
+            a.extra["precision_rule"] = why
     return notes
 
 

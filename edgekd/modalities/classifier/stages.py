@@ -149,12 +149,13 @@ def prune_stage(ctx: Context, student, student_key: str):
 
 
 def _wanted_quantized(target) -> list[tuple[str, str]]:
-    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships."""
+    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships or may ship."""
     wanted = [("onnx", "int8"), ("tflite", "int8")]
     for ship in target.ships:
-        pair = (ship.format, ship.precision)
-        if ship.precision != "fp32" and pair not in wanted:
-            wanted.append(pair)
+        for precision in (ship.precision, *ship.candidates):
+            pair = (ship.format, precision)
+            if precision != "fp32" and pair not in wanted:
+                wanted.append(pair)
     return wanted
 
 
@@ -281,7 +282,8 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
     for a in artifacts:
         if a.format not in ("onnx", "tflite"):
             continue
-        shipped = bool(a.extra.get("shipped"))  # decided by edgekd.pipeline.shipping before profiling
+        # decided by edgekd.pipeline.shipping before profiling; precision candidates get the target's figures too
+        shipped = bool(a.extra.get("shipped") or a.extra.get("precision_candidate"))
         tgt = ctx.target if shipped else host
         also_host = shipped and ctx.target.connection.kind == "offline"
         emulate = "auto" if shipped else False
