@@ -166,23 +166,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
         scorer = _scorer(backend.float_path, eval_data, eval_split, max_drop, report)
-        ref = scorer.reference if scorer else None
-        acc = scorer.score(first) if scorer else None
-        report.search.append({"kept_float": 0, "accuracy": acc})
-        chosen, chosen_acc, chosen_keep = first, acc, []
-        over = max_drop is not None and acc is not None and ref - acc > max_drop
-        if over and mode in ("int8", "int16x8"):
-            chosen, chosen_acc, chosen_keep = _search(backend, first, acc, report, calib, scorer, max_drop, work)
-        if max_drop is not None and chosen_acc is not None:
-            report.budget_met = ref - chosen_acc <= max_drop
-        if report.budget_met is False and not allow_drop:
-            raise EdgeKDError(_over_budget(mode, ref, acc, report, scorer.measure, max_drop))
-        report.kept_float = chosen_keep
-        if scorer:
-            report.accuracy_float = ref if scorer.measure == "accuracy" else None
-            report.accuracy = chosen_acc if scorer.measure == "accuracy" else None
-            report.drop_points = round(ref - chosen_acc, 3)
-            report.agreement = scorer.agreement(chosen)
+        chosen, chosen_keep = _within_budget(backend, first, report, calib, scorer, max_drop, allow_drop, work)
         if chosen_keep:
             report.precision = "mixed"
             report.latency = _timing({"float": backend.float_path, "int8_all": first, "shipped": chosen}, sample)
@@ -202,6 +186,31 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _within_budget(backend: _Backend, first: Path, report: QuantReport, calib, scorer, max_drop, allow_drop,
+                   work: Path) -> tuple[Path, list[str]]:
+    """The file to keep and the layers it keeps in float: all-quantized, or the search's pick under a budget.
+    Fills the report's scores; over budget without allow_drop: EdgeKDError (nothing written yet)."""
+    mode = backend.mode
+    ref = scorer.reference if scorer else None
+    acc = scorer.score(first) if scorer else None
+    report.search.append({"kept_float": 0, "accuracy": acc})
+    chosen, chosen_acc, chosen_keep = first, acc, []
+    over = max_drop is not None and acc is not None and ref - acc > max_drop
+    if over and mode in ("int8", "int16x8"):
+        chosen, chosen_acc, chosen_keep = _search(backend, first, acc, report, calib, scorer, max_drop, work)
+    if max_drop is not None and chosen_acc is not None:
+        report.budget_met = ref - chosen_acc <= max_drop
+    if report.budget_met is False and not allow_drop:
+        raise EdgeKDError(_over_budget(mode, ref, acc, report, scorer.measure, max_drop))
+    report.kept_float = chosen_keep
+    if scorer:
+        report.accuracy_float = ref if scorer.measure == "accuracy" else None
+        report.accuracy = chosen_acc if scorer.measure == "accuracy" else None
+        report.drop_points = round(ref - chosen_acc, 3)
+        report.agreement = scorer.agreement(chosen)
+    return chosen, chosen_keep
 
 
 def _check_eval(eval_data):
