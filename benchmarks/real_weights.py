@@ -208,20 +208,29 @@ def investigate(model, calib_sets: dict, held, paths: dict, work: Path, log) -> 
 
 # ---- measurements -------------------------------------------------------------------------------------
 
-def agreement_rows(paths: dict, ref: np.ndarray, held: np.ndarray) -> dict:
+CONFIDENT = 0.5  # fp32 top-1 probability above which a view is no near tie (textures and micrographs often are)
+
+
+def agreement_rows(paths: dict, ref: np.ndarray, held: np.ndarray, logits_out: str | None = None) -> dict:
     from edgekd.inspect import count_ops, transpose_count
-    from edgekd.quantize.evaluation import agreement
+    from edgekd.quantize.evaluation import _softmax, agreement
     from edgekd.runtime import load_runner
 
-    rows = {}
+    rows, saved = {}, {"fp32 pytorch": ref}
     span = float(ref.max() - ref.min())
+    sure = _softmax(ref.astype(np.float64)).max(1) >= CONFIDENT
     for k, p in paths.items():
         got = load_runner(p, threads=1).predict(held)
+        saved[k] = got
         ops = count_ops(p)
         rows[k] = {**agreement(ref, got), "max_abs_diff": float(np.abs(got - ref).max()),
+                   f"top1_where_fp32_p_ge_{CONFIDENT}": round(float((got.argmax(1) == ref.argmax(1))[sure].mean() * 100), 3),
+                   "confident_views": int(sure.sum()),
                    "max_abs_over_logit_range": float(np.abs(got - ref).max() / span), "size_bytes": p.stat().st_size,
                    "ops": sum(ops.values()), "transpose_ops": transpose_count(ops),
                    "dequantize_ops": ops.get("DEQUANTIZE", 0) + ops.get("DequantizeLinear", 0), "op_types": ops}
+    if logits_out:  # every file's held-out logits, to study the disagreements afterwards
+        np.savez_compressed(logits_out, **{k.replace(" ", "_").replace("/", "_"): v for k, v in saved.items()})
     return rows
 
 
@@ -275,7 +284,7 @@ def run_model(key: str, args, log) -> dict:
         work = Path(d)
         paths, reports = edgekd_files(model, calib, held, work, log)
         why = investigate(model, calib_sets, held, paths, work, log) if not args.quick else {}
-        rows = agreement_rows(paths, ref, held)
+        rows = agreement_rows(paths, ref, held, args.logits and f"{args.logits}_{key}.npz")
         for k, r in reports.items():
             rows[k]["edgekd_report"] = r
         log("  timing (interleaved) ...")
@@ -318,6 +327,7 @@ def main(argv=None) -> int:
     ap.add_argument("--arm-files", default="edgekd tflite fp32,edgekd tflite int8,edgekd tflite fp16,"
                                            "onnx2tf tflite int8 (integer_quant)")
     ap.add_argument("--quick", action="store_true", help="skip the investigation")
+    ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
 
