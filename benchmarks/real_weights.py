@@ -180,6 +180,49 @@ def onnx2tf_files(model, calib: np.ndarray, work: Path) -> dict:
     return {"onnx2tf tflite fp32": got["onnx2tf fp32"], "onnx2tf tflite int8 (integer_quant)": got["onnx2tf int8"]}
 
 
+def peer_files(model, calib: np.ndarray, paths: dict, work: Path, log) -> dict:
+    """The peers with their documented defaults, on the same calibration views (part 2 of the issue)."""
+    from export_peers import litert_files
+
+    errors = {}
+    full = work / "onnx2tf" / "student_full_integer_quant.tflite"
+    if full.is_file():
+        paths["onnx2tf tflite int8 (full_integer_quant)"] = full
+    t = time.perf_counter()
+    try:
+        got = litert_files(model, calib, work)
+        paths["litert-torch tflite fp32"], paths["litert-torch tflite int8 (PT2E)"] = got["litert-torch fp32"], \
+            got["litert-torch int8"]
+    except Exception as exc:
+        errors["litert-torch PT2E"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    log(f"  litert-torch PT2E: {time.perf_counter() - t:.0f} s")
+    try:
+        paths["onnxruntime quantize_static defaults"] = ort_defaults(paths["edgekd onnx fp32"], calib, work)
+    except Exception as exc:
+        errors["onnxruntime quantize_static"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    return errors
+
+
+def ort_defaults(src: Path, calib: np.ndarray, work: Path) -> Path:
+    """onnxruntime.quantization.quantize_static with its defaults (QDQ, per-tensor weights, MinMax, int8)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib[i : i + 1] for i in range(len(calib)))
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {name: x}
+
+    out = work / "ort_defaults_int8.onnx"
+    quantize_static(str(src), str(out), Reader())
+    return out
+
+
 def investigate(model, calib_sets: dict, held, paths: dict, work: Path, log) -> dict:
     """Why edgekd's TFLite int8 trails: calibration count, graph (litert-torch vs onnx2tf) vs quantizer, layers."""
     from edgekd.quantize import quantize, sensitivity, tflite_quant
@@ -284,6 +327,8 @@ def run_model(key: str, args, log) -> dict:
         work = Path(d)
         paths, reports = edgekd_files(model, calib, held, work, log)
         why = investigate(model, calib_sets, held, paths, work, log) if not args.quick else {}
+        if not args.quick:
+            why["peer_errors"] = peer_files(model, calib, paths, work, log)
         rows = agreement_rows(paths, ref, held, args.logits and f"{args.logits}_{key}.npz")
         for k, r in reports.items():
             rows[k]["edgekd_report"] = r
@@ -296,9 +341,28 @@ def run_model(key: str, args, log) -> dict:
             if k in rows:
                 rows[k]["a76"] = v
     top = ref.argmax(1)
-    return {"model": info, "photos": names, "views": {"calibration": len(calib), "held_out": len(held)},
+    return {"precision_rule": precision_rule(rows),"model": info, "photos": names, "views": {"calibration": len(calib), "held_out": len(held)},
             "fp32_top1_classes_seen": int(len(set(top.tolist()))), "files": rows,
             "investigation": {k: v for k, v in why.items() if k != "files"}, "arm": arm}
+
+
+def precision_rule(rows: dict) -> dict:
+    """Part 3: what edgekd.pipeline.precision ships per target on this model's figures (int8 vs the fp32 candidate)."""
+    from edgekd.pipeline.precision import Figure, pick
+
+    def host(k):
+        lat = rows.get(k, {}).get("host_latency")
+        return Figure(lat["p50_ms"], "ms", "p50 measured on this host, 1 thread") if lat else None
+
+    def a76(k):
+        n = (rows.get(k, {}).get("a76") or {}).get("instructions")
+        return Figure(float(n), "instructions", "emulated cortex-a76 instructions per inference") if n else None
+
+    out = {}
+    for target, fmt, fig in (("host", "onnx", host), ("android", "tflite", a76), ("raspberry-pi-5", "tflite", a76)):
+        chosen, why = pick("int8", {"int8": fig(f"edgekd {fmt} int8"), "fp32": fig(f"edgekd {fmt} fp32")})
+        out[target] = {"ships": chosen, "why": why}
+    return out
 
 
 def summary(results: dict) -> dict:
@@ -309,7 +373,9 @@ def summary(results: dict) -> dict:
         out["edgekd"][key] = {"int8_top1_agreement": ship.get("top1"),
                               "android_figure": (ship.get("a76") or {}).get("instructions"),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
-        for peer in ("onnx2tf tflite int8 (integer_quant)", "ai-edge-quantizer int8 on onnx2tf's float file"):
+        for peer in ("onnx2tf tflite int8 (integer_quant)", "onnx2tf tflite int8 (full_integer_quant)",
+                     "litert-torch tflite int8 (PT2E)", "onnxruntime quantize_static defaults",
+                     "ai-edge-quantizer int8 on onnx2tf's float file"):
             if peer in f:
                 out["peers"].setdefault(peer, {})[key] = {"int8_top1_agreement": f[peer]["top1"],
                                                           "android_figure": (f[peer].get("a76") or {}).get("instructions")}
@@ -324,8 +390,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--arm-files", default="edgekd tflite fp32,edgekd tflite int8,edgekd tflite fp16,"
-                                           "onnx2tf tflite int8 (integer_quant)")
+    ap.add_argument("--arm-files", default="edgekd tflite fp32,edgekd tflite int8,edgekd tflite int8 int8-io,"
+                                           "edgekd tflite fp16,onnx2tf tflite int8 (integer_quant),"
+                                           "litert-torch tflite int8 (PT2E)")
     ap.add_argument("--quick", action="store_true", help="skip the investigation")
     ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
