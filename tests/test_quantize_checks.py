@@ -179,3 +179,24 @@ def test_quantize_api_with_unlabeled_eval_and_budget(float_files, data, tmp_path
     assert rep.parity["on"] == "digits test" and not rep.warnings
     with pytest.raises(EdgeKDError, match="evaluation labels"):
         quantize(float_files[0], tmp_path / "r.onnx", calib=data.calibration(8), eval_data=(data.test.x, "labels"))
+
+
+def test_tflite_calibration_keeps_the_widest_sample_in_range(float_files, data):
+    """ai-edge-quantizer's own calibrate() keeps a moving average of the ranges (the widest sample, seen first, is
+    forgotten); edgekd's min/max merge keeps the global range, whatever the order (issue 22's 25-point loss)."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from edgekd.quantize import tflite_quant
+
+    calib = data.calibration(24).copy()
+    calib[0] *= 3  # the widest sample first
+    q = quantizer.Quantizer(str(float_files[1]))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    feed = tflite_quant._calibration_feed(float_files[1], calib)
+
+    def input_max(qsvs):
+        return max(float(np.max(v["max"])) for v in qsvs.values() if v and "max" in v and np.size(v["max"]) == 1
+                   and float(np.max(v["max"])) <= calib.max() + 1e-5)
+
+    assert input_max(tflite_quant._calibrate_min_max(q, feed)) == pytest.approx(float(calib.max()), rel=1e-5)
+    assert input_max(q.calibrate(feed, num_threads=1)) < 0.9 * float(calib.max())  # the library's default forgets it
