@@ -29,6 +29,8 @@ CPU_RUNTIMES = {"onnxruntime": "onnx", "litert": "tflite"}
 class Ship:
     format: str  # onnx | tflite
     precision: str  # fp32 | fp16 | int8 | dynamic-int8
+    # precisions that ship instead when faster on the target's figure of record (edgekd.pipeline.precision)
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,12 @@ def _ships(r: TableReader) -> list[Ship]:
         if not isinstance(s, dict):
             raise r.fail(f"ships[{i}]", "must be a table with format and precision")
         sr = TableReader(r.path, s, f"ships[{i}].")
-        ships.append(Ship(sr.get("format", str, choices=FORMATS), sr.get("precision", str, choices=PRECISIONS)))
+        fmt, precision = sr.get("format", str, choices=FORMATS), sr.get("precision", str, choices=PRECISIONS)
+        cands = tuple(sr.str_list("candidates"))
+        if bad := [c for c in cands if c not in PRECISIONS or c == precision]:
+            raise sr.fail("candidates", f"{bad[0]!r} is not another precision: choose from "
+                                        f"{', '.join(p for p in PRECISIONS if p != precision)}")
+        ships.append(Ship(fmt, precision, cands))
         sr.done()
     return ships
 

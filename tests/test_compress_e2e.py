@@ -59,6 +59,9 @@ def test_report_schema(run_dir):
     # No android device here: the figures must say they were measured on this host.
     shipped = [a for a in arts.values() if a["format"] == "tflite" and a["precision"] == "int8" and a["name"].startswith("student")]
     assert shipped and "host" in shipped[0]["latency"]["where"].lower()
+    # the precision rule (issue 22) ran and said which precision ships on android's figure of record, and why
+    rule = [n for n in report["notes"] if n.startswith("android: ")]
+    assert len(rule) == 1 and " ships" in rule[0] and len(report["shipped"]) == 1, report["notes"]
 
 
 def test_manifest_records_stages_and_hashes(run_dir):

@@ -165,7 +165,7 @@ def test_budget_unreachable_fails_unless_allow_drop(outlier_onnx, data, tmp_path
     ({"method": "magic"}, "unknown calibration method"),
     ({"calib": None}, "needs calibration samples"),
     ({"calib": np.full((4, 1, 8, 8), np.nan, np.float32)}, "finite"),
-    ({"max_drop": 1.0}, "needs labelled held-out data"),
+    ({"max_drop": 1.0}, "needs held-out data"),
     ({"int8_io": True}, "TFLite int8 files only"),
     ({"src": "missing.onnx"}, "does not exist"),
     ({"out": "q.tflite"}, "cannot quantize f.onnx into .tflite"),

@@ -61,14 +61,14 @@ def test_user_file_by_path(tmp_path):
     assert isinstance(t, Target) and t.name == "my-board"
     assert t.connection.port == 2222 and t.connection.remote_dir == "/tmp/edgekd"
     assert t.budgets.latency_ms == 5.0 and t.budgets.size_bytes == 1_000_000 and t.budgets.peak_memory_mb is None
-    assert t.to_dict()["ships"] == [{"format": "tflite", "precision": "int8"}]
+    assert t.to_dict()["ships"] == [{"format": "tflite", "precision": "int8", "candidates": []}]
 
 
 def test_minimal_user_file_gets_sensible_defaults(tmp_path):
     """name + runtime is enough: int8 in the runtime's format, measured on this machine."""
     t = load_target(write(tmp_path, 'name = "my-cpu"\n[runtime]\nname = "litert"\n'))
     assert t.kind == "cpu" and t.connection.kind == "local" and t.runtime == "litert"
-    assert t.to_dict()["ships"] == [{"format": "tflite", "precision": "int8"}]
+    assert t.to_dict()["ships"] == [{"format": "tflite", "precision": "int8", "candidates": []}]
     t = load_target(write(tmp_path, 'name = "my-ort"\n[runtime]\nname = "onnxruntime"\n'))
     assert t.ships[0].format == "onnx"
 

@@ -28,7 +28,7 @@ def compress_cmd(
     chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants."),
     calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration."),
     max_drop: Optional[float] = typer.Option(None, min=0.0, help="Accuracy budget in points for quantization (held-out data)."),
-    allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop."),
+    allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop, and let a quantized file whose check (budget or parity) failed ship anyway."),
     runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per model (default: the target's)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Threads for profiling (default: the target's)."),
     eval_samples: Optional[int] = typer.Option(None, min=1, help="Score on a random subset of the test set (default: all of it)."),

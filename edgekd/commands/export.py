@@ -22,7 +22,7 @@ def export_cmd(
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="onnx | tflite (default: from the output suffix)"),
-    samples: int = typer.Option(32, "--samples", help="test images used for the parity check"),
+    samples: int = typer.Option(32, "--samples", help="held-out images used for the parity check (the test split when the data has one)"),
     nchw: bool = typer.Option(False, "--nchw", help="TFLite: keep NCHW input instead of NHWC"),
     converter: Optional[str] = typer.Option(None, "--converter", help="TFLite: litert-torch | onnx2tf (default: litert-torch, onnx2tf as fallback)"),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (default: the exporter's)"),
@@ -42,15 +42,20 @@ def export_cmd(
         raise UsageError(f"--output {output.name} does not end in .{kind}")
     if samples < 1:
         raise UsageError("--samples must be at least 1")
-    bundle = load_data(data, image_size=image_size, normalize=normalize)
+    bundle = load_data(data, image_size=image_size, normalize=normalize, need_labels=False)
     net = load_model(model, str(weights) if weights else None, in_channels=bundle.input_shape[0],
-                     num_classes=bundle.num_classes)
-    sample = bundle.test.x[:samples]
+                     num_classes=bundle.num_classes or 10)
+    sample, split = bundle.test.x[:samples], bundle.test_name
+    if len(sample) < samples:  # never fewer than asked without saying so
+        typer.echo(f"warning: --samples {samples}: {split} holds only {len(sample)}; parity checked on "
+                   f"{len(sample)}", err=True)
     if kind == "onnx":
-        rep = export_onnx(net, sample, output, opset=opset, strict=not allow_mismatch)
+        rep = export_onnx(net, sample, output, opset=opset, strict=not allow_mismatch, parity_samples=len(sample))
     else:
         convs = (converter,) if converter else ("litert-torch", "onnx2tf")
-        rep = export_tflite(net, sample, output, nhwc=not nchw, converters=convs, strict=not allow_mismatch)
+        rep = export_tflite(net, sample, output, nhwc=not nchw, converters=convs, strict=not allow_mismatch,
+                            parity_samples=len(sample))
+    rep.notes.append(f"parity checked on {len(sample)} samples of {split}")
     if json_out:
         import json
 
@@ -71,5 +76,7 @@ def export_cmd(
     for a in rep.attempts:
         state = "ok" if a.get("ok") and a["parity"]["passed"] else ("parity failed" if a.get("ok") else a.get("error"))
         con.print(f"  tried {a['converter']}: {state} ({a.get('seconds', 0)} s)", highlight=False)
+    for note in rep.notes:
+        con.print(f"  note: {note}", highlight=False)
     if rep.diverging_layer:
         con.print(f"  first diverging layer: {rep.diverging_layer}", highlight=False)

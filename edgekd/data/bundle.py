@@ -46,6 +46,25 @@ class DataBundle:
         """What one sample is called in messages."""
         return "samples" if self.layout == "NF" else "images"
 
+    @property
+    def labelled(self) -> bool:
+        return self.train.y is not None
+
+    @property
+    def test_name(self) -> str:
+        """How reports name the test split: given by the data, or held out of it by edgekd."""
+        if self.source.get("test_split") == "held out":
+            return f"the test split ({len(self.test)} {self.noun} held out of {self.where}, a fifth, seeded)"
+        return f"the test split of {self.where} ({len(self.test)} {self.noun})"
+
+    def held_out(self) -> tuple[ArrayDataset, str]:
+        """Data a stage may score on, never used for training or calibration, and how to name it: the test split
+        when the data gave one (an .npz x_test, a test/ folder, a dataset's test set), else the validation split."""
+        if self.source.get("test_split") == "given" and len(self.test):
+            return self.test, self.test_name
+        return self.val, (f"the validation split ({len(self.val)} {self.noun} held out of {self.where}'s training "
+                          "data, not used for calibration)")
+
     def calibration(self, n: int = 256, seed: int = 0) -> np.ndarray:
         """Real training images for int8 calibration."""
         return self.train.subset(n, seed).x

@@ -63,13 +63,15 @@ def parse_normalize(spec: str | None) -> str | tuple[list[float], list[float]]:
 
 
 def load_data(spec: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, image_size: str | int | None = None,
-              normalize: str | None = "dataset") -> DataBundle:
+              normalize: str | None = "dataset", need_labels: bool = True) -> DataBundle:
     """`spec`: "fashion-mnist", "digits", "auto"/None (Fashion-MNIST if installed, else digits),
     a folder of images (one sub-folder per class, optional train/ and test/ splits) or an .npz file.
-    `image_size` resizes the images; `normalize` says how pixels in [0, 1] are standardised (NORMALIZE_HELP)."""
+    `image_size` resizes the images; `normalize` says how pixels in [0, 1] are standardised (NORMALIZE_HELP).
+    need_labels=False (calibration, parity) also accepts images without class sub-folders and an .npz holding
+    only x (and optionally x_test): the bundle's y arrays are then None and num_classes 0."""
     size = parse_image_size(image_size)
     norm = parse_normalize(normalize)
-    train, test, k, name, src = _read(spec, seed, size)
+    train, test, k, name, src = _read(spec, seed, size, need_labels)
     if size and train[0].ndim != 4:
         raise EdgeKDError(f"--image-size {image_size}: data '{spec}' holds feature vectors {tuple(train[0].shape[1:])}, "
                           "not images")
@@ -107,7 +109,7 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return t.clamp_(0.0, 1.0).numpy()
 
 
-def _read(spec: str | None, seed: int, size: tuple[int, int] | None):
+def _read(spec: str | None, seed: int, size: tuple[int, int] | None, need_labels: bool = True):
     """(train, test, num_classes, name, source): images as float32 NCHW in [0, 1], or (N, F) feature vectors."""
     spec = (spec or "auto").strip()
     name = spec.lower().replace("_", "-")
@@ -115,21 +117,21 @@ def _read(spec: str | None, seed: int, size: tuple[int, int] | None):
         name = "fashion-mnist" if fashion_mnist_available() else "digits"
     if name == "fashion-mnist":
         train, test, src = _fashion_mnist()
-        return train, test, 10, "fashion-mnist", src
+        return train, test, 10, "fashion-mnist", {**src, "test_split": "given"}
     if name == "digits":
         train, test, src = _digits(seed)
-        return train, test, 10, "digits", src
+        return train, test, 10, "digits", {**src, "test_split": "given"}
     path = Path(spec).expanduser()
     if not path.exists():
         raise EdgeKDError(f"data '{spec}' does not exist: give fashion-mnist, digits, an image folder or an .npz file")
     if path.is_dir():
-        train, test, k, src = _image_folder(path, size, seed)
+        train, test, k, src = _image_folder(path, size, seed, need_labels)
         return train, test, k, path.name, src
     if path.suffix == ".npz":
         from edgekd.core.inputs import require_file
 
         require_file(path, "data file")
-        train, test, k, src = _npz(path, seed)
+        train, test, k, src = _npz(path, seed, need_labels)
         return train, test, k, path.stem, src
     raise EdgeKDError(f"data '{spec}' is neither a folder nor an .npz file")
 
@@ -145,10 +147,13 @@ def _bundle(name, train, test, num_classes, seed, val_fraction, source, normaliz
     def norm(a):
         return _standardise(a, mean, std)
 
+    def labels(idx):  # None for unlabeled data (calibration only)
+        return None if y is None else y[idx]
+
     return DataBundle(
         name=name,
-        train=ArrayDataset(norm(x[train_idx]), y[train_idx]),
-        val=ArrayDataset(norm(x[val_idx]), y[val_idx]),
+        train=ArrayDataset(norm(x[train_idx]), labels(train_idx)),
+        val=ArrayDataset(norm(x[val_idx]), labels(val_idx)),
         test=ArrayDataset(norm(test[0]), test[1]),
         num_classes=int(num_classes),
         input_shape=tuple(int(d) for d in x.shape[1:]),
@@ -215,21 +220,30 @@ def _digits(seed: int):
     return (x[tr], y[tr]), (x[te], y[te]), {"path": "sklearn.datasets.load_digits"}
 
 
-def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
-    from PIL import Image
-
-    splits = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
-    if "train" not in splits:
-        splits = {"all": root}
+def _folder_files(root: Path, splits: dict[str, Path], need_labels: bool):
+    """(classes, {split: [(file, class index)]}); without class sub-folders and need_labels=False, the images
+    lying in each split folder itself, with class index -1 (unlabeled)."""
     # the union over splits: a class folder only under test/ still gets its own index, in sorted order
     classes = sorted({p.name for d in splits.values() for p in d.iterdir() if p.is_dir()})
+    if not classes and not need_labels:
+        return [], {s: [(f, -1) for f in sorted(d.glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+                    for s, d in splits.items()}
     if not classes:
         raise EdgeKDError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
     if len(classes) < 2:
         raise EdgeKDError(f"image folder {root} has one class sub-folder ({classes[0]}); a classifier needs at least "
                           "2 classes (one sub-folder per class)")
-    files = {s: [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-             for s, d in splits.items()}
+    return classes, {s: [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).glob("*"))
+                         if f.suffix.lower() in IMAGE_SUFFIXES] for s, d in splits.items()}
+
+
+def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int, need_labels: bool = True):
+    from PIL import Image
+
+    splits = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
+    if "train" not in splits:
+        splits = {"all": root}
+    classes, files = _folder_files(root, splits, need_labels)
     if not any(files.values()):
         raise EdgeKDError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     # one mode for all: grayscale only when every image is; a corrupt file is skipped (and reported), not fatal
@@ -260,19 +274,26 @@ def _image_folder(root: Path, image_size: tuple[int, int] | None, seed: int):
                 raise EdgeKDError(f"cannot read image {f}: {exc}") from None
         x = np.stack(xs)
         x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-        return x, np.array([i for _, i in lst], dtype=np.int64)
+        return x, (np.array([i for _, i in lst], dtype=np.int64) if classes else None)
 
     if files.get("test"):
         train, test = load(files["train"]), load(files["test"])
+        split = "given"
     else:  # no test split (or only train/): hold out a fifth, never report accuracy on training images
-        x, y = load(files.get("all") or files["train"])
-        order = np.random.default_rng(seed).permutation(len(x))
-        n_test = max(1, len(x) // 5)
-        train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
-    src = {"path": str(root), "classes": classes}
+        train, test = _hold_out_fifth(*load(files.get("all") or files["train"]), seed)
+        split = "held out"
+    src = {"path": str(root), "classes": classes, "test_split": split, "labelled": bool(classes)}
     if skipped:
         src["skipped_unreadable"] = skipped
     return train, test, len(classes), src
+
+
+def _hold_out_fifth(x: np.ndarray, y: np.ndarray | None, seed: int):
+    """(train, test) with a seeded fifth of the samples held out as the test split."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = max(1, len(x) // 5)
+    tr, te = order[n_test:], order[:n_test]
+    return (x[tr], None if y is None else y[tr]), (x[te], None if y is None else y[te])
 
 
 def _check_fits_in_memory(root: Path, n: int, values_per_image: int) -> None:
@@ -335,18 +356,47 @@ def _labels(raw: np.ndarray, classes: list[str] | None, what: str) -> np.ndarray
     return raw.astype(np.int64)
 
 
-def _npz(path: Path, seed: int):
+def _npz(path: Path, seed: int, need_labels: bool = True):
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy raises several types for a corrupt file
         raise EdgeKDError(f"data file {path} is not a readable .npz archive (truncated, or another format: "
                           f"{one_line(exc, 80)})") from None
-    if "x" not in z or "y" not in z:
+    if "x" not in z or ("y" not in z and need_labels):
         raise EdgeKDError(f"{path} must hold arrays 'x' and 'y' (and optionally 'x_test', 'y_test'); found {list(z.keys())}")
     try:
+        if "y" not in z:
+            return _npz_unlabeled(path, z, seed)
         return _npz_arrays(path, z, seed)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:  # a member cut short inside a valid-looking archive
         raise EdgeKDError(f"data file {path} is not a readable .npz archive (truncated: {one_line(exc, 80)})") from None
+
+
+def _check_npz_splits(path: Path, x_train: np.ndarray, x_test: np.ndarray) -> None:
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise EdgeKDError(f"{path.name}: x samples are {tuple(x_train.shape[1:])} but x_test samples are "
+                          f"{tuple(x_test.shape[1:])}")
+    for arr, what in ((x_train, "x"), (x_test, "x_test")):
+        if not np.isfinite(arr).all():
+            raise EdgeKDError(f"{path.name}:{what} holds NaN or infinite values")
+    if len(x_train) == 0 or len(x_test) == 0:
+        raise EdgeKDError(f"data file {path}: {'x' if len(x_train) == 0 else 'x_test'} holds no samples")
+
+
+def _npz_unlabeled(path: Path, z, seed: int):
+    """x (and optionally x_test) without labels: for calibration and agreement with the float model."""
+    x = _as_samples(z["x"], f"{path.name}:x")
+    if len(x) == 0:
+        raise EdgeKDError(f"data file {path}: x holds no samples")
+    given = "x_test" in z
+    if given:
+        train, test = (x, None), (_as_samples(z["x_test"], f"{path.name}:x_test"), None)
+    else:
+        train, test = _hold_out_fifth(x, None, seed)
+    _check_npz_splits(path, train[0], test[0])
+    src = {"path": str(path), "sha256": sha256_file(path), "test_split": "given" if given else "held out",
+           "labelled": False}
+    return train, test, 0, src
 
 
 def _npz_arrays(path: Path, z, seed: int):
@@ -366,21 +416,13 @@ def _npz_arrays(path: Path, z, seed: int):
         test = (_as_samples(z["x_test"], f"{path.name}:x_test"), _labels(raw_test, classes, f"{path.name}:y_test"))
         train = (x, y)
     else:
-        order = np.random.default_rng(seed).permutation(len(x))
-        n_test = max(1, len(x) // 5)
-        train, test = (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
-    if test[0].shape[1:] != train[0].shape[1:]:
-        raise EdgeKDError(f"{path.name}: x samples are {tuple(train[0].shape[1:])} but x_test samples are "
-                          f"{tuple(test[0].shape[1:])}")
-    for arr, what in ((train[0], "x"), (test[0], "x_test")):
-        if not np.isfinite(arr).all():
-            raise EdgeKDError(f"{path.name}:{what} holds NaN or infinite values")
-    if len(train[0]) == 0 or len(test[0]) == 0:
-        raise EdgeKDError(f"data file {path}: {'x' if len(train[0]) == 0 else 'x_test'} holds no samples")
+        train, test = _hold_out_fifth(x, y, seed)
+    _check_npz_splits(path, train[0], test[0])
     k = len(classes) if classes else int(max(train[1].max(), test[1].max())) + 1
     if len(np.unique(np.concatenate([train[1], test[1]]))) < 2:
         raise EdgeKDError(f"data file {path}: y has a single class; a classifier needs at least 2 classes")
-    src = {"path": str(path), "sha256": sha256_file(path)}
+    src = {"path": str(path), "sha256": sha256_file(path), "test_split": "given" if raw_test is not None else "held out",
+           "labelled": True}
     if classes:
         src["classes"] = classes
     return train, test, k, src

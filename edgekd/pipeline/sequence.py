@@ -1,7 +1,8 @@
 """The one stage sequence every kind of model goes through.
 
 distill -> refine (baseline, pruning: where the modality has them) -> export (+ quantize) -> evaluate every
-file -> decide what ships (one rule, edgekd.pipeline.shipping) -> profile -> one report (report.json/md).
+file -> decide what ships (one rule, edgekd.pipeline.shipping) -> profile -> the precision rule
+(edgekd.pipeline.precision) -> one report (report.json/md).
 
 What differs between image classifiers, feature vectors and Hugging Face text encoders lives in a modality
 adapter (edgekd.modalities); this module never asks which one it runs. An adapter supplies:
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 from edgekd.core import RunDir
 from edgekd.pipeline.report import write_reports
-from edgekd.pipeline.shipping import budget_rows, device_note, mark_shipped
+from edgekd.pipeline.shipping import apply_precision_rule, budget_rows, device_note, mark_shipped
 
 
 def run_pipeline(m, *, output, log: Callable[[str], None]) -> dict[str, Any]:
@@ -39,6 +40,7 @@ def run_pipeline(m, *, output, log: Callable[[str], None]) -> dict[str, Any]:
     rows = m.evaluate(student, m.export(student))
     ship_notes = mark_shipped(m.target, rows, m.stand_in, m.missing)  # before profiling: shipped rows go to the target
     rows = m.profile(rows)
+    ship_notes += apply_precision_rule(m.target, rows)  # the fastest precision on the figure of record ships
     shipped = [a for a in rows if a.extra.get("shipped")]
     sections = m.describe(student, rows)
     notes = list(m.notes) + sections.pop("notes", []) + ship_notes

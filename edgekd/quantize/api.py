@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
-from edgekd.quantize import onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
 from edgekd.quantize.report import QuantReport
 
 SENSITIVITY_SAMPLES = 8  # samples for per-layer error: ranking needs few, each runs both files unfused
@@ -52,15 +52,6 @@ def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: b
     else:
         export_tflite(source, sample[:32], dest, nhwc=nhwc)
     return dest
-
-
-def _accuracy(path: Path, eval_data) -> float | None:
-    if eval_data is None:
-        return None
-    from edgekd.runtime import accuracy, load_runner
-
-    x, y = eval_data
-    return round(accuracy(load_runner(path, threads=1), x, y), 3)
 
 
 class _Backend:
@@ -99,15 +90,19 @@ class _Backend:
 def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | None = None, method: str = "minmax",
              per_channel: bool = True, int8_io: bool = False, eval_data: tuple | None = None,
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
-             nhwc: bool = True, format: str | None = None, torch_model: Any = None) -> QuantReport:
+             nhwc: bool = True, format: str | None = None, torch_model: Any = None,
+             eval_split: str = "held-out data") -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
           | int16x8 (TFLite: int16 activations, int8 weights).
     calib: real input samples, float32 NCHW, already normalised; the first `calib_samples` are used.
     int8_io: TFLite only — int8 input/output tensors (NPUs, MCUs) instead of float I/O.
-    eval_data: (x, y) held-out labelled data for accuracy; max_drop: allowed top-1 loss in points.
-    When no candidate meets max_drop: EdgeKDError, unless allow_drop (then the best candidate is kept).
+    eval_data: (x, y) held-out data: top-1 accuracy; (x, None) without labels: top-1 agreement with the float
+    file instead (evaluation.py). eval_split names it in the report. max_drop: allowed loss in points.
+    The check of record is the budget when max_drop is given, else the parity tolerance against the float file:
+    a failed check is an EdgeKDError under a budget (nothing written) unless allow_drop, else a warning in
+    report.warnings; report.check carries the verdict for whoever ships the file.
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk.
     """
@@ -135,16 +130,15 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         raise EdgeKDError(f"--calib-samples must be at least 1, got {calib_samples}")
     if calib is not None:
         calib = _check_array("calibration data", calib)[:calib_samples]
-    if eval_data is not None:
-        x, y = eval_data
-        eval_data = (_check_array("evaluation data", x), _check_array("evaluation labels", y, labels=True))
-        if len(eval_data[0]) != len(eval_data[1]):
-            raise EdgeKDError(f"evaluation data has {len(x)} samples but {len(y)} labels")
+    eval_data = _check_eval(eval_data)
     if max_drop is not None:
         if max_drop < 0:
             raise EdgeKDError(f"--max-drop must be >= 0 points, got {max_drop}")
         if eval_data is None:
-            raise EdgeKDError("--max-drop needs labelled held-out data to measure accuracy")
+            raise EdgeKDError("--max-drop needs held-out data (labelled for accuracy, or unlabeled for agreement "
+                              "with the float file) to measure the drop")
+        if (problem := evaluation.size_problem(len(eval_data[0]), max_drop)) and problem[1]:
+            raise EdgeKDError(problem[0])
     needs_calib = mode in ("int8", "int16x8")
     if needs_calib and calib is None:
         raise EdgeKDError(f"{mode} quantization needs calibration samples (real training data)")
@@ -171,29 +165,15 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
-        report.accuracy_float = _accuracy(backend.float_path, eval_data)
-        acc = _accuracy(first, eval_data)
-        report.search.append({"kept_float": 0, "accuracy": acc})
-        chosen, chosen_acc, chosen_keep = first, acc, []
-        over = max_drop is not None and acc is not None and report.accuracy_float - acc > max_drop
-        if over and mode in ("int8", "int16x8"):
-            chosen, chosen_acc, chosen_keep = _search(backend, first, acc, report, calib, eval_data, max_drop, work)
-        if max_drop is not None and chosen_acc is not None:
-            report.budget_met = report.accuracy_float - chosen_acc <= max_drop
-        if report.budget_met is False and not allow_drop:
-            best = max(s["accuracy"] for s in report.search)
-            raise EdgeKDError(
-                f"{mode} loses {report.accuracy_float - acc:.2f} points (float {report.accuracy_float:.2f}% -> "
-                f"{acc:.2f}%), over the --max-drop {max_drop} budget; best with layers kept in float: "
-                f"{best:.2f}% ({len(report.search)} candidates tried). Use --allow-drop to keep it anyway")
-        report.kept_float = chosen_keep
-        report.accuracy = chosen_acc
-        if chosen_acc is not None:
-            report.drop_points = round(report.accuracy_float - chosen_acc, 3)
+        scorer = _scorer(backend.float_path, eval_data, eval_split, max_drop, report)
+        chosen, chosen_keep = _within_budget(backend, first, report, calib, scorer, max_drop, allow_drop, work)
         if chosen_keep:
             report.precision = "mixed"
             report.latency = _timing({"float": backend.float_path, "int8_all": first, "shipped": chosen}, sample)
-        report.parity = _parity(backend.float_path, chosen, sample, report.precision)
+        parity_x = eval_data[0] if eval_data is not None else sample
+        report.parity = _parity(backend.float_path, chosen, parity_x, report.precision)
+        report.parity["on"] = eval_split if eval_data is not None else "calibration samples"
+        _verdict(report, mode, allow_drop)
         with atomic_path(out) as tmp:
             shutil.copyfile(chosen, tmp)
     from edgekd.inspect import count_ops
@@ -208,7 +188,97 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     return report
 
 
-def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, calib, eval_data, max_drop, work: Path):
+def _within_budget(backend: _Backend, first: Path, report: QuantReport, calib, scorer, max_drop, allow_drop,
+                   work: Path) -> tuple[Path, list[str]]:
+    """The file to keep and the layers it keeps in float: all-quantized, or the search's pick under a budget.
+    Fills the report's scores; over budget without allow_drop: EdgeKDError (nothing written yet)."""
+    mode = backend.mode
+    ref = scorer.reference if scorer else None
+    acc = scorer.score(first) if scorer else None
+    report.search.append({"kept_float": 0, "accuracy": acc})
+    chosen, chosen_acc, chosen_keep = first, acc, []
+    over = max_drop is not None and acc is not None and ref - acc > max_drop
+    if over and mode in ("int8", "int16x8"):
+        chosen, chosen_acc, chosen_keep = _search(backend, first, acc, report, calib, scorer, max_drop, work)
+    if max_drop is not None and chosen_acc is not None:
+        report.budget_met = ref - chosen_acc <= max_drop
+    if report.budget_met is False and not allow_drop:
+        raise EdgeKDError(_over_budget(mode, ref, acc, report, scorer.measure, max_drop))
+    report.kept_float = chosen_keep
+    if scorer:
+        report.accuracy_float = ref if scorer.measure == "accuracy" else None
+        report.accuracy = chosen_acc if scorer.measure == "accuracy" else None
+        report.drop_points = round(ref - chosen_acc, 3)
+        report.agreement = scorer.agreement(chosen)
+    return chosen, chosen_keep
+
+
+def _check_eval(eval_data):
+    """(x, y) checked; y may be None (unlabeled held-out data: agreement with the float file)."""
+    if eval_data is None:
+        return None
+    x, y = eval_data
+    x = _check_array("evaluation data", x)
+    if y is None:
+        return x, None
+    y = _check_array("evaluation labels", y, labels=True)
+    if len(x) != len(y):
+        raise EdgeKDError(f"evaluation data has {len(x)} samples but {len(y)} labels")
+    return x, y
+
+
+def _scorer(float_path: Path, eval_data, split: str, max_drop, report: QuantReport):
+    if eval_data is None:
+        report.evaluation = {"on": None, "samples": 0, "measure": None,
+                             "why": "no held-out data: only parity on the calibration samples"}
+        return None
+    scorer = evaluation.Scorer(float_path, eval_data[0], eval_data[1], split)
+    report.evaluation = scorer.describe()
+    if problem := evaluation.size_problem(len(eval_data[0]), max_drop):
+        report.warnings.append(f"evaluated on {problem[0]}")
+    return scorer
+
+
+def _over_budget(mode: str, ref: float, acc: float, report: QuantReport, measure: str, max_drop: float) -> str:
+    best = max(s["accuracy"] for s in report.search)
+    what = "points" if measure == "accuracy" else "points of top-1 agreement with the float file"
+    return (f"{mode} loses {ref - acc:.2f} {what} (float {ref:.2f}% -> {acc:.2f}%), over the --max-drop {max_drop} "
+            f"budget; best with layers kept in float: {best:.2f}% ({len(report.search)} candidates tried). "
+            "Use --allow-drop to keep it anyway")
+
+
+def _verdict(report: QuantReport, mode: str, allow_drop: bool) -> None:
+    """report.check and the warnings: the budget when there is one, else the parity tolerance."""
+    par = report.parity
+    parity_ok = par.get("passed") is not False
+    figures = (f"top-1 agreement {_pct(par.get('top1_agreement'))}, worst cosine {_num(par.get('cosine'))}, "
+               f"tolerance {par.get('tolerance')}, on {par.get('samples')} samples of {par.get('on')}")
+    if report.max_drop is not None:
+        passed, what = report.budget_met is not False, f"--max-drop {report.max_drop} budget"
+        if not passed:
+            report.warnings.append(f"the {mode} file loses {report.drop_points} points, over the {what}; kept "
+                                   "because of --allow-drop")
+        if not parity_ok:
+            report.warnings.append(f"the {mode} file is within the budget but failed the parity check against "
+                                   f"the float file ({figures})")
+    else:
+        passed, what = parity_ok, "parity against the float file"
+        if not passed:
+            report.warnings.append(f"the {mode} file failed its parity check against the float file ({figures}); "
+                                   "it was written, but do not ship it unchecked (--max-drop POINTS makes this an "
+                                   "error)")
+    report.check = {"passed": bool(passed), "what": what, "allowed": bool(allow_drop)}
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, calib, scorer, max_drop, work: Path):
     """Keep the 1, 2, 4, ... most sensitive layers in float until the budget holds."""
     ranked = backend.rank(first, calib[:SENSITIVITY_SAMPLES])
     report.sensitivity = [{k: r[k] for k in ("name", "op", "sqnr_db", "loss_db")} for r in ranked[:20]]
@@ -219,11 +289,11 @@ def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, cal
             break
         keep = [r["name"] for r in ranked[:k]]
         cand = backend.make(work / f"q{step + 1}.{backend.fmt}", keep)
-        a = _accuracy(cand, eval_data)
+        a = scorer.score(cand)
         report.search.append({"kept_float": k, "accuracy": a, "layers": keep})
         if a > best[1]:
             best = (cand, a, keep)
-        if report.accuracy_float - a <= max_drop:
+        if scorer.reference - a <= max_drop:
             return cand, a, keep
         if k == len(ranked):
             break

@@ -16,9 +16,13 @@ class QuantReport:
     precision: str = "int8"  # int8 | mixed (some layers kept in float) | dynamic-int8 | fp16
     int8_io: bool = False
     calib_samples: int = 0
-    accuracy_float: float | None = None  # top-1 % on the held-out eval data
+    evaluation: dict[str, Any] = field(default_factory=dict)  # on what (split, samples) and how (accuracy | agreement)
+    agreement: dict[str, Any] = field(default_factory=dict)  # top-1 / top-5 / cosine / KL vs the float file, held out
+    check: dict[str, Any] = field(default_factory=dict)  # the verdict: passed, what was checked, allowed (--allow-drop)
+    warnings: list[str] = field(default_factory=list)  # failed checks and thin evaluations: never silent
+    accuracy_float: float | None = None  # top-1 % on the held-out eval data (None when it has no labels)
     accuracy: float | None = None
-    drop_points: float | None = None
+    drop_points: float | None = None  # points lost vs float: of accuracy, or of top-1 agreement without labels
     max_drop: float | None = None
     budget_met: bool | None = None
     kept_float: list[str] = field(default_factory=list)  # layers left in float to meet the budget

@@ -149,12 +149,13 @@ def prune_stage(ctx: Context, student, student_key: str):
 
 
 def _wanted_quantized(target) -> list[tuple[str, str]]:
-    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships."""
+    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships or may ship."""
     wanted = [("onnx", "int8"), ("tflite", "int8")]
     for ship in target.ships:
-        pair = (ship.format, ship.precision)
-        if ship.precision != "fp32" and pair not in wanted:
-            wanted.append(pair)
+        for precision in (ship.precision, *ship.candidates):
+            pair = (ship.format, precision)
+            if precision != "fp32" and pair not in wanted:
+                wanted.append(pair)
     return wanted
 
 
@@ -213,15 +214,19 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
     name = f"student_{precision}.{fmt}"
     int8_io = ctx.target.kind == "npu" and fmt == "tflite"
     settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
-                "seed": cfg.seed, "max_drop": cfg.max_drop, "int8_io": int8_io}
+                "seed": cfg.seed, "max_drop": cfg.max_drop, "allow_drop": cfg.allow_drop, "int8_io": int8_io}
 
     def run_quant() -> StageResult:
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
         source = run.path(f"student_fp32.{fmt}")
+        val = ctx.data.val
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
-                       eval_data=(ctx.data.val.x[:1000], ctx.data.val.y[:1000]), max_drop=cfg.max_drop,
-                       allow_drop=cfg.allow_drop, int8_io=int8_io)
-        return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra={"quantize": rep.to_dict()})])
+                       eval_data=(val.x[:1000], val.y[:1000]), max_drop=cfg.max_drop, allow_drop=cfg.allow_drop,
+                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})")
+        for w in rep.warnings:
+            ctx.log(f"[yellow]warning:[/] {name}: {w}")
+        extra = {"quantize": rep.to_dict(), "check": rep.check}  # the shipping rule reads "check"
+        return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra=extra)])
 
     res, _ = run.run_stage(f"quantize-{fmt}-{precision}", settings, run_quant, force=cfg.force)
     return res.artifacts[0]
@@ -277,7 +282,8 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
     for a in artifacts:
         if a.format not in ("onnx", "tflite"):
             continue
-        shipped = bool(a.extra.get("shipped"))  # decided by edgekd.pipeline.shipping before profiling
+        # decided by edgekd.pipeline.shipping before profiling; precision candidates get the target's figures too
+        shipped = bool(a.extra.get("shipped") or a.extra.get("precision_candidate"))
         tgt = ctx.target if shipped else host
         also_host = shipped and ctx.target.connection.kind == "offline"
         emulate = "auto" if shipped else False
@@ -332,7 +338,9 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
     t_macs, t_params = count_macs_params(ctx.teacher, shape)
     s_macs, s_params = count_macs_params(student, shape)
     distill_metrics = ctx.run.manifest["stages"].get("distill", {}).get("metrics", {})
-    notes = [f"{a.name}: {n}" for a in artifacts for n in (a.extra or {}).get("quantize", {}).get("notes", [])]
+    quant = [(a.name, (a.extra or {}).get("quantize", {})) for a in artifacts]
+    notes = [f"{name}: {n}" for name, q in quant for n in q.get("notes", [])]
+    notes += [f"warning: {name}: {w}" for name, q in quant for w in q.get("warnings", [])]
     return {
         "data": ctx.data.describe(),
         "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
