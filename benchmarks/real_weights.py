@@ -365,14 +365,86 @@ def precision_rule(rows: dict) -> dict:
     return out
 
 
+def run_tflite_int8(key: str, args, log) -> dict:
+    """--tflite-int8-only: the TFLite fp32 export and int8 files alone (after a quantizer change), same views."""
+    import torch
+
+    from edgekd.export import export_tflite
+    from edgekd.quantize import quantize
+
+    torch.set_num_threads(args.threads)
+    model, info = lite_model(key)
+    names, cal_parts, held = split_views(info["size"], args.calib_views, args.held_views)
+    calib = np.concatenate(cal_parts)
+    ref = torch_logits(model, held)
+    with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
+        work = Path(d)
+        paths, reports = {"edgekd tflite fp32": work / "edgekd_fp32.tflite"}, {}
+        export_tflite(model, held[:32], paths["edgekd tflite fp32"])
+        for label, cal, kw in (("edgekd tflite int8", calib, {}), ("edgekd tflite int8 int8-io", calib, {"int8_io": True}),
+                               (f"edgekd tflite int8, calib {len(cal_parts)} photos x 1 views",
+                                np.concatenate([c[:1] for c in cal_parts]), {})):
+            paths[label], reports[label] = _quantize(quantize, paths["edgekd tflite fp32"], work, label, "int8", cal,
+                                                     held, kw, log)
+        rows = agreement_rows(paths, ref, held)
+        for k, r in reports.items():
+            rows[k]["edgekd_report"] = r
+        arm = arm_instructions(paths, ["edgekd tflite int8"], log) if args.arm_files else {}
+        for k, v in arm.items():
+            if k in rows:
+                rows[k]["a76"] = v
+    return {"what": "after the calibration fix (global min/max instead of ai-edge-quantizer's moving average); "
+                    "same photos, views and seed as the main rows", "files": rows}
+
+
+def run_onnx2tf(key: str, args, log) -> dict:
+    """--onnx2tf-only: onnx2tf's float and integer_quant / full_integer_quant files through edgekd's onnx2tf
+    backend (which hands onnx2tf the calibration views instead of letting it download images)."""
+    import torch
+
+    from edgekd.export import export_onnx
+    from edgekd.export.onnx2tf_backend import convert
+
+    torch.set_num_threads(args.threads)
+    model, info = lite_model(key)
+    names, cal_parts, held = split_views(info["size"], args.calib_views, args.held_views)
+    calib = np.concatenate(cal_parts)
+    ref = torch_logits(model, held)
+    with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
+        work = Path(d)
+        src = work / "model.onnx"
+        export_onnx(model, held[:2], src, dynamic_batch=False)
+        import onnx
+
+        name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+        nhwc = calib.transpose(0, 2, 3, 1).copy()
+        t = time.perf_counter()
+        _, files = convert(src, nhwc=True, images_nhwc=nhwc, calib={name: nhwc}, want="integer_quant")
+        log(f"  onnx2tf: {time.perf_counter() - t:.0f} s, wrote {sorted(files)}")
+        paths = {}
+        for suffix, label in (("float32", "onnx2tf tflite fp32"), ("integer_quant", "onnx2tf tflite int8 (integer_quant)"),
+                              ("full_integer_quant", "onnx2tf tflite int8 (full_integer_quant)")):
+            if suffix in files:
+                paths[label] = work / f"{suffix}.tflite"
+                paths[label].write_bytes(files[suffix])
+        rows = agreement_rows(paths, ref, held)
+        arm = arm_instructions(paths, ["onnx2tf tflite int8 (integer_quant)"], log) if args.arm_files else {}
+        for k, v in arm.items():
+            if k in rows:
+                rows[k]["a76"] = v
+    return {"what": "onnx2tf 1.28.8 defaults (NHWC), calibrated on the same views (edgekd's onnx2tf backend passes "
+                    "them; onnx2tf would otherwise download MS-COCO images)", "files": rows}
+
+
 def summary(results: dict) -> dict:
     out: dict = {"edgekd": {}, "peers": {}}
     for key, r in results.items():
-        f = r["files"]
-        ship = f.get("edgekd tflite int8", {})
+        f = r.get("files", {})
+        ship = (r.get("after_calibration_fix") or {}).get("files", {}).get("edgekd tflite int8") or f.get("edgekd tflite int8", {})
         out["edgekd"][key] = {"int8_top1_agreement": ship.get("top1"),
                               "android_figure": (ship.get("a76") or {}).get("instructions"),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
+        f = {**f, **(r.get("onnx2tf") or {}).get("files", {})}
         for peer in ("onnx2tf tflite int8 (integer_quant)", "onnx2tf tflite int8 (full_integer_quant)",
                      "litert-torch tflite int8 (PT2E)", "onnxruntime quantize_static defaults",
                      "ai-edge-quantizer int8 on onnx2tf's float file"):
@@ -394,6 +466,9 @@ def main(argv=None) -> int:
                                            "edgekd tflite fp16,onnx2tf tflite int8 (integer_quant),"
                                            "litert-torch tflite int8 (PT2E)")
     ap.add_argument("--quick", action="store_true", help="skip the investigation")
+    ap.add_argument("--onnx2tf-only", action="store_true", help="measure only onnx2tf's files (kept beside)")
+    ap.add_argument("--tflite-int8-only", action="store_true",
+                    help="re-measure only edgekd's TFLite int8 files (kept beside the earlier rows)")
     ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -407,7 +482,12 @@ def main(argv=None) -> int:
     prior = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     results = dict(prior.get("models", {}))
     for key in args.models.split(","):
-        results[key] = run_model(key, args, log)
+        if args.onnx2tf_only:
+            results.setdefault(key, {})["onnx2tf"] = run_onnx2tf(key, args, log)
+        elif args.tflite_int8_only:
+            results.setdefault(key, {})["after_calibration_fix"] = run_tflite_int8(key, args, log)
+        else:
+            results[key] = run_model(key, args, log)
         doc = {"issue": 22, "what": __doc__.split("\n\n")[0], "models": results, "summary": summary(results),
                "targets": {"int8_top1_agreement": TARGET_TOP1, "fp32_max_abs_over_logit_range": TARGET_FP32_REL},
                "versions": {p: md.version(p) for p in ("torch", "timm", "litert-torch", "ai-edge-litert",

@@ -226,8 +226,12 @@ def _folder_files(root: Path, splits: dict[str, Path], need_labels: bool):
     # the union over splits: a class folder only under test/ still gets its own index, in sorted order
     classes = sorted({p.name for d in splits.values() for p in d.iterdir() if p.is_dir()})
     if not classes and not need_labels:
-        return [], {s: [(f, -1) for f in sorted(d.glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-                    for s, d in splits.items()}
+        files = {s: [(f, -1) for f in sorted(d.glob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+                 for s, d in splits.items()}
+        if not any(files.values()):
+            raise EdgeKDError(f"image folder {root} has no class sub-folders and no images of its own (expected "
+                              f"{root}/<class>/<image>, or, unlabeled, {root}/<image>)")
+        return [], files
     if not classes:
         raise EdgeKDError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
     if len(classes) < 2:
