@@ -85,6 +85,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def path_size(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of every file in a model package directory."""
+    p = Path(path)
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+
+
 def ensure_output_dir(path: str | os.PathLike) -> Path:
     """Create the output directory and prove it is writable, or fail with one clear line."""
     out = Path(path)
