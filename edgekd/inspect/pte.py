@@ -23,6 +23,9 @@ _XNODE = re.compile(rb'"xnode_union_type"\s*:\s*"XNN(\w+)"')
 
 
 def _program(p: Path):
+    from edgekd.runtime.executorch_rt import quiet_import_logs
+
+    quiet_import_logs()
     try:
         from executorch.exir._serialize._program import deserialize_pte_binary
     except ImportError:
@@ -52,10 +55,9 @@ def _xnnpack_nodes(data: bytes, index: int) -> Counter[str]:
     return Counter(m.decode() for m in _XNODE.findall(text))
 
 
-def pte_ops(p: Path) -> tuple[dict[str, int], dict[str, Any]]:
-    """(op counts, delegation report) of a .pte file."""
-    program = _program(p)
-    plan = program.execution_plan[0]
+def pte_ops(p: Path, program: Any = None) -> tuple[dict[str, int], dict[str, Any]]:
+    """(op counts, delegation report) of a .pte file (`program`: its already deserialized Program)."""
+    plan = (program or _program(p)).execution_plan[0]
     kernels: Counter[str] = Counter()
     calls: Counter[str] = Counter()
     for chain in plan.chains:
@@ -100,7 +102,7 @@ def _io(plan, idx: list[int]) -> list[dict[str, Any]]:
 def pte_info(p: Path) -> dict[str, Any]:
     program = _program(p)
     plan = program.execution_plan[0]
-    ops, delegation = pte_ops(p)
+    ops, delegation = pte_ops(p, program)
     return {
         "format": "pte",
         "inputs": _io(plan, list(plan.inputs)),

@@ -15,6 +15,13 @@ from edgekd.errors import EdgeKDError
 MISSING = "ExecuTorch is not installed (pip install 'edgekd[executorch]')"
 
 
+def quiet_import_logs() -> None:
+    """torchao (imported with ExecuTorch) logs a deprecation warning through torch's pytree logger on import."""
+    import logging
+
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """The runtime's C++ logs cpuinfo probes on fd 2 when it starts; keep the user's terminal readable."""
@@ -36,6 +43,7 @@ class PteMethod:
     """The `forward` method of one .pte file: input shapes from the file, numpy in, numpy out."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
+        quiet_import_logs()
         try:
             from executorch.runtime import Runtime
         except ImportError:
@@ -50,9 +58,9 @@ class PteMethod:
             try:
                 program = runtime.load_program(str(path))
                 self.method = program.load_method("forward")
-            except Exception as exc:
-                raise EdgeKDError(f"{path.name} does not load in the ExecuTorch runtime: "
-                                  f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from None
+            except Exception as exc:  # the runtime's own message, as one line
+                why = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise EdgeKDError(f"{path.name} does not load in the ExecuTorch runtime: {type(exc).__name__}: {why}") from None
         if self.method is None:
             raise EdgeKDError(f"{path.name} has no 'forward' method")
         meta = self.method.metadata
