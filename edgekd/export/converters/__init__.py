@@ -96,6 +96,17 @@ def pick(fmt: str, label: str, names: "tuple[str, ...] | list[str] | None") -> l
     return [by_name[n] for n in names]
 
 
+def check_export_is_safe() -> None:
+    """torch.export loads triton (torch 2.14's CUDA build ships it) on first use, and triton segfaults the process
+    when TensorFlow (tensorflow-cpu 2.21) was imported before it: fail with a line instead of crashing."""
+    import importlib.util
+    import sys
+
+    if "tensorflow" in sys.modules and "triton" not in sys.modules and importlib.util.find_spec("triton"):
+        raise RuntimeError("TensorFlow was imported before torch.export first ran in this process, and triton then "
+                           "crashes it: export this format in a process that has not imported TensorFlow")
+
+
 @contextlib.contextmanager
 def quiet():
     """The exporters print progress and deprecation notes; keep the user's terminal readable."""

@@ -11,7 +11,7 @@ import io
 import logging
 from pathlib import Path
 
-from edgekd.export.converters import Job, quiet, register_converter
+from edgekd.export.converters import Job, check_export_is_safe, quiet, register_converter
 from edgekd.export.sample import take
 
 
@@ -29,6 +29,7 @@ def _int8_weights(ct, mlmodel):
 @register_converter("coremltools", produces="coreml", order=10, available=_available,
                     missing="coremltools is not installed (pip install 'edgekd[coreml]')")
 def convert(job: Job, dest: Path) -> None:
+    check_export_is_safe()
     import torch
 
     from edgekd.runtime.coreml_tools import import_coremltools

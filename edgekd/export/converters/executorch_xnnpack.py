@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from edgekd.export.converters import Job, quiet, register_converter
+from edgekd.export.converters import Job, check_export_is_safe, quiet, register_converter
 from edgekd.export.sample import batch_size, take
 
 
@@ -45,6 +45,7 @@ def lower_xnnpack(model, one: tuple):
 @register_converter("executorch-xnnpack", produces="pte", order=10, available=_available,
                     missing="executorch is not installed (pip install 'edgekd[executorch]')")
 def convert(job: Job, dest: Path) -> None:
+    check_export_is_safe()
     one = take(job.inputs, 0, 1)
     model = job.model
     with quiet():
