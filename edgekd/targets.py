@@ -17,7 +17,7 @@ from typing import Any
 from edgekd import backends
 from edgekd.errors import EdgeKDError
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "pte", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8")
 KINDS = ("cpu", "npu")
 # What the CPU runners (host, ssh, adb) execute, and the format each ships by default; NPU runtimes and
@@ -27,7 +27,7 @@ CPU_RUNTIMES = {"onnxruntime": "onnx", "litert": "tflite"}
 
 @dataclass(frozen=True)
 class Ship:
-    format: str  # onnx | tflite
+    format: str  # onnx | tflite | pte | coreml
     precision: str  # fp32 | fp16 | int8 | dynamic-int8
     # precisions that ship instead when faster on the target's figure of record (edgekd.pipeline.precision)
     candidates: tuple[str, ...] = ()

@@ -88,7 +88,7 @@ def test_the_backend_validates_its_own_sub_table(toy_backend, tmp_path):
 def test_an_unregistered_runtime_is_refused(tmp_path):
     path = tmp_path / "toy.toml"
     path.write_text(TOY_TARGET)
-    with pytest.raises(EdgeKDError, match=r"field runtime.name must be one of onnxruntime, litert, qnn, vela, got 'toy'"):
+    with pytest.raises(EdgeKDError, match=r"field runtime.name must be one of onnxruntime, litert, qnn, vela, executorch, coreml, got 'toy'"):
         load_target(path)
 
 

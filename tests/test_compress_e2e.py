@@ -131,3 +131,31 @@ def test_baseline_scratch_reports_what_distillation_bought(tmp_path):
     md = (out / "report.md").read_text()
     assert "baseline (labels only, same budget)" in md and f"`{auto['chosen']}`" in md
     assert (out / "baseline" / "auto_probe.json").is_file()
+
+
+@pytest.mark.parametrize("target", ["android-executorch", "ios"])
+def test_compress_ships_pte_and_coreml_for_their_targets(tmp_path, target):
+    """android-executorch ships an int8 .pte (measured on this host, labelled host-only); ios ships Core ML
+    packages with no latency and no accuracy (nothing here runs them), and the report says why."""
+    pytest.importorskip("executorch")
+    import importlib.util
+
+    if importlib.util.find_spec("coremltools") is None:
+        pytest.skip("coremltools is not installed")
+    (tmp_path / "tnet.py").write_text(TEACHER)
+    proc = compress(["--teacher", "tnet.py:build", "--student", "cnn-xs", "--data", "digits", "--epochs", "1",
+                     "--target", target, "--output", "run", "--runs", "5", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shipped = [a for a in json.loads(proc.stdout)["artifacts"] if a["extra"].get("shipped")]
+    md = (tmp_path / "run" / "report.md").read_text()
+    if target == "ios":
+        assert {(a["format"], a["precision"]) for a in shipped} == {("coreml", "fp16"), ("coreml", "int8")}
+        assert all(a["latency"] is None and a["accuracy"] is None for a in shipped)
+        assert (tmp_path / "run" / "student_fp16.mlpackage" / "Manifest.json").is_file()
+        assert "not measurable here" in md and "not checked on an Apple device" in md
+    else:
+        (a,) = shipped
+        assert (a["format"], a["precision"]) == ("pte", "int8") and a["accuracy"] > 50.0
+        assert a["latency"]["kind"] == "measured" and a["latency"]["backend"] == "host-fallback"
+        assert "NOT the device" in a["latency"]["where"]
+        assert "ops in XNNPACK" in md

@@ -161,7 +161,7 @@ def test_usage_errors(chains, kwargs, msg):
 def test_usage_errors_files(chains, tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         gate(tmp_path / "missing.onnx", chains["a"], "host")
-    with pytest.raises(UsageError, match="expected a .onnx or .tflite"):
+    with pytest.raises(UsageError, match="expected a .onnx, .tflite or .pte"):
         gate(chains["a"], tmp_path / "b.pt", "host")
     bad = tmp_path / "b.json"
     bad.write_text("{not json")

@@ -48,7 +48,7 @@ def test_tflite_flex_custom_quant_io_and_macs(tmp_path):
 @pytest.mark.parametrize("name,content,msg", [
     ("m.onnx", b"not a protobuf at all \xff\xfe", "not a readable ONNX"),
     ("m.tflite", b"garbage bytes here", "not a TFLite"),
-    ("m.pt", b"x", "expected a .onnx or .tflite"),
+    ("m.pt", b"x", "expected a .onnx, .tflite, .pte or .mlpackage"),
 ])
 def test_bad_files_raise_one_line(tmp_path, name, content, msg):
     p = tmp_path / name

@@ -65,7 +65,7 @@ def test_bad_inputs_raise_one_line_errors(tmp_path):
         profile(tmp_path / "nope.onnx", "host")
     txt = tmp_path / "model.txt"
     txt.write_text("x")
-    with pytest.raises(EdgeKDError, match="want a .onnx or .tflite"):
+    with pytest.raises(EdgeKDError, match="want a .onnx, .tflite, .pte or .mlpackage"):
         profile(txt, "host")
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"not a flatbuffer at all" * 10)

@@ -160,7 +160,7 @@ def test_budget_unreachable_fails_unless_allow_drop(outlier_onnx, data, tmp_path
 
 
 @pytest.mark.parametrize("kwargs, msg", [
-    ({"out": "q.bin"}, r"\.onnx or \.tflite"),
+    ({"out": "q.bin"}, r"\.onnx, \.tflite, \.pte or \.mlpackage"),
     ({"mode": "fp16"}, "not available for .onnx"),
     ({"method": "magic"}, "unknown calibration method"),
     ({"calib": None}, "needs calibration samples"),

@@ -40,7 +40,7 @@ def test_all_builtins_load_and_declare_what_they_ship():
     targets = {t.name: t for t in list_targets()}
     assert BUILTINS <= set(targets)
     for t in targets.values():
-        assert t.ships and all(s.format in ("onnx", "tflite") for s in t.ships)
+        assert t.ships and all(s.format in ("onnx", "tflite", "pte", "coreml") for s in t.ships)
         assert t.threads >= 1 and t.description
     assert targets["android"].connection.kind == "adb" and targets["android"].ships[0].precision == "int8"
     assert "xnnpack" in targets["android"].delegates and "gpu" in targets["android"].optional_delegates
@@ -48,6 +48,8 @@ def test_all_builtins_load_and_declare_what_they_ship():
     assert targets["qualcomm-htp"].npu == {"soc_model": 57, "htp_arch": 75}
     assert targets["ethos-u55-128"].npu["accelerator_config"] == "ethos-u55-128"
     assert targets["ethos-u65-256"].npu["accelerator_config"] == "ethos-u65-256"
+    assert targets["ios"].runtime == "coreml" and {s.format for s in targets["ios"].ships} == {"coreml"}
+    assert targets["android-executorch"].ships[0].format == "pte" and targets["android-executorch"].arch == "aarch64"
     assert targets["host"].connection.kind == "local"
 
 
@@ -119,3 +121,10 @@ def test_arm_cpu_calibration_is_quoted_not_the_old_guess():
         assert e.instructions_per_cycle < 2.0 and "XNNPACK README" in e.source and "120.46 M" in e.source
         # MobileNetV2 1.0 fp32: 120.46 M emulated instructions -> a single-thread estimate near the public 55 ms
         assert 25 < 120.46e6 / (e.clock_ghz * 1e6 * e.instructions_per_cycle) < 55
+
+
+def test_executorch_target_over_ssh_is_refused_with_the_field_named(tmp_path):
+    p = write(tmp_path, 'name = "et"\n[runtime]\nname = "executorch"\n[connection]\nkind = "ssh"\nhost = "b"\n')
+    with pytest.raises(EdgeKDError, match=r"connection\.kind must be \"local\" for runtime executorch"):
+        load_target(p)
+    assert load_target(write(tmp_path, 'name = "et"\n[runtime]\nname = "executorch"\n', "ok.toml")).ships[0].format == "pte"

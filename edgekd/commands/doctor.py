@@ -16,6 +16,7 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("tensorflow", ("tensorflow-cpu", "tensorflow")), ("onnx2tf", ("onnx2tf",)),
     ("transformers", ("transformers",)), ("optimum-onnx", ("optimum-onnx",)),
     ("onnxruntime-qnn", ("onnxruntime-qnn",)), ("ethos-u-vela", ("ethos-u-vela",)),
+    ("executorch", ("executorch",)), ("coremltools", ("coremltools",)),
 ]
 
 
@@ -48,6 +49,11 @@ def checks() -> list[dict]:
     rows.append(row("TensorFlow/onnx2tf", tf and o2t, f"tensorflow {tf or '-'}, onnx2tf {o2t or '-'}", "pip install 'edgekd[tf]'"))
     tr, opt = dist_version("transformers"), dist_version("optimum-onnx")
     rows.append(row("Hugging Face", tr and opt, f"transformers {tr or '-'}, optimum-onnx {opt or '-'}", "pip install 'edgekd[hf]'"))
+    et = dist_version("executorch")
+    rows.append(row("ExecuTorch .pte", et, f"executorch {et or '-'}", "pip install 'edgekd[executorch]'"))
+    cm = dist_version("coremltools")
+    rows.append(row("Core ML", cm, f"coremltools {cm or '-'} (packages are written and validated; none run on Linux)",
+                    "pip install 'edgekd[coreml]'"))
     q = dist_version("onnxruntime-qnn")
     rows.append(row("NPU: Qualcomm QNN", q, f"onnxruntime-qnn {q or '-'}", "pip install 'edgekd[npu]'"))
     v = dist_version("ethos-u-vela")

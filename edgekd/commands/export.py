@@ -1,4 +1,4 @@
-"""`edgekd export MODEL_SPEC --data D --format onnx|tflite --output PATH`."""
+"""`edgekd export MODEL_SPEC --data D --format onnx|tflite|pte|coreml --output PATH`."""
 
 from pathlib import Path
 from typing import Optional
@@ -16,12 +16,15 @@ def _fmt(v, nd=4) -> str:
 
 def export_cmd(
     model: str = typer.Argument(..., help="model: built-in name, 'pkg.module:factory', 'file.py:factory' or a .pt2 file"),
-    output: Path = typer.Option(..., "--output", "-o", help="file to write (.onnx or .tflite)"),
+    output: Path = typer.Option(..., "--output", "-o", help="file to write (.onnx, .tflite, .pte or .mlpackage)"),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="state_dict checkpoint (loaded weights_only)"),
     data: str = typer.Option("auto", "--data", "-d", help="real samples for the parity check: fashion-mnist, digits, image folder or .npz"),
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="onnx | tflite (default: from the output suffix)"),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="onnx | tflite | pte | coreml (default: from the output suffix)"),
+    precision: str = typer.Option("", "--precision", help="pte: fp32 (default) | int8 (PT2E, calibrated on --calib-samples "
+                                  "training images); coreml: fp16 (default) | fp32 | int8 (weights)"),
+    calib_samples: int = typer.Option(256, "--calib-samples", help="pte int8: real training images for calibration"),
     samples: int = typer.Option(32, "--samples", help="held-out images used for the parity check (the test split when the data has one)"),
     nchw: bool = typer.Option(False, "--nchw", help="TFLite: keep NCHW input instead of NHWC"),
     converter: Optional[str] = typer.Option(None, "--converter", help="TFLite: litert-torch | onnx2tf (default: litert-torch, onnx2tf as fallback)"),
@@ -29,17 +32,21 @@ def export_cmd(
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="write the file even when parity fails (exit code stays 0)"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
-    """Export a PyTorch model to ONNX or TFLite and check it against PyTorch on real samples."""
+    """Export a PyTorch model to ONNX, TFLite, ExecuTorch .pte or Core ML and check it against PyTorch on real
+    samples (Core ML: structurally only; it cannot run on Linux)."""
     from edgekd.data import load_data
     from edgekd.errors import UsageError
-    from edgekd.export import export_onnx, export_tflite
+    from edgekd.export import export_coreml, export_onnx, export_pte, export_tflite
+    from edgekd.export.formats import FORMATS
     from edgekd.models import load_model
 
-    kind = (fmt or output.suffix.lstrip(".")).lower()
-    if kind not in ("onnx", "tflite"):
-        raise UsageError(f"--format must be onnx or tflite (got '{kind}')")
-    if output.suffix.lower() != f".{kind}":
-        raise UsageError(f"--output {output.name} does not end in .{kind}")
+    kind = (fmt or {".mlpackage": "coreml"}.get(output.suffix.lower(), output.suffix.lstrip("."))).lower()
+    if kind not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)} (got '{kind}')")
+    if output.suffix.lower() != FORMATS[kind].suffix:
+        raise UsageError(f"--output {output.name} does not end in {FORMATS[kind].suffix}")
+    if precision and precision not in FORMATS[kind].precisions:
+        raise UsageError(f"--precision {precision} is not available for {kind}: choose from {', '.join(FORMATS[kind].precisions)}")
     if samples < 1:
         raise UsageError("--samples must be at least 1")
     bundle = load_data(data, image_size=image_size, normalize=normalize, need_labels=False)
@@ -49,7 +56,12 @@ def export_cmd(
     if len(sample) < samples:  # never fewer than asked without saying so
         typer.echo(f"warning: --samples {samples}: {split} holds only {len(sample)}; parity checked on "
                    f"{len(sample)}", err=True)
-    if kind == "onnx":
+    if kind == "pte":
+        calib = bundle.calibration(calib_samples, seed=0) if precision == "int8" else None
+        rep = export_pte(net, sample, output, precision=precision or "fp32", calib=calib, strict=not allow_mismatch)
+    elif kind == "coreml":
+        rep = export_coreml(net, sample, output, precision=precision or "fp16", strict=not allow_mismatch)
+    elif kind == "onnx":
         rep = export_onnx(net, sample, output, opset=opset, strict=not allow_mismatch, parity_samples=len(sample))
     else:
         convs = (converter,) if converter else ("litert-torch", "onnx2tf")
@@ -68,14 +80,18 @@ def export_cmd(
     t = Table(title=f"{output} ({rep.format}, {rep.converter})")
     for c in ("parity", "max abs err", "cosine", "top-1 agree", "samples", "ops", "Transpose", "size KiB", "input"):
         t.add_column(c, justify="right")
-    t.add_row("passed" if rep.passed else "FAILED", _fmt(p.get("max_abs")), _fmt(p.get("cosine"), 7),
+    t.add_row({True: "passed", False: "FAILED", None: "not run"}[rep.passed], _fmt(p.get("max_abs")), _fmt(p.get("cosine"), 7),
               _fmt(p.get("top1_agreement")), str(p.get("samples")), str(rep.num_ops), str(rep.transpose_ops),
               f"{rep.size_bytes / 1024:.1f}", f"{rep.input_layout} {rep.input_shapes[0] if rep.input_shapes else ''}")
     con = Console()
     con.print(t)
     for a in rep.attempts:
-        state = "ok" if a.get("ok") and a["parity"]["passed"] else ("parity failed" if a.get("ok") else a.get("error"))
+        state = "ok" if a.get("ok") and a["parity"]["passed"] is not False else ("parity failed" if a.get("ok") else a.get("error"))
         con.print(f"  tried {a['converter']}: {state} ({a.get('seconds', 0)} s)", highlight=False)
+    if rep.delegation:
+        d = rep.delegation
+        con.print(f"  delegation: {d['delegated_ops']} ops in XNNPACK, {d['portable_ops']} in portable kernels "
+                  f"(share {d['share']:.1%})" + (f": {d['fallback_ops']}" if d["fallback_ops"] else ""), highlight=False)
     for note in rep.notes:
         con.print(f"  note: {note}", highlight=False)
     if rep.diverging_layer:

@@ -23,7 +23,7 @@ def _parse_shape(text: Optional[str]) -> Optional[tuple]:
 
 
 def gate_cmd(
-    candidate: Path = typer.Argument(..., help="Candidate model file (.onnx or .tflite)."),
+    candidate: Path = typer.Argument(..., help="Candidate model file (.onnx, .tflite or .pte)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", "-b", help="Baseline model file (A/B timing), or the JSON of an earlier `edgekd gate --json`/`--output` run (weaker: absolute times)."),
     target: str = typer.Option("host", "--target", "-t", help="Target name (`edgekd targets`) or .toml file: budgets, threads, NPU analysis."),
     max_regression: float = typer.Option(0.05, help="Allowed slowdown: fail when the CI lower bound of the time ratio exceeds 1 + this."),
@@ -108,7 +108,7 @@ def print_report(report) -> None:
 
 
 def inspect_cmd(
-    model: Path = typer.Argument(..., help="A .onnx or .tflite file."),
+    model: Path = typer.Argument(..., help="A .onnx, .tflite, .pte or .mlpackage file."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (usable as a gate --baseline for the deterministic checks)."),
 ) -> None:
     """Show a model file's size, inputs/outputs, op counts (custom/Flex marked), parameters and MACs."""
@@ -127,7 +127,15 @@ def inspect_cmd(
 
     console = Console()
     console.print(f"[bold]{model}[/]  {info['format']}  {fmt_num(info['size_bytes'])}B  "
-                  f"params {fmt_num(info['params'])}  MACs {fmt_num(info['macs']) if info['macs'] is not None else 'n/a'}")
+                  f"params {fmt_num(info['params']) if info['params'] is not None else 'n/a'}  "
+                  f"MACs {fmt_num(info['macs']) if info['macs'] is not None else 'n/a'}")
+    if info.get("delegation"):
+        d = info["delegation"]
+        console.print(f"  delegation: {d['delegated_ops']} ops in XNNPACK, {d['portable_ops']} in portable kernels"
+                      + (f" (share {d['share']:.1%})" if d["share"] is not None else ""), highlight=False)
+    if info.get("validation"):
+        console.print(f"  Core ML, compute {info['compute_precision']}, weights {info.get('weights')}: "
+                      f"{info['validation']}", highlight=False)
     for role in ("inputs", "outputs"):
         for e in info[role]:
             q = f"  quant scale={e['quant']['scale']:.4g} zp={e['quant']['zero_point']}" if e.get("quant") else ""

@@ -15,7 +15,7 @@ def _ms(v) -> str:
 
 
 def profile_cmd(
-    model: Path = typer.Argument(..., help="model file to profile (.onnx or .tflite)"),
+    model: Path = typer.Argument(..., help="model file to profile (.onnx, .tflite, .pte; .mlpackage: says why it cannot)"),
     target: str = typer.Option("host", "--target", "-t", help="built-in target name or a target .toml file"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
     runs: Optional[int] = typer.Option(None, "--runs", help="timed runs (default: the target's)"),

@@ -10,7 +10,8 @@ from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
 
 def quantize_cmd(
     model: str = typer.Argument(..., help="float .onnx / .tflite file, or a model spec (built-in name, 'pkg.module:factory', .pt2)"),
-    output: Path = typer.Option(..., "--output", "-o", help="quantized file to write (.onnx or .tflite)"),
+    output: Path = typer.Option(..., "--output", "-o", help="quantized file to write (.onnx or .tflite; .pte int8 and "
+                                "Core ML .mlpackage fp16/int8 are converted from a model spec at that precision)"),
     data: str = typer.Option("auto", "--data", "-d", help="real data for calibration and accuracy: fashion-mnist, digits, image folder or .npz; without labels (images without class sub-folders, an .npz with only x) agreement with the float model is measured instead"),
     image_size: Optional[str] = IMAGE_SIZE,
     normalize: str = NORMALIZE,
@@ -35,6 +36,9 @@ def quantize_cmd(
         raise UsageError("--calib-samples and --eval-samples must be at least 1")
     bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize, need_labels=False)
     source = Path(model)
+    if source.suffix.lower() in (".pte", ".mlpackage"):
+        raise UsageError(f"{source.name}: .pte and .mlpackage files are quantized while converting; give the PyTorch "
+                         "model spec (and --weights) instead")
     if source.suffix.lower() in (".onnx", ".tflite"):
         src = source
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +17,8 @@ from edgekd.errors import EdgeKDError
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`, on error delete it.
 
-    The temporary keeps the final suffix because converters pick the format from it.
+    The temporary keeps the final suffix because converters pick the format from it. A writer may replace
+    it with a directory (a Core ML .mlpackage is one): that is renamed into place the same way.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -25,14 +27,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_dir():
+            if not any(tmp_path.rglob("*")):
+                raise EdgeKDError(f"writing {final.name} produced no data")
+            _replace_dir(tmp_path, final)
+            return
         if not tmp_path.exists() or tmp_path.stat().st_size == 0:
             raise EdgeKDError(f"writing {final.name} produced no data")
         # mkstemp makes the file 0600; a shipped model should get the usual permissions (umask applied).
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        remove_path(tmp_path)
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or a directory tree (a model package) if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """A directory cannot be renamed over a non-empty one: move the old one aside first, then drop it."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        remove_path(old)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        remove_path(old)
 
 
 def _umask() -> int:
@@ -49,10 +75,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
+    if Path(path).is_dir():  # a model package: every file's relative path and contents, in sorted order
+        for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+            h.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256_file(f, chunk).encode())
+        return h.hexdigest()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def path_size(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of every file in a model package directory."""
+    p = Path(path)
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
 
 
 def ensure_output_dir(path: str | os.PathLike) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 from edgekd.errors import EdgeKDError
 
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite file
+PTE_MAGIC = b"ET"  # ExecuTorch program identifier at bytes 4..8: "ET" + two digits of the schema version
 
 
 def one_line(exc: BaseException, limit: int = 160) -> str:
@@ -36,13 +37,32 @@ def require_file(path: str | Path, what: str = "file", *, allow_empty: bool = Fa
 
 
 def check_model_file(path: str | Path, what: str = "model file") -> Path:
-    """An .onnx or .tflite file that parses as one (cheap: no session is built)."""
+    """An .onnx, .tflite or .pte file that parses as one, or a Core ML .mlpackage directory (cheap: no session)."""
+    if Path(path).suffix.lower() == ".mlpackage":
+        return _check_mlpackage(Path(path).expanduser(), what)
     p = require_file(path, what)
     suffix = p.suffix.lower()
     if suffix == ".onnx":
         _check_onnx(p, what)
     elif suffix == ".tflite":
         _check_tflite(p, what)
+    elif suffix == ".pte":
+        _check_pte(p, what)
+    return p
+
+
+def _check_pte(p: Path, what: str) -> None:
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head[4:6] != PTE_MAGIC or not head[6:8].isdigit():
+        raise EdgeKDError(f"{what} {p} is not an ExecuTorch program (no 'ETnn' identifier: another format)")
+
+
+def _check_mlpackage(p: Path, what: str) -> Path:
+    if not p.exists():
+        raise EdgeKDError(f"{what} {p} does not exist")
+    if not p.is_dir() or not (p / "Manifest.json").is_file():
+        raise EdgeKDError(f"{what} {p} is not a Core ML package (a .mlpackage is a directory holding Manifest.json)")
     return p
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgekd.core.files import atomic_write_text, ensure_output_dir, sha256_file
+from edgekd.core.files import atomic_write_text, ensure_output_dir, path_size, sha256_file
 from edgekd.errors import EdgeKDError
 
 MANIFEST_NAME = "manifest.json"
@@ -153,9 +153,9 @@ class RunDir:
         result = fn()
         for a in result.artifacts:
             p = self.root / a.path if not Path(a.path).is_absolute() else Path(a.path)
-            if p.is_file():
+            if p.is_file() or p.is_dir():  # a directory: a model package (.mlpackage)
                 a.path = self.rel(p)
-                a.size_bytes = p.stat().st_size
+                a.size_bytes = path_size(p)
                 a.sha256 = sha256_file(p)
         self.manifest["stages"][name] = {
             "status": "done",

@@ -128,10 +128,29 @@ def run_tflite(path, arrays: list[np.ndarray], *, intermediates: bool = False, t
     return (out_list, inter) if intermediates else out_list
 
 
+# ------------------------------------------------------------------ ExecuTorch
+
+
+def run_pte(path, arrays: list[np.ndarray], *, intermediates: bool = False, threads: int = 1):
+    """Outputs of the program's forward method, fed one sample at a time (programs fix the batch at 1)."""
+    from edgekd.runtime.executorch_rt import PteMethod
+
+    if intermediates:
+        raise EdgeKDError("a .pte program keeps no intermediate tensors to compare")
+    method = PteMethod(path, threads=threads)
+    if len(method.input_shapes) != len(arrays):
+        raise EdgeKDError(f"{Path(path).name} has {len(method.input_shapes)} inputs, the sample has {len(arrays)}")
+    rows = [method.run([a[s : s + 1].astype(np.float32, copy=False) if a.dtype == np.float64 else a[s : s + 1]
+                        for a in arrays]) for s in range(arrays[0].shape[0])]
+    return [np.concatenate([r[j] for r in rows], axis=0).astype(np.float32, copy=False) for j in range(len(rows[0]))]
+
+
 def run_file(path, arrays: list[np.ndarray], **kw):
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx":
         return run_onnx(path, arrays, **kw)
     if suffix == ".tflite":
         return run_tflite(path, arrays, **kw)
-    raise EdgeKDError(f"{Path(path).name}: expected a .onnx or .tflite file")
+    if suffix == ".pte":
+        return run_pte(path, arrays, **kw)
+    raise EdgeKDError(f"{Path(path).name}: expected a .onnx, .tflite or .pte file")

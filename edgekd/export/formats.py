@@ -18,16 +18,19 @@ _EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's 2 GB cap
 
 @dataclass(frozen=True)
 class Format:
-    name: str  # onnx | tflite (ExportReport.format, Converter.produces)
-    label: str  # ONNX | TFLite (messages)
-    run: Callable[[Path, list], list]  # (file, input arrays) -> output arrays
+    name: str  # onnx | tflite | pte | coreml (ExportReport.format, Converter.produces)
+    label: str  # ONNX | TFLite | ExecuTorch | Core ML (messages)
+    run: Callable[[Path, list], list] | None  # (file, input arrays) -> output arrays; None: cannot run here
     describe: Callable[[ExportReport, Path, tuple], None]  # fill the format's report fields from the kept file
     finish: Callable[[Path], "str | None"] | None = None  # post-process each candidate; returns a note
     sidecars: tuple[str, ...] = ()  # files written beside a candidate (external data)
+    ext: str = ""  # file suffix when it is not ".<name>"
+    precisions: tuple[str, ...] = ("fp32",)  # what its converters can write (Job.precision)
+    validate: Callable[[Path, object], dict] | None = None  # run is None: the structural check, a parity-like dict
 
     @property
     def suffix(self) -> str:
-        return f".{self.name}"
+        return self.ext or f".{self.name}"
 
     def output(self, out_path) -> Path:
         out = Path(out_path)
@@ -83,8 +86,51 @@ def _describe_tflite(report: ExportReport, path: Path, inputs: tuple) -> None:
     report.input_layout = _tflite_input_layout(report.input_shapes, inputs)
 
 
+# ---- ExecuTorch ---------------------------------------------------------------------------------------
+
+def _describe_pte(report: ExportReport, path: Path, inputs: tuple) -> None:
+    from edgekd.inspect.pte import pte_ops
+
+    report.input_shapes = [list(x.shape[1:]) for x in inputs]
+    report.delegation = pte_ops(path)[1]
+    d = report.delegation
+    if d["portable_ops"]:
+        report.notes.append(f"{d['portable_ops']} op(s) fall back to ExecuTorch's portable kernels outside XNNPACK: "
+                            + ", ".join(f"{k} x{v}" for k, v in d["fallback_ops"].items()))
+
+
+# ---- Core ML ------------------------------------------------------------------------------------------
+
+def _validate_coreml(path: Path, job) -> dict:
+    """The package loads as a spec with the model's inputs/outputs: what can be checked without an Apple device."""
+    from edgekd.inspect.coreml import NOT_RUN, mlpackage_info
+
+    info = mlpackage_info(path)
+    if len(info["inputs"]) != len(job.inputs) or len(info["outputs"]) != job.n_outputs:
+        raise EdgeKDError(f"the Core ML package has {len(info['inputs'])} inputs / {len(info['outputs'])} outputs, "
+                          f"the model {len(job.inputs)} / {job.n_outputs}")
+    if not info["ops"]:
+        raise EdgeKDError("the Core ML package holds no compute ops")
+    return {"precision": job.precision, "passed": None, "checked": "structure", "reason": NOT_RUN,
+            "outputs": job.n_outputs, "samples": 0}
+
+
+def _describe_coreml(report: ExportReport, path: Path, inputs: tuple) -> None:
+    from edgekd.inspect.coreml import NOT_RUN, mlpackage_info
+
+    info = mlpackage_info(path)
+    report.input_shapes = [f["shape"] for f in info["inputs"]]
+    report.validation = {k: info[k] for k in ("inputs", "outputs", "compute_precision", "weights", "weight_dtypes",
+                                              "opsets", "specification_version")}
+    report.notes.append(f"Core ML: {NOT_RUN} (coremltools cannot run a model on Linux)")
+
+
 FORMATS: dict[str, Format] = {
     "onnx": Format("onnx", "ONNX", run=lambda f, xs: execute.run_onnx(f, xs), describe=_describe_onnx,
                    finish=_slim, sidecars=(".data",)),
     "tflite": Format("tflite", "TFLite", run=lambda f, xs: execute.run_tflite(f, xs), describe=_describe_tflite),
+    "pte": Format("pte", "ExecuTorch", run=lambda f, xs: execute.run_pte(f, xs), describe=_describe_pte,
+                  precisions=("fp32", "int8")),
+    "coreml": Format("coreml", "Core ML", run=None, describe=_describe_coreml, ext=".mlpackage",
+                     precisions=("fp32", "fp16", "int8"), validate=_validate_coreml),
 }

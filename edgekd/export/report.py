@@ -10,9 +10,9 @@ from typing import Any
 @dataclass
 class ExportReport:
     path: str
-    format: str  # onnx | tflite
-    converter: str  # torch.onnx-dynamo | torch.onnx-torchscript | litert-torch | onnx2tf
-    passed: bool  # parity within tolerance on the real sample
+    format: str  # onnx | tflite | pte | coreml
+    converter: str  # torch.onnx-dynamo | torch.onnx-torchscript | litert-torch | onnx2tf | executorch-xnnpack | coremltools
+    passed: bool | None  # parity within tolerance on the real sample; None: the file cannot run here (Core ML)
     parity: dict[str, Any] = field(default_factory=dict)  # see edgekd.export.parity.compare
     attempts: list[dict[str, Any]] = field(default_factory=list)  # every converter tried, in order
     diverging_layer: str | None = None  # first layer whose outputs leave tolerance (parity failure only)
@@ -23,6 +23,9 @@ class ExportReport:
     input_layout: str = "NCHW"
     input_shapes: list[list[int]] = field(default_factory=list)
     opset: int | None = None
+    precision: str = "fp32"
+    delegation: dict[str, Any] = field(default_factory=dict)  # pte: ops in XNNPACK vs portable kernels
+    validation: dict[str, Any] = field(default_factory=dict)  # coreml: what the structural check read
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 

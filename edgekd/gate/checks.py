@@ -60,6 +60,8 @@ def deterministic_checks(base: dict[str, Any], cand: dict[str, Any], limits: Lim
     ]
     if "npu" in base or "npu" in cand:
         checks += _npu_checks(base.get("npu"), cand.get("npu"), limits)
+    if "delegation" in base or "delegation" in cand:
+        checks += _delegation_checks(base.get("delegation"), cand.get("delegation"), limits)
     for key, label, kind in (("instructions", "instructions.host", "deterministic"),
                              ("arm_instructions", "instructions.arm", "simulated")):
         if key in base or key in cand:
@@ -116,6 +118,27 @@ def _io_check(base: dict, cand: dict) -> Check:
     show = lambda sig: "; ".join(f"{list(shape)} {dtype}" for shape, dtype in sig)  # noqa: E731
     what = ", ".join(f"{k} {show(b[k])} -> {show(c[k])}" for k in diff)
     return Check("io", "warn", f"{what} (app code must match)", "deterministic", b, c)
+
+
+def _delegation_checks(b: dict | None, c: dict | None, limits: Limits) -> list[Check]:
+    """ExecuTorch .pte: the share of ops inside a delegate (XNNPACK) and the kernels that fell back to the
+    portable CPU kernels, read from both files (deterministic). Fails like an op falling off an NPU."""
+    if not b or not c or b.get("share") is None or c.get("share") is None:
+        return [Check("delegation", "skip", "delegation share not available for both models", "deterministic")]
+    drop = b["share"] - c["share"]
+    share = Check("delegation.share", "fail" if drop > limits.max_npu_share_drop + 1e-12 else "pass",
+                  f"share of ops delegated to XNNPACK {b['share']:.1%} -> {c['share']:.1%} "
+                  f"(may drop {limits.max_npu_share_drop:.1%})", "deterministic", b["share"], c["share"],
+                  limits.max_npu_share_drop)
+    bf, cf = b.get("fallback_ops") or {}, c.get("fallback_ops") or {}
+    new = {k: v - bf.get(k, 0) for k, v in cf.items() if v > bf.get(k, 0)}
+    if new:
+        fb = Check("delegation.fallback_ops", "fail", "ops now falling back to portable kernels: " +
+                   ", ".join(f"{k} +{v}" for k, v in sorted(new.items())), "deterministic", bf, cf, "none new", {"new": new})
+    else:
+        fb = Check("delegation.fallback_ops", "pass", f"no new portable-kernel fall-backs ({sum(cf.values())} as in "
+                   "the baseline)" if cf else "every op delegated to XNNPACK", "deterministic", bf, cf, "none new")
+    return [share, fb]
 
 
 def _npu_checks(b: dict | None, c: dict | None, limits: Limits) -> list[Check]:

@@ -15,7 +15,7 @@ from edgekd.gate.timing import reference_ms
 from edgekd.runtime.machine import machine_where, pick_cpus, pinned
 from edgekd.runtime.timing import TimingSettings, measure_ab, measure_one
 
-MODEL_SUFFIXES = (".onnx", ".tflite")
+MODEL_SUFFIXES = (".onnx", ".tflite", ".pte")
 ArmCounter = Callable[[Path, Any], dict]  # (model path, target) -> {"per_inference": float, "how": str, ...}
 
 
@@ -185,7 +185,7 @@ def _model_path(p: str | Path, role: str) -> Path:
     path = Path(p)
     if path.suffix.lower() not in MODEL_SUFFIXES:
         extra = " or a .json from an earlier gate run" if role == "baseline" else ""
-        raise UsageError(f"{role} {path.name}: expected a .onnx or .tflite file{extra}")
+        raise UsageError(f"{role} {path.name}: expected a .onnx, .tflite or .pte file{extra}")
     from edgekd.core.inputs import check_model_file
 
     try:
@@ -302,7 +302,7 @@ def _runner_and_invoke(path: Path, info: dict, threads: int, input_shape, seed: 
 def _runtime_name(fmt: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert"}.get(fmt, fmt)
+    pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "pte": "executorch"}.get(fmt, fmt)
     try:
         return f"{pkg} {version(pkg)}"
     except PackageNotFoundError:

@@ -13,7 +13,7 @@ def print_report(report: dict[str, Any], output: Path, as_json: bool = False) ->
     from rich.table import Table
 
     from edgekd.core import Artifact
-    from edgekd.pipeline.report import artifact_rows, budget_lines, headers, latency_label
+    from edgekd.pipeline.report import artifact_rows, budget_lines, headers, latency_label, no_figure
 
     if as_json:
         print(json.dumps(report, indent=2, default=str))
@@ -29,7 +29,8 @@ def print_report(report: dict[str, Any], output: Path, as_json: bool = False) ->
     console.print(table)
     for a in arts:
         if a.extra.get("shipped"):
-            console.print(f"ships: [bold]{output / a.path}[/] — latency {latency_label(a.latency)}")
+            console.print(f"ships: [bold]{output / a.path}[/] — latency "
+                          f"{latency_label(a.latency) if a.latency else no_figure(a)}")
     for line in budget_lines(report, arts):
         console.print(f"budget {line}", markup=False)
     for n in report.get("notes", []):

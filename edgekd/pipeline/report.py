@@ -60,11 +60,17 @@ def result_summary(lat: dict[str, Any], with_p50: bool = True) -> str:
     return f"{lat.get('kind', '?')}, {where_short(lat)}{how}" + (f": {figs}" if figs else "")
 
 
+def no_figure(a: Artifact) -> str:
+    """What stands in the latency column when a file has no figure: why, when the profile said (Core ML)."""
+    notes = (a.extra or {}).get("profile_notes", [])
+    return "not measurable here (no Apple device)" if any("not measurable here" in n for n in notes) else "—"
+
+
 def artifact_rows(artifacts: list[Artifact]) -> list[list[str]]:
     rows = []
     for a in artifacts:
         lat = a.latency or {}
-        cells = [result_summary(lat, with_p50=False)] if lat else ["—"]
+        cells = [result_summary(lat, with_p50=False)] if lat else [no_figure(a)]
         cells += [f"also {result_summary(o)}" for o in (a.extra or {}).get("other_latencies", [])]
         rows.append([
             a.name, _fmt(a.accuracy), _fmt(a.size_bytes / 1024 if a.size_bytes else None, ".1f"),
@@ -105,7 +111,7 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact], *, tit
     lines += ["| " + " | ".join(r) + " |" for r in artifact_rows(artifacts)]
     lines += ["", "## How each figure was obtained", ""]
     for a in artifacts:
-        lines.append(f"- **{a.name}**: {latency_label(a.latency)}")
+        lines.append(f"- **{a.name}**: {latency_label(a.latency) if a.latency else no_figure(a)}")
         for extra in (a.extra or {}).get("other_latencies", []):
             lines.append(f"  - also p50 {_fmt(extra.get('p50_ms'), '.3f')} ms, {latency_label(extra)}")
         for f in (a.extra or {}).get("compiled_files", []):

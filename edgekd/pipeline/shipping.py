@@ -13,7 +13,7 @@ from edgekd.core import Artifact
 
 # stand_in(format, precision) -> (precision to ship instead, note) or None when the modality has no stand-in
 StandIn = Callable[[str, str], "tuple[str, str | None] | None"]
-DEPLOYABLE = ("onnx", "tflite")
+DEPLOYABLE = ("onnx", "tflite", "pte", "coreml")
 
 
 def is_reference(a: Artifact) -> bool:

@@ -16,7 +16,7 @@ from edgekd.profile.report import ProfileReport, check_budgets
 from edgekd.profile.request import ProfileRequest
 from edgekd.targets import Target, load_target
 
-MODEL_SUFFIXES = (".onnx", ".tflite")
+MODEL_SUFFIXES = (".onnx", ".tflite", ".pte", ".mlpackage")
 OP_PROFILE_RUNS = 10  # per-op breakdown (ONNX), in a separate session after the timed runs
 
 
@@ -64,7 +64,7 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
         raise UsageError(f"emulate must be True, False or 'auto', got {emulate!r}")
     model = Path(model_path)
     if model.suffix.lower() not in MODEL_SUFFIXES:
-        raise EdgeKDError(f"cannot profile {model.name}: want a .onnx or .tflite file")
+        raise EdgeKDError(f"cannot profile {model.name}: want a .onnx, .tflite, .pte or .mlpackage file")
     from edgekd.core.inputs import check_model_file
 
     check_model_file(model)
@@ -86,7 +86,9 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
         if arr is not None:
             req.inputs = Path(tmp) / "inputs.npz"
             np.savez(req.inputs, arr.astype(np.float32) if arr.dtype == np.float64 else arr)
-        report.results.extend(backend_for(t).profile(req))
+        # a Core ML package runs on no target reachable from here, whatever the target says
+        runner = get_backend("coreml") if model.suffix.lower() == ".mlpackage" else backend_for(t)
+        report.results.extend(runner.profile(req))
         if emulate:
             report.results.extend(get_backend(EMULATION).profile(req))
     report.notes.extend(req.notes)

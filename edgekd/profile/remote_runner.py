@@ -1,8 +1,9 @@
-"""edgekd's stand-alone profiler: time one .onnx or .tflite file and print one JSON line.
+"""edgekd's stand-alone profiler: time one .onnx, .tflite or .pte file and print one JSON line.
 
 It is copied to boards (Raspberry Pi over SSH) and also run as a subprocess on the host, so host and
 board figures come from the same loop. It must import nothing from edgekd and need only numpy plus
-ai-edge-litert (or tflite-runtime / tensorflow) for .tflite, or onnxruntime for .onnx. Python >= 3.8.
+ai-edge-litert (or tflite-runtime / tensorflow) for .tflite, or onnxruntime for .onnx, or executorch (whose
+Python runtime takes torch tensors, so torch too) for .pte. Python >= 3.8.
 
 usage: python remote_runner.py MODEL [--runs N] [--warmup N] [--threads N] [--max-seconds S]
                                      [--inputs inputs.npz] [--no-xnnpack] [--shape 1,128]
@@ -229,6 +230,38 @@ def onnx_op_profile(model_path, threads, arrays, n, shape=None):
     return ops, sorted(types.values(), key=lambda t: -t["avg_ms"])
 
 
+class PteModel:
+    """An ExecuTorch program's forward method in ExecuTorch's Python runtime (XNNPACK + portable kernels)."""
+
+    _DTYPES = {6: np.float32, 5: np.float16, 4: np.int64, 3: np.int32, 1: np.int8, 0: np.uint8, 11: np.bool_}
+
+    def __init__(self, path, threads):
+        import torch  # noqa: F401  (the runtime's tensors)
+        from importlib.metadata import version
+
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+
+        runtime = Runtime.get()
+        portable_lib._unsafe_reset_threadpool(int(threads))  # XNNPACK's thread pool
+        self.method = runtime.load_program(path).load_method("forward")
+        meta = self.method.metadata
+        self.runtime, self.version, self.delegates = "executorch", version("executorch"), ["XNNPACK"]
+        self.inputs = []
+        for i in range(meta.num_inputs()):
+            t = meta.input_tensor_meta(i)
+            self.inputs.append(("input_%d" % i, tuple(int(d) for d in t.sizes()),
+                                np.dtype(self._DTYPES.get(int(t.dtype()), np.float32)).type, None))
+
+    def bind(self, arrays):
+        import torch
+
+        self.tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+
+    def run(self):
+        return self.method.execute(self.tensors)
+
+
 def _load_samples(path):
     if not path:
         return None
@@ -242,14 +275,20 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
     if not os.path.isfile(model_path):
         raise RunnerError("model file %s not found" % model_path)
     ext = os.path.splitext(model_path)[1].lower()
-    if ext not in (".onnx", ".tflite"):
-        raise RunnerError("unsupported model file %s (want .onnx or .tflite)" % model_path)
+    if ext not in (".onnx", ".tflite", ".pte"):
+        raise RunnerError("unsupported model file %s (want .onnx, .tflite or .pte)" % model_path)
+    if ext == ".pte":  # import torch + executorch before timing the load: init_ms is the model's, not Python's
+        import executorch.runtime  # noqa: F401
     base_rss = _proc_status_kb("VmRSS")
     reset = _reset_peak_rss()
     t0 = time.perf_counter()
     try:
-        model = (OnnxModel(model_path, threads, shape=shape) if ext == ".onnx"
-                 else TFLiteModel(model_path, threads, xnnpack, shape=shape))
+        if ext == ".pte":
+            model = PteModel(model_path, threads)
+        elif ext == ".onnx":
+            model = OnnxModel(model_path, threads, shape=shape)
+        else:
+            model = TFLiteModel(model_path, threads, xnnpack, shape=shape)
     except RunnerError:
         raise
     except Exception as exc:  # the runtime's own load error, as one line
@@ -285,6 +324,8 @@ def measure(model_path, runs=50, warmup=10, threads=1, max_seconds=30.0, inputs=
     if op_profile and ext == ".onnx":
         extra["ops"], extra["op_types"] = onnx_op_profile(model_path, threads, arrays, op_profile, shape)
         extra["op_profile"] = "onnxruntime profiler, mean of %d runs after one cold run, separate session" % op_profile
+    elif op_profile and ext == ".pte":
+        extra["op_profile"] = "not available: ExecuTorch's per-op figures need an ETDump build (devtools)"
     elif op_profile:
         extra["op_profile"] = "not available: the LiteRT Python interpreter has no op profiler (android benchmark_model has)"
     res = {

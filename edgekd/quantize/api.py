@@ -17,6 +17,7 @@ import numpy as np
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
 
 SENSITIVITY_SAMPLES = 8  # samples for per-layer error: ranking needs few, each runs both files unfused
@@ -31,6 +32,10 @@ def _check_array(name: str, a, *, labels: bool = False) -> np.ndarray:
     if not labels and (not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all()):
         raise EdgeKDError(f"{name} must be finite float data (dtype {a.dtype})")
     return a.astype(np.int64) if labels else a.astype(np.float32, copy=False)
+
+
+def _checked_or_none(name: str, a, n: int):
+    return None if a is None else _check_array(name, a)[:n]
 
 
 def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: bool) -> Path:
@@ -109,8 +114,14 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     t0 = time.perf_counter()
     out = Path(out_path)
     fmt = out.suffix.lower().lstrip(".")
+    if out.suffix.lower() in SUFFIX_FORMATS:  # .pte / .mlpackage: quantized while converting the PyTorch model
+        if format is not None and format.lower() != SUFFIX_FORMATS[out.suffix.lower()]:
+            raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
+        model = torch_model if torch_model is not None else (None if isinstance(source, (str, Path)) else source)
+        return quantize_at_export(model, out, mode=mode, calib=_checked_or_none("calibration data", calib, calib_samples),
+                                  eval_data=eval_data, max_drop=max_drop, allow_drop=allow_drop)
     if fmt not in ("onnx", "tflite"):
-        raise EdgeKDError(f"quantized output must end in .onnx or .tflite: {out}")
+        raise EdgeKDError(f"quantized output must end in .onnx, .tflite, .pte or .mlpackage: {out}")
     if format is not None and format.lower() != fmt:
         raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
     if torch_model is not None and (source is None or (isinstance(source, (str, Path)) and not Path(source).is_file())):

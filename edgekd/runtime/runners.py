@@ -101,16 +101,40 @@ class TFLiteRunner(Runner):
         return dequantize(y, self.out["quantization"]).astype(np.float32, copy=False)
 
 
+class PteRunner(Runner):
+    """An ExecuTorch program in ExecuTorch's Python runtime (XNNPACK + portable kernels), batch 1, NCHW."""
+
+    format = "pte"
+    batch_fixed = True
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from edgekd.runtime.executorch_rt import PteMethod
+
+        self.method = PteMethod(path, threads=threads)
+        self.input_shape = self.method.input_shapes[0]
+
+    def prepare(self, x):
+        return np.ascontiguousarray(x, dtype=np.float32).reshape(self.input_shape)
+
+    def run_once(self, prepared):
+        return self.method.run([prepared])[0].astype(np.float32, copy=False)
+
+
 def load_runner(model: Any, threads: int | None = None, **kwargs) -> Runner:
     """A Runner for an nn.Module or a .onnx / .tflite path."""
     if not isinstance(model, (str, Path)):
         return TorchRunner(model, threads)
+    if Path(model).suffix == ".mlpackage":
+        raise EdgeKDError(f"{Path(model).name}: Core ML packages run only on Apple devices (coremltools cannot "
+                          "execute them on Linux)")
     path = require_file(model, "model file")
     if path.suffix == ".onnx":
         return OnnxRunner(path, threads, **kwargs)
     if path.suffix == ".tflite":
         return TFLiteRunner(path, threads, **kwargs)
-    raise EdgeKDError(f"{path.name}: unsupported model file type '{path.suffix}' (expected .onnx or .tflite)")
+    if path.suffix == ".pte":
+        return PteRunner(path, threads)
+    raise EdgeKDError(f"{path.name}: unsupported model file type '{path.suffix}' (expected .onnx, .tflite or .pte)")
 
 
 def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray) -> float:

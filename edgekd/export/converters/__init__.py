@@ -1,4 +1,4 @@
-"""Converters: each writes one file format (onnx, tflite) from a PyTorch model, declared once.
+"""Converters: each writes one file format (onnx, tflite, pte, coreml) from a PyTorch model, declared once.
 
     @register_converter("litert-torch", produces="tflite", order=10)
     def convert(job: Job, dest: Path) -> None: ...
@@ -37,12 +37,14 @@ class Job:
     nhwc: bool = True  # tflite: image models take channels-last input
     opset: int | None = None  # onnx
     dynamic_batch: bool = True  # onnx
+    precision: str = "fp32"  # pte: fp32 | int8 (PT2E); coreml: fp32 | fp16 | int8 (weights); parity uses its tolerance
+    calib: tuple | None = None  # int8 at conversion: real calibration samples as tensors (None: the sample itself)
 
 
 @dataclass(frozen=True)
 class Converter:
     name: str
-    produces: str  # onnx | tflite
+    produces: str  # onnx | tflite | pte | coreml
     order: int
     convert: Callable[..., Any]  # (job, dest, **settings) -> None
     available: Callable[[], bool] | None = None
@@ -92,6 +94,17 @@ def pick(fmt: str, label: str, names: "tuple[str, ...] | list[str] | None") -> l
     if unknown or not names:
         raise EdgeKDError(f"unknown {label} converter(s) {unknown}: choose from {', '.join(by_name)}")
     return [by_name[n] for n in names]
+
+
+def check_export_is_safe() -> None:
+    """torch.export loads triton (torch 2.14's CUDA build ships it) on first use, and triton segfaults the process
+    when TensorFlow (tensorflow-cpu 2.21) was imported before it: fail with a line instead of crashing."""
+    import importlib.util
+    import sys
+
+    if "tensorflow" in sys.modules and "triton" not in sys.modules and importlib.util.find_spec("triton"):
+        raise RuntimeError("TensorFlow was imported before torch.export first ran in this process, and triton then "
+                           "crashes it: export this format in a process that has not imported TensorFlow")
 
 
 @contextlib.contextmanager

@@ -149,12 +149,15 @@ def prune_stage(ctx: Context, student, student_key: str):
 
 
 def _wanted_quantized(target) -> list[tuple[str, str]]:
-    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships or may ship."""
+    """int8 ONNX and TFLite always (the issue's baseline), plus every non-fp32 file the target ships or may ship
+    (its precision candidates); a shipped .pte also gets its fp32 program (the reference its int8 is compared
+    with). .pte and .mlpackage files are converted from the PyTorch student at their precision
+    (edgekd.quantize.at_export)."""
     wanted = [("onnx", "int8"), ("tflite", "int8")]
     for ship in target.ships:
-        for precision in (ship.precision, *ship.candidates):
-            pair = (ship.format, precision)
-            if precision != "fp32" and pair not in wanted:
+        extra = [("pte", "fp32")] if ship.format == "pte" else []
+        for pair in [*extra, *((ship.format, p) for p in (ship.precision, *ship.candidates))]:
+            if (pair[1] != "fp32" or pair[0] not in ("onnx", "tflite")) and pair not in wanted:
                 wanted.append(pair)
     return wanted
 
@@ -211,14 +214,16 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
     from edgekd.quantize import quantize
 
     cfg, run = ctx.cfg, ctx.run
-    name = f"student_{precision}.{fmt}"
+    from edgekd.export.formats import FORMATS
+
+    name = f"student_{precision}{FORMATS[fmt].suffix}"
     int8_io = ctx.target.kind == "npu" and fmt == "tflite"
     settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
                 "seed": cfg.seed, "max_drop": cfg.max_drop, "allow_drop": cfg.allow_drop, "int8_io": int8_io}
 
     def run_quant() -> StageResult:
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
-        source = run.path(f"student_fp32.{fmt}")
+        source = run.path(f"student_fp32{FORMATS[fmt].suffix}")
         val = ctx.data.val
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
                        eval_data=(val.x[:1000], val.y[:1000]), max_drop=cfg.max_drop, allow_drop=cfg.allow_drop,
@@ -234,6 +239,7 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
 
 def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Artifact]:
     """Top-1 accuracy of every artifact (and of the PyTorch teacher and student) on the real test set."""
+    from edgekd.export.formats import FORMATS
     from edgekd.runtime import accuracy, load_runner
 
     cfg, run, test = ctx.cfg, ctx.run, ctx.data.test
@@ -252,6 +258,9 @@ def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Art
         acc["teacher"] = accuracy(load_runner(ctx.teacher), x, y)
         acc["student"] = accuracy(load_runner(student), x, y)
         for a in artifacts:
+            if FORMATS[a.format].run is None:  # Core ML: no runtime on this machine; the report says so
+                acc[a.name] = None
+                continue
             acc[a.name] = accuracy(load_runner(run.path(a.path), threads=2), x, y)
         return StageResult([], {"accuracy": acc, "n": len(x)})
 
@@ -280,7 +289,7 @@ def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
     # Host rows use the CPU target's thread count too, so fp32 / int8 / teacher rows compare like for like.
     host_threads = cfg.threads or (min(ctx.target.threads, os.cpu_count() or 1) if ctx.target.kind == "cpu" else None)
     for a in artifacts:
-        if a.format not in ("onnx", "tflite"):
+        if a.format not in ("onnx", "tflite", "pte", "coreml"):
             continue
         # decided by edgekd.pipeline.shipping before profiling; precision candidates get the target's figures too
         shipped = bool(a.extra.get("shipped") or a.extra.get("precision_candidate"))

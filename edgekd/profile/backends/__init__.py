@@ -5,7 +5,7 @@ runtimes that target-file error messages list.
 """
 
 # isort: off
-from edgekd.profile.backends import host, ssh, adb, qnn_htp, vela, emulation
+from edgekd.profile.backends import host, ssh, adb, qnn_htp, vela, emulation, executorch, coreml
 # isort: on
 
-__all__ = ["adb", "emulation", "host", "qnn_htp", "ssh", "vela"]
+__all__ = ["adb", "coreml", "emulation", "executorch", "host", "qnn_htp", "ssh", "vela"]

@@ -1,4 +1,4 @@
-"""Read a model file (.onnx / .tflite) without running it: op counts, I/O, size, parameters, MACs.
+"""Read a model file (.onnx / .tflite / .pte / .mlpackage) without running it: op counts, I/O, size, parameters, MACs.
 
 Used by export (coverage table), the CI gate (deterministic checks) and profile. Parsing only:
 ONNX through the `onnx` protobuf, TFLite through the flatbuffer schema that ships with ai-edge-litert.
@@ -19,10 +19,10 @@ from typing import Any
 
 from edgekd.errors import EdgeKDError
 
-SUPPORTED = (".onnx", ".tflite")
+SUPPORTED = (".onnx", ".tflite", ".pte", ".mlpackage")
 # ONNX domains every conformant runtime implements; anything else is a custom / contrib op.
 _ONNX_STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
-_TRANSPOSE_OPS = {"Transpose", "TRANSPOSE"}
+_TRANSPOSE_OPS = {"Transpose", "TRANSPOSE", "xnnpack.StaticTranspose", "aten.permute_copy.out", "transpose"}
 
 
 # ---------------------------------------------------------------- public API
@@ -33,6 +33,14 @@ def count_ops(path: str | os.PathLike) -> dict[str, int]:
     p = _check_path(path)
     if p.suffix.lower() == ".onnx":
         return _onnx_count_ops(_onnx_load(p))
+    if p.suffix.lower() == ".pte":
+        from edgekd.inspect.pte import pte_ops
+
+        return pte_ops(p)[0]
+    if p.suffix.lower() == ".mlpackage":
+        from edgekd.inspect.coreml import mlpackage_info
+
+        return mlpackage_info(p)["ops"]
     return _tflite_count_ops(_TFLite(p))
 
 
@@ -44,8 +52,17 @@ def model_info(path: str | os.PathLike) -> dict[str, Any]:
     not static), macs_note.
     """
     p = _check_path(path)
-    if p.suffix.lower() == ".onnx":
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
         info = _onnx_info(p)
+    elif suffix == ".pte":
+        from edgekd.inspect.pte import pte_info
+
+        info = pte_info(p)
+    elif suffix == ".mlpackage":
+        from edgekd.inspect.coreml import mlpackage_info
+
+        info = mlpackage_info(p)
     else:
         info = _tflite_info(p)
     ops = info["ops"]
@@ -84,14 +101,16 @@ def is_custom_op(name: str) -> bool:
 def _check_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in SUPPORTED:
-        raise EdgeKDError(f"cannot inspect {p.name}: expected a .onnx or .tflite file")
+        raise EdgeKDError(f"cannot inspect {p.name}: expected a .onnx, .tflite, .pte or .mlpackage file")
     from edgekd.core.inputs import check_model_file
 
     return check_model_file(p)
 
 
 def _size_on_disk(p: Path, external: tuple[str, ...] | list[str]) -> int:
-    """File size plus ONNX external-data files, since those ship with the model."""
+    """File size plus ONNX external-data files, since those ship with the model (a .mlpackage: all its files)."""
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
     total = p.stat().st_size
     for name in set(external):
         ext = p.parent / name
