@@ -58,7 +58,8 @@ def export_cmd(
                    f"{len(sample)}", err=True)
     if kind == "pte":
         calib = bundle.calibration(calib_samples, seed=0) if precision == "int8" else None
-        rep = export_pte(net, sample, output, precision=precision or "fp32", calib=calib, strict=not allow_mismatch)
+        rep = export_pte(net, sample, output, precision=precision or "fp32", calib=calib, strict=not allow_mismatch,
+                         parity_samples=len(sample))
     elif kind == "coreml":
         rep = export_coreml(net, sample, output, precision=precision or "fp16", strict=not allow_mismatch)
     elif kind == "onnx":
