@@ -215,7 +215,9 @@ def test_tflite_budget_keeps_sensitive_layers_in_float(trained, data, tmp_path):
     rep = quantize(tmp_path / "f.tflite", tmp_path / "q.tflite", calib=data.calibration(64), eval_data=_held(data),
                    max_drop=2.0)
     assert rep.accuracy_float - rep.search[0]["accuracy"] > 20 and rep.budget_met and rep.precision == "mixed"
-    assert rep.kept_float and "Conv2d_0" in rep.sensitivity[0]["name"]
+    # the scaled channel is conv0's output and conv2's input: with global min-max calibration either op can rank
+    # first (its int8 tensor is the one whose range the channel blows up)
+    assert rep.kept_float and any(k in rep.sensitivity[0]["name"] for k in ("Conv2d_0", "Conv2d_2"))
     assert rep.latency["shipped"]["kind"] == "measured"
 
 
