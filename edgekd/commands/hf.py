@@ -60,7 +60,7 @@ def hf_compress_cmd(
 
 # `edgekd compress` options that only mean something for image models, with their defaults there
 _IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "auto", "prune": None, "chain": "none",
-               "calib_samples": 256, "max_drop": None, "allow_drop": False}
+               "calib_samples": 256, "max_drop": None, "allow_drop": False, "sets": []}
 
 
 def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output: Path, epochs: Optional[int],
@@ -71,7 +71,7 @@ def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output:
 
     given = [k for k, v in image_only.items() if v != _IMAGE_ONLY.get(k, v)]
     if given:
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        flags = ", ".join("--set" if k == "sets" else "--" + k.replace("_", "-") for k in given)
         raise UsageError(f"{flags} do not apply to a Hugging Face teacher; use `edgekd hf-compress --help` "
                          "for its options (--layers, --hidden-size, --text-column ...)")
     hf_compress_cmd(teacher=teacher, data=data, target=target, output=output, layers=None, hidden_size=None,

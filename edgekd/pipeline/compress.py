@@ -38,6 +38,7 @@ class CompressConfig:
     threads: int | None = None
     eval_samples: int | None = None
     force: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted recipe fields (`--set kd.temperature=2`)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -36,6 +36,23 @@ class ClassifierModality:
         if self.cfg.baseline not in ("none", "scratch"):
             raise UsageError(f"--baseline must be none or scratch, got {self.cfg.baseline!r}")
         self.target = load_target(self.cfg.target)
+        self._check_overrides()
+
+    def _check_overrides(self) -> None:
+        """--set names recipe fields: checked on the recipe before any data is read, so a typo costs nothing.
+        With auto the recipe is chosen by the probe, so only training fields (train.*) can be set."""
+        if not self.cfg.overrides:
+            return
+        if self.cfg.chain and self.cfg.chain != "none":
+            raise UsageError("--set does not apply with --chain (each link uses the chain's own recipe)")
+        from edgekd.distill import load_recipe
+
+        if self.cfg.recipe == "auto":
+            loss_keys = [k for k in self.cfg.overrides if not k.startswith("train.") and "." in k]
+            if loss_keys:
+                raise UsageError(f"--set {loss_keys[0]}: with --recipe auto only train.* fields can be set (the "
+                                 "probe chooses the losses); name a --recipe (e.g. hinton) to set its loss fields")
+        load_recipe("hinton" if self.cfg.recipe == "auto" else self.cfg.recipe, self.cfg.overrides)
 
     def prepare(self, run, log: Callable[[str], None]) -> None:
         import numpy as np

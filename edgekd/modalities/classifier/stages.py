@@ -46,8 +46,10 @@ def distill_stage(ctx: Context):
     cfg = ctx.cfg
     # the resolved recipe (not just its name): editing a recipe file or default.toml re-runs the stage
     settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "student": cfg.student, "recipe": cfg.recipe,
-                "recipe_config": auto_settings() if cfg.recipe == "auto" else load_recipe(cfg.recipe).to_dict(),
+                "recipe_config": auto_settings() if cfg.recipe == "auto" else load_recipe(cfg.recipe, cfg.overrides).to_dict(),
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "chain": cfg.chain}
+    if cfg.overrides:  # only when given: runs from before --set existed keep their fingerprint
+        settings["overrides"] = {k: str(v) for k, v in cfg.overrides.items()}
 
     def run() -> StageResult:
         torch.manual_seed(cfg.seed)
@@ -71,7 +73,7 @@ def distill_stage(ctx: Context):
             # resume="auto": a rerun after a kill continues from distill/last.pt when its settings match
             res = distill(ctx.teacher, student, ctx.data, recipe=cfg.recipe, epochs=cfg.epochs, seed=cfg.seed,
                           batch_size=cfg.batch_size, output_dir=ctx.run.path("distill"), progress=True,
-                          resume=False if cfg.force else "auto")
+                          resume=False if cfg.force else "auto", overrides=cfg.overrides or None)
         save_portable(res.student, ctx.run.path("student.pt"))
         metrics = {k: v for k, v in res.metrics.items() if isinstance(v, (int, float, str, list, dict))}
         return StageResult([Artifact("student", "student.pt", "pytorch", "fp32")], metrics)
