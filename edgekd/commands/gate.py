@@ -47,6 +47,7 @@ def gate_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON (usable later as --baseline)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML file (one test case per check)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report (checks, and the A/B ratio distribution with its interval and limit; also saved as a PNG beside it)."),
     github: bool = typer.Option(False, "--github", help="Print GitHub Actions annotations (::error ...) and append to $GITHUB_STEP_SUMMARY."),
 ) -> None:
     """Fail CI when CANDIDATE regresses against BASELINE: hard checks, then an interleaved A/B timing.
@@ -69,6 +70,10 @@ def gate_cmd(
         atomic_write_text(output, report.to_json() + "\n")
     if junit is not None:
         atomic_write_text(junit, report.to_junit())
+    if html is not None:
+        from edgekd.gate.figures import write_gate_html
+
+        write_gate_html(report, html)
     if github:
         for line in report.github_annotations():
             print(line)

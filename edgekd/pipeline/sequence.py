@@ -51,7 +51,8 @@ def run_pipeline(m, *, output, log: Callable[[str], None]) -> dict[str, Any]:
               "seconds": round(time.perf_counter() - t_start, 1), "notes": notes}
     if run.reused:
         log(f"resumed: skipped {len(run.reused)} unchanged stage(s): {', '.join(run.reused)}")
-    report = write_reports(run, report, rows, title=m.title(report), header=m.header_lines(report))
-    run.manifest["report"] = {"json": "report.json", "md": "report.md"}
+    report = write_reports(run, report, rows, title=m.title(report), header=m.header_lines(report), log=log)
+    run.manifest["report"] = {"json": "report.json", "md": "report.md", "html": "report.html",
+                              "figures": report["figures"]}
     run.save()
     return report

@@ -344,7 +344,14 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
         "distill": {"recipe": ctx.cfg.recipe, "epochs": ctx.cfg.epochs, "seed": ctx.cfg.seed,
                     **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "seconds", "auto")
                        if k in distill_metrics},
+                    "curve": _curve(distill_metrics),
                     **({"chosen": distill_metrics["recipe"]} if "recipe" in distill_metrics else {})},
         "baseline": ctx.run.manifest["stages"].get("baseline", {}).get("metrics"),
         "notes": notes,
     }
+
+
+def _curve(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per epoch of the final training run: train loss and its terms, held-out loss and accuracy."""
+    keep = ("epoch", "steps", "train_loss", "parts", "val_acc", "val_loss")
+    return [{k: e[k] for k in keep if k in e} for e in metrics.get("epochs") or [] if isinstance(e, dict)]
