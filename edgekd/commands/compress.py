@@ -16,7 +16,8 @@ def compress_cmd(
     config: Optional[Path] = typer.Option(None, "--config", is_eager=True, callback=config_callback, help="A TOML file holding any of these options (`edgekd init` writes a starter); flags given here override it. The run directory gets the resolved copy, config.toml."),
     teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example.", rich_help_panel="Run"),
     teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True).", rich_help_panel="Run"),
-    student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, or auto:<MACs ratio> derived from the teacher.", rich_help_panel="Run"),
+    student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, auto:<MACs ratio> derived from the teacher, or auto: the most accurate derived student within --latency-budget on the target.", rich_help_panel="Run"),
+    latency_budget: Optional[str] = typer.Option(None, help="With --student auto: the shipped file's latency budget (1.5ms, 800us), judged on the target's figure of record (device, else emulated ARM, else Vela; never this host for a phone). Default: the target file's [budgets] latency_ms.", rich_help_panel="Run"),
     data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`.", rich_help_panel="Run"),
     image_size: Optional[str] = in_panel(IMAGE_SIZE, "Preprocess"),
     normalize: str = in_panel(NORMALIZE, "Preprocess"),
@@ -53,13 +54,14 @@ def compress_cmd(
                                  batch_size=batch_size, runs=runs, threads=threads, eval_samples=eval_samples,
                                  force=force, json_out=json_out, teacher_weights=teacher_weights, student=student,
                                  recipe=recipe, prune=prune, chain=chain, calib_samples=calib_samples,
-                                 max_drop=max_drop, allow_drop=allow_drop, sets=sets)
+                                 max_drop=max_drop, allow_drop=allow_drop, sets=sets,
+                                 latency_budget=latency_budget)
     if teacher_weights is not None:
         from edgekd.core.inputs import require_file
 
         require_file(teacher_weights, "checkpoint")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
-                         student=student, data=data, image_size=image_size, normalize=normalize,
+                         student=student, latency_budget=latency_budget, data=data, image_size=image_size, normalize=normalize,
                          target=target, output=str(output), epochs=epochs or 3, seed=seed,
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,

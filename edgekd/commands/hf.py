@@ -60,7 +60,8 @@ def hf_compress_cmd(
 
 # `edgekd compress` options that only mean something for image models, with their defaults there
 _IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "auto", "prune": None, "chain": "none",
-               "calib_samples": 256, "max_drop": None, "allow_drop": False, "sets": []}
+               "calib_samples": 256, "max_drop": None, "allow_drop": False, "sets": [],
+               "latency_budget": None}
 
 
 def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output: Path, epochs: Optional[int],

@@ -18,7 +18,8 @@ from edgekd.pipeline.sequence import run_pipeline
 class CompressConfig:
     teacher: str | None = None  # None: the built-in Fashion-MNIST example
     teacher_weights: str | None = None
-    student: str = "cnn-s"  # built-in name, entrypoint, or auto:<ratio>
+    student: str = "cnn-s"  # built-in name, entrypoint, auto:<ratio>, or auto (searched for latency_budget)
+    latency_budget: str | None = None  # "1.5ms": with student="auto" (default: the target file's budget)
     data: str | None = None  # None/auto: Fashion-MNIST if installed, else digits
     image_size: str | None = None  # resize images to N or HxW
     normalize: str = "dataset"  # see edgekd.data.loaders.NORMALIZE_HELP
