@@ -43,7 +43,8 @@ def run_dir(tmp_path):
               "val_acc": 0.80 + 0.03 * e, "val_loss": 0.9 / (e + 1)} for e in range(3)]
     report = {"tool": "edgekd", "kind": "classifier", "target": {"name": "android", "description": "", "source": ""},
               "distill": {"recipe": "hinton", "teacher_val_acc": 0.91, "curve": curve}, "notes": ["a note"]}
-    out = write_reports(run, report, arts, header=["- data: digits", "- student: `cnn-xs`"])
+    out = write_reports(run, report, arts, header=["- data: digits", "- student: `cnn-xs`", "",
+                                                   "| candidate | MACs |", "|---|---|", "| auto:0.5 | 1,000 |"])
     return run.root, out
 
 
@@ -58,6 +59,7 @@ def test_figures_are_pngs_beside_report_md_and_inline_in_report_html(run_dir):
     assert page.count('src="data:image/png;base64,') == 4
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing outside the file: no links, no scripts
     assert "<li>data: digits</li>" in page and "<code>cnn-xs</code>" in page
+    assert "<th>candidate</th>" in page and "<td>auto:0.5</td>" in page and "|---" not in page  # md tables as tables
     assert json.loads((root / "report.json").read_text())["figures"] == report["figures"]
     # the captions say where the op times come from, and which kinds of latency are drawn
     # the shipped file's own op lists (Vela, QNN) rather than another file's ONNX Runtime profile

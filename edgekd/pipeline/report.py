@@ -153,10 +153,18 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact], *, tit
 
 
 def _header_blocks(header: list[str]) -> list[tuple[str, Any]]:
-    """The modality's markdown lines above the table: runs of '- ' lines become lists, the rest paragraphs."""
+    """The modality's markdown lines above the table: runs of '- ' lines become lists, '|' lines tables, the rest
+    paragraphs."""
     blocks: list[tuple[str, Any]] = []
     for line in (h for h in header if h.strip()):
-        if line.startswith("- "):
+        if line.startswith("|"):  # a markdown table: header row, separator row, rows
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if blocks and blocks[-1][0] == "table":
+                if not set("".join(cells)) <= set("-: "):
+                    blocks[-1][1][1].append(cells)
+            else:
+                blocks.append(("table", (cells, [])))
+        elif line.startswith("- "):
             if not blocks or blocks[-1][0] != "ul":
                 blocks.append(("ul", []))
             blocks[-1][1].append(line[2:])

@@ -124,9 +124,6 @@ def search(ctx, budget_ms: float, *, ratios=RATIOS, probe_steps: int = 60) -> di
         cand, model = tried[i]
         ctx.log(f"student search: probe-training auto:{cand.ratio} for {probe_steps} steps")
         _probe(cand, model, ctx, probe_steps)
-    for i, (cand, _) in tried.items():
-        if i not in within and not cand.note:
-            cand.note = "over the budget: not trained"
     best = max((tried[i][0] for i in within), key=lambda c: (c.probe_acc, c.macs))
     cands = [tried[i][0] for i in sorted(tried)]
     return {"budget_ms": budget_ms, "target": ctx.target.name, "probe_steps": probe_steps, "recipe": PROBE_RECIPE,
@@ -181,6 +178,8 @@ def report_lines(s: dict[str, Any]) -> list[str]:
     for c in s["candidates"]:
         acc = "—" if c["probe_acc"] is None else f"{c['probe_acc']:.2f}"
         ms = "—" if c["latency_ms"] is None else f"{c['latency_ms']:.4g}"
+        note = c["note"] or ("" if c["probe_acc"] is not None else "over the budget: not trained" if not c["meets"]
+                             else "within, but smaller than the probed ones: not trained")
         lines.append(f"| auto:{c['ratio']} | {c['macs']:,} | {c['params']:,} | {ms} | {c['kind'] or '—'} | "
-                     f"{'yes' if c['meets'] else 'no'} | {acc} | {c['note']} |")
+                     f"{'yes' if c['meets'] else 'no'} | {acc} | {note} |")
     return lines + [""]
