@@ -41,6 +41,7 @@ def test_init_writes_a_commented_file_every_command_accepts(tmp_path):
     # the starter file is accepted as it is (an unknown key would stop here with a usage error)
     bad = run(["compress", "--config", "edgekd.toml", "--target", "no-such-target", "--output", "out"], tmp_path)
     assert "no-such-target" in last_error(bad)
+    assert not (tmp_path / "out").exists()  # a run that fails its checks leaves no directory, nor config.toml
 
 
 @pytest.mark.parametrize("body, needle", [
@@ -64,14 +65,16 @@ def test_bad_config_is_a_usage_error_naming_the_key(tmp_path, body, needle):
 
 
 def test_flags_override_the_file_and_the_resolved_copy_is_written(tmp_path):
-    (tmp_path / "c.toml").write_text('target = "no-such-target"\nstudent = "cnn-xs"\n[distill]\nepochs = 4\n'
+    (tmp_path / "c.toml").write_text('teacher = "nosuch.py:build"\nstudent = "cnn-xs"\ntarget = "host"\n'
+                                     '[distill]\nepochs = 4\nrecipe = "hinton"\n'
                                      'set = { kd = { temperature = 2 } }\n[profile]\nruns = 5\n[gate]\nmax_pairs = 50\n')
     proc = run(["compress", "--config", "c.toml", "--epochs", "2", "--output", "out"], tmp_path)
-    assert "no-such-target" in last_error(proc)  # the file's target was used (and the run stopped at its check)
+    assert "nosuch.py" in last_error(proc)  # the file's teacher was used; the run stopped loading it
     resolved = (tmp_path / "out" / "config.toml").read_text()
     raw = tomllib.loads(resolved)
     assert raw["distill"]["epochs"] == 2 and "from the command line" in resolved  # the flag won
     assert raw["student"] == "cnn-xs" and raw["profile"]["runs"] == 5 and raw["output"] == "out"
+    assert raw["target"] == "host" and raw["distill"]["recipe"] == "hinton"
     assert raw["distill"]["set"] == ["kd.temperature=2"]
     assert raw["gate"] == {"max_pairs": 50}  # the gate's section travels with the run's file
 

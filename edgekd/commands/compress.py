@@ -46,7 +46,10 @@ def compress_cmd(
     from edgekd.pipeline.print import print_report
 
     overrides = parse_sets(sets)
-    write_resolved(ctx, output)  # before the run: a failed run can be rerun from OUTPUT/config.toml
+
+    def on_start(run) -> None:  # once the run directory exists (not on a usage error): its resolved configuration
+        write_resolved(ctx, run.root)
+
     if teacher and teacher.startswith("hf:"):  # Hugging Face encoders: DistilBERT-style path (edgekd.hf)
         from edgekd.commands.hf import compress_hf_route
 
@@ -55,19 +58,19 @@ def compress_cmd(
                                  force=force, json_out=json_out, teacher_weights=teacher_weights, student=student,
                                  recipe=recipe, prune=prune, chain=chain, calib_samples=calib_samples,
                                  max_drop=max_drop, allow_drop=allow_drop, sets=sets,
-                                 latency_budget=latency_budget)
+                                 latency_budget=latency_budget, on_start=on_start)
     if teacher_weights is not None:
         from edgekd.core.inputs import require_file
 
         require_file(teacher_weights, "checkpoint")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
-                         student=student, latency_budget=latency_budget, data=data, image_size=image_size, normalize=normalize,
-                         target=target, output=str(output), epochs=epochs or 3, seed=seed,
+                         student=student, latency_budget=latency_budget, data=data, image_size=image_size,
+                         normalize=normalize, target=target, output=str(output), epochs=epochs or 3, seed=seed,
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
                          threads=threads, eval_samples=eval_samples, force=force, baseline=baseline,
                          overrides=overrides)
-    report = compress(cfg)
+    report = compress(cfg, on_start=on_start)
     print_report(report, output, as_json=json_out)
     if any(b.get("status") == "fail" for b in report.get("budgets", [])):
         raise typer.Exit(1)  # the files are written, but the target's budget is not met: fail the CI step

@@ -49,11 +49,12 @@ def _log(msg: str) -> None:
     Console(stderr=True).print(f"[bold cyan]edgekd[/] {msg}")
 
 
-def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str, Any]:
-    """Image classifiers and feature-vector models (a Hugging Face teacher goes through compress_hf)."""
+def compress(cfg: CompressConfig, log: Callable[[str], None] = _log, on_start=None) -> dict[str, Any]:
+    """Image classifiers and feature-vector models (a Hugging Face teacher goes through compress_hf).
+    on_start(run): called once the run directory exists (the CLI writes the resolved config.toml there)."""
     from edgekd.modalities.classifier import ClassifierModality
 
-    return run_pipeline(ClassifierModality(cfg), output=cfg.output, log=log)
+    return run_pipeline(ClassifierModality(cfg), output=cfg.output, log=log, on_start=on_start)
 
 
 def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **options: Any) -> dict[str, Any]:
@@ -70,9 +71,10 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **op
 
     log = options.pop("log", None) or (lambda m: print(f"[edgekd hf] {m}", file=sys.stderr, flush=True))
     options.pop("json", None)  # printing is the command's business
+    on_start = options.pop("on_start", None)
     try:
         cfg = TextConfig(teacher=teacher_dir, data=data, **options)
     except TypeError as exc:  # an option compress_hf does not have
         raise UsageError(f"compress_hf: {exc}") from None
     with contextlib.redirect_stdout(sys.stderr):
-        return run_pipeline(TextModality(cfg), output=cfg.output, log=log)
+        return run_pipeline(TextModality(cfg), output=cfg.output, log=log, on_start=on_start)

@@ -46,12 +46,13 @@ def accuracy_latency(plt, report: dict[str, Any], out: Path) -> Figure | None:
         return None
     metric = report.get("accuracy_column", "accuracy %")
     fig, ax = plt.subplots(figsize=(8, 5))
-    for p in pts:
+    for i, p in enumerate(sorted(pts, key=lambda p: p["ms"])):
         color = SHIPPED_COLOR if p["shipped"] else OTHER_COLOR
         ax.scatter(p["ms"], p["acc"], marker=KIND_MARKERS.get(p["kind"], "x"), s=90 if p["shipped"] else 45,
                    facecolors=color if p["primary"] else "none", edgecolors=color, zorder=3)
+        # files of one model share an accuracy: labels alternate above and below so they do not overlap
         ax.annotate(_short(p["name"]) + ("" if p["primary"] else f" ({p['kind']})"), (p["ms"], p["acc"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=8)
+                    textcoords="offset points", xytext=(4, 6 if i % 2 == 0 else -13), fontsize=8)
     # one kind only: a measured millisecond and a simulated or estimated one are not the same quantity
     measured = [p for p in pts if p["primary"] and p["kind"] == "measured"]
     front = pareto(measured)
@@ -61,18 +62,27 @@ def accuracy_latency(plt, report: dict[str, Any], out: Path) -> Figure | None:
     for kind in dict.fromkeys(p["kind"] for p in pts):
         ax.scatter([], [], marker=KIND_MARKERS.get(kind, "x"), facecolors="none", edgecolors="black", label=kind)
     ax.scatter([], [], marker="o", color=SHIPPED_COLOR, label="shipped to " + report["target"]["name"])
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     ax.set_xscale("log")
+    # 1-2-5 ticks labelled as plain numbers: a run's latencies often span less than a decade
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.15, y=0.12)  # room for the point labels inside the frame
     ax.set_xlabel("p50 latency, ms (log scale)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.8)
     save(fig, out / DIR / "accuracy_latency.png")
     kinds = ", ".join(sorted({p["kind"] for p in pts}))
+    on_front = ", ".join(_short(p["name"]) for p in front) or "none"
     return Figure(f"{DIR}/accuracy_latency.png", f"{metric} against latency",
                   f"every file of the run with a latency ({kinds}); filled: each file's figure of record, hollow: its "
                   "other figures; red: what ships; the marker says how the latency was obtained (see the table "
-                  "above for where). The front is drawn over the measured figures only. PyTorch rows have no file "
-                  "latency and are not drawn.")
+                  "above for where). The Pareto front is taken over the measured figures only (on it: "
+                  f"{on_front}; drawn when it has two points or more). PyTorch rows have no file latency and are "
+                  "not drawn.")
 
 
 def _op_sources(lat: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
@@ -80,8 +90,13 @@ def _op_sources(lat: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
     out, kind = [], latency_kind(lat)
     if lat.get("op_types"):
         tool = lat.get("op_profile") or "benchmark_model op profile"
-        out.append(("ms", f"{tool} ({kind}, {lat.get('runtime', '?')} on {lat.get('target', '?')})",
-                    {t["type"]: t["avg_ms"] for t in lat["op_types"] if t.get("avg_ms") is not None}))
+        times = {t["type"]: t["avg_ms"] for t in lat["op_types"] if t.get("avg_ms") is not None}
+        source = f"{tool} ({kind}, {lat.get('runtime', '?')} on {lat.get('target', '?')})"
+        total, p50 = sum(times.values()), lat.get("p50_ms")
+        if p50 and total > 3 * p50:  # op means are means: one stall in the profiled runs inflates them
+            source += (f"; the op times sum to {total:.3g} ms against the file's p50 of {p50:.3g} ms, so a stall "
+                       "during the profiled runs inflated them: read the shares with care")
+        out.append(("ms", source, times))
     if lat.get("layers"):  # Vela per-layer performance
         agg: dict[str, float] = {}
         for layer in lat["layers"]:
@@ -129,7 +144,7 @@ def op_time(plt, report: dict[str, Any], out: Path) -> Figure | None:
             ax.annotate(f"{100 * v / total:.0f} %", (v, i), textcoords="offset points", xytext=(3, -3), fontsize=8)
         ax.set_xlabel(f"time per inference, {unit}")
         ax.xaxis.set_major_locator(plt.MaxNLocator(4))
-        ax.set_title(source, fontsize=8, wrap=True)
+        ax.set_title(source.split("; ")[0], fontsize=8, wrap=True)  # the caption has the rest
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
     save(fig, out / DIR / "op_time.png")

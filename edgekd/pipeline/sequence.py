@@ -30,10 +30,13 @@ from edgekd.pipeline.report import write_reports
 from edgekd.pipeline.shipping import budget_rows, device_note, mark_shipped
 
 
-def run_pipeline(m, *, output, log: Callable[[str], None]) -> dict[str, Any]:
+def run_pipeline(m, *, output, log: Callable[[str], None], on_start=None) -> dict[str, Any]:
+    """on_start(run): called once the checks passed and the run directory exists."""
     t_start = time.perf_counter()
     m.check()
     run = RunDir(output, pipeline=m.pipeline)
+    if on_start is not None:
+        on_start(run)
     m.prepare(run, log)
     student = m.refine(m.distill())
     rows = m.evaluate(student, m.export(student))
