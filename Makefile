@@ -4,8 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgekd-installed
-# Debian packages: real data (Fashion-MNIST; English text: fortunes, WordNet glosses, the Python docs), sshd for the SSH transport tests, qemu for ARM emulation.
-APT_PACKAGES := dataset-fashion-mnist fortunes wordnet-base python3-doc openssh-server openssh-client qemu-user debootstrap gcc xz-utils
+# Debian packages: real data (Fashion-MNIST; English text: fortunes, WordNet glosses, the Python docs), sshd for the SSH transport tests, qemu for ARM emulation, chromium to render report.html in the tests.
+APT_PACKAGES := dataset-fashion-mnist fortunes wordnet-base python3-doc openssh-server openssh-client qemu-user debootstrap gcc xz-utils chromium
 
 .PHONY: install demo test test-fast test-compat arm-env clean system-deps
 

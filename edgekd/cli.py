@@ -62,6 +62,7 @@ _STAGE_COMMANDS: list[tuple[str, list[tuple[str, str]]]] = [
     ("hf", [("hf-compress", "hf_compress_cmd")]),
     ("models", [("models", "models_cmd")]),
     ("doctor", [("doctor", "doctor_cmd")]),
+    ("init", [("init", "init_cmd")]),
 ]
 
 

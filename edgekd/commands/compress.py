@@ -3,41 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.config_file import config_callback, write_resolved
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, in_panel
 
 
 def compress_cmd(
-    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example."),
-    teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True)."),
-    student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, or auto:<MACs ratio> derived from the teacher."),
-    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`."),
-    image_size: Optional[str] = IMAGE_SIZE,
-    normalize: str = NORMALIZE,
-    target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
-    output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages)."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher)."),
-    seed: int = typer.Option(0, help="Random seed (data split, init, shuffling)."),
-    recipe: str = typer.Option("auto", help="Distillation recipe: auto (a short probe picks the LR and loss mix), a built-in name (`edgekd distill --help`) or a .toml file."),
-    baseline: str = typer.Option("none", help="scratch: also train the student on labels only (same budget) and report what distillation bought."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Default 128; 32 with an hf: teacher."),
-    prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery)."),
-    chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants."),
-    calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration."),
-    max_drop: Optional[float] = typer.Option(None, min=0.0, help="Accuracy budget in points for quantization (held-out data)."),
-    allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop, and let a quantized file whose check (budget or parity) failed ship anyway."),
-    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per model (default: the target's)."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Threads for profiling (default: the target's)."),
-    eval_samples: Optional[int] = typer.Option(None, min=1, help="Score on a random subset of the test set (default: all of it)."),
-    force: bool = typer.Option(False, help="Rerun every stage even if unchanged."),
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", is_eager=True, callback=config_callback, help="A TOML file holding any of these options (`edgekd init` writes a starter); flags given here override it. The run directory gets the resolved copy, config.toml."),
+    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example.", rich_help_panel="Run"),
+    teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True).", rich_help_panel="Run"),
+    student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, auto:<MACs ratio> derived from the teacher, or auto: the most accurate derived student within --latency-budget on the target.", rich_help_panel="Run"),
+    latency_budget: Optional[str] = typer.Option(None, help="With --student auto: the shipped file's latency budget (1.5ms, 800us), judged on the target's figure of record (device, else emulated ARM, else Vela; never this host for a phone). Default: the target file's [budgets] latency_ms.", rich_help_panel="Run"),
+    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`.", rich_help_panel="Run"),
+    image_size: Optional[str] = in_panel(IMAGE_SIZE, "Preprocess"),
+    normalize: str = in_panel(NORMALIZE, "Preprocess"),
+    target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file.", rich_help_panel="Run"),
+    output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages).", rich_help_panel="Run"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher).", rich_help_panel="Distill"),
+    seed: int = typer.Option(0, help="Random seed (data split, init, shuffling).", rich_help_panel="Run"),
+    recipe: str = typer.Option("auto", help="Distillation recipe: auto (a short probe picks the LR and loss mix), a built-in name (`edgekd distill --help`) or a .toml file.", rich_help_panel="Distill"),
+    baseline: str = typer.Option("none", help="scratch: also train the student on labels only (same budget) and report what distillation bought.", rich_help_panel="Run"),
+    sets: List[str] = typer.Option([], "--set", help="Override a recipe field: KEY=VALUE (train.lr=0.01, kd.temperature=2), as on `edgekd distill`.", rich_help_panel="Distill"),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Default 128; 32 with an hf: teacher.", rich_help_panel="Distill"),
+    prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery).", rich_help_panel="Run"),
+    chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants.", rich_help_panel="Run"),
+    calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration.", rich_help_panel="Quantize"),
+    max_drop: Optional[float] = typer.Option(None, min=0.0, help="Accuracy budget in points for quantization (held-out data).", rich_help_panel="Quantize"),
+    allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop, and let a quantized file whose check (budget or parity) failed ship anyway.", rich_help_panel="Quantize"),
+    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per model (default: the target's).", rich_help_panel="Profile"),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads for profiling (default: the target's).", rich_help_panel="Profile"),
+    eval_samples: Optional[int] = typer.Option(None, min=1, help="Score on a random subset of the test set (default: all of it).", rich_help_panel="Run"),
+    force: bool = typer.Option(False, help="Rerun every stage even if unchanged.", rich_help_panel="Run"),
     json_out: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
 ) -> None:
     """Distill, export, quantize and profile a model for a target; writes report.md and report.json."""
+    from edgekd.commands.distill import parse_sets
     from edgekd.pipeline import CompressConfig, compress
     from edgekd.pipeline.print import print_report
+
+    overrides = parse_sets(sets)
+
+    def on_start(run) -> None:  # once the run directory exists (not on a usage error): its resolved configuration
+        write_resolved(ctx, run.root)
 
     if teacher and teacher.startswith("hf:"):  # Hugging Face encoders: DistilBERT-style path (edgekd.hf)
         from edgekd.commands.hf import compress_hf_route
@@ -46,18 +57,20 @@ def compress_cmd(
                                  batch_size=batch_size, runs=runs, threads=threads, eval_samples=eval_samples,
                                  force=force, json_out=json_out, teacher_weights=teacher_weights, student=student,
                                  recipe=recipe, prune=prune, chain=chain, calib_samples=calib_samples,
-                                 max_drop=max_drop, allow_drop=allow_drop)
+                                 max_drop=max_drop, allow_drop=allow_drop, sets=sets,
+                                 latency_budget=latency_budget, on_start=on_start)
     if teacher_weights is not None:
         from edgekd.core.inputs import require_file
 
         require_file(teacher_weights, "checkpoint")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
-                         student=student, data=data, image_size=image_size, normalize=normalize,
-                         target=target, output=str(output), epochs=epochs or 3, seed=seed,
+                         student=student, latency_budget=latency_budget, data=data, image_size=image_size,
+                         normalize=normalize, target=target, output=str(output), epochs=epochs or 3, seed=seed,
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
-                         threads=threads, eval_samples=eval_samples, force=force, baseline=baseline)
-    report = compress(cfg)
+                         threads=threads, eval_samples=eval_samples, force=force, baseline=baseline,
+                         overrides=overrides)
+    report = compress(cfg, on_start=on_start)
     print_report(report, output, as_json=json_out)
     if any(b.get("status") == "fail" for b in report.get("budgets", [])):
         raise typer.Exit(1)  # the files are written, but the target's budget is not met: fail the CI step

@@ -7,3 +7,12 @@ IMAGE_SIZE = typer.Option(None, "--image-size", help="Resize every image to N or
 NORMALIZE = typer.Option("dataset", "--normalize", help="Input normalisation the teacher expects: dataset (mean/std of "
                                                         "the training split), none (pixels in [0, 1]), imagenet, half "
                                                         "([-1, 1]) or MEAN/STD, e.g. 0.5,0.4,0.4/0.2,0.2,0.2.")
+
+
+def in_panel(option, panel: str):
+    """A copy of a shared option shown under `panel` in --help (and so in that section of a config file)."""
+    import copy
+
+    option = copy.copy(option)
+    option.rich_help_panel = panel
+    return option

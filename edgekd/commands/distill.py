@@ -13,7 +13,7 @@ from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
 _BUILTIN_RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "distill" / "recipes").glob("*.toml"))
 
 
-def _parse_sets(items: List[str]) -> dict:
+def parse_sets(items: List[str]) -> dict:
     from edgekd.errors import UsageError
 
     out = {}
@@ -108,7 +108,7 @@ def distill_cmd(
 
     if threads:
         torch.set_num_threads(threads)
-    overrides = _parse_sets(sets)
+    overrides = parse_sets(sets)
     if temperature is not None:
         overrides["kd.temperature"] = temperature
     if alpha is not None:

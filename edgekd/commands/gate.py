@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from edgekd.commands.config_file import config_callback
+
 
 def _parse_shape(text: Optional[str]) -> Optional[tuple]:
     if not text:
@@ -25,25 +27,27 @@ def _parse_shape(text: Optional[str]) -> Optional[tuple]:
 def gate_cmd(
     candidate: Path = typer.Argument(..., help="Candidate model file (.onnx, .tflite or .pte)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", "-b", help="Baseline model file (A/B timing), or the JSON of an earlier `edgekd gate --json`/`--output` run (weaker: absolute times)."),
-    target: str = typer.Option("host", "--target", "-t", help="Target name (`edgekd targets`) or .toml file: budgets, threads, NPU analysis."),
-    max_regression: float = typer.Option(0.05, help="Allowed slowdown: fail when the CI lower bound of the time ratio exceeds 1 + this."),
-    max_size_growth: Optional[float] = typer.Option(None, help="Allowed relative file-size growth (default: --max-regression)."),
-    max_macs_growth: Optional[float] = typer.Option(None, help="Allowed relative MAC growth (default: --max-regression)."),
-    max_new_transposes: int = typer.Option(0, min=0, help="Transpose ops the candidate may add."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Runtime threads for the A/B (default: the target's if local, else 1)."),
-    budget_s: float = typer.Option(5.0, min=0.5, help="Seconds of interleaved timing per attempt."),
-    max_pairs: int = typer.Option(1000, min=10, help="Most ABBA pairs per attempt."),
-    input_shape: Optional[str] = typer.Option(None, help="Shape for inputs with dynamic dims, e.g. 1,128."),
-    measure: bool = typer.Option(True, "--measure/--no-measure", help="Run the wall-time comparison."),
-    pin: bool = typer.Option(True, "--pin/--no-pin", help="Pin the process to fixed CPUs while timing."),
-    instructions: bool = typer.Option(False, "--instructions", help="Also count instructions per inference under valgrind/callgrind (hard check; ~1 min per model)."),
-    instructions_runs: int = typer.Option(20, min=1, help="Invokes counted under callgrind."),
-    arm_instructions: bool = typer.Option(False, "--arm-instructions", help="Also compare emulated aarch64 instructions per inference (edgekd.emulate, qemu-user)."),
-    npu: Optional[bool] = typer.Option(None, "--npu/--no-npu", help="NPU placement checks (default: on for NPU targets)."),
-    strict_absolute: bool = typer.Option(False, help="With a JSON baseline, fail (not warn) on an absolute-time regression."),
+    target: str = typer.Option("host", "--target", "-t", help="Target name (`edgekd targets`) or .toml file: budgets, threads, NPU analysis.", rich_help_panel="Gate"),
+    max_regression: float = typer.Option(0.05, help="Allowed slowdown: fail when the CI lower bound of the time ratio exceeds 1 + this.", rich_help_panel="Gate"),
+    max_size_growth: Optional[float] = typer.Option(None, help="Allowed relative file-size growth (default: --max-regression).", rich_help_panel="Gate"),
+    max_macs_growth: Optional[float] = typer.Option(None, help="Allowed relative MAC growth (default: --max-regression).", rich_help_panel="Gate"),
+    max_new_transposes: int = typer.Option(0, min=0, help="Transpose ops the candidate may add.", rich_help_panel="Gate"),
+    threads: Optional[int] = typer.Option(None, min=1, help="Runtime threads for the A/B (default: the target's if local, else 1).", rich_help_panel="Gate"),
+    budget_s: float = typer.Option(5.0, min=0.5, help="Seconds of interleaved timing per attempt.", rich_help_panel="Gate"),
+    max_pairs: int = typer.Option(1000, min=10, help="Most ABBA pairs per attempt.", rich_help_panel="Gate"),
+    input_shape: Optional[str] = typer.Option(None, help="Shape for inputs with dynamic dims, e.g. 1,128.", rich_help_panel="Gate"),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="Run the wall-time comparison.", rich_help_panel="Gate"),
+    pin: bool = typer.Option(True, "--pin/--no-pin", help="Pin the process to fixed CPUs while timing.", rich_help_panel="Gate"),
+    instructions: bool = typer.Option(False, "--instructions", help="Also count instructions per inference under valgrind/callgrind (hard check; ~1 min per model).", rich_help_panel="Gate"),
+    instructions_runs: int = typer.Option(20, min=1, help="Invokes counted under callgrind.", rich_help_panel="Gate"),
+    arm_instructions: bool = typer.Option(False, "--arm-instructions", help="Also compare emulated aarch64 instructions per inference (edgekd.emulate, qemu-user).", rich_help_panel="Gate"),
+    npu: Optional[bool] = typer.Option(None, "--npu/--no-npu", help="NPU placement checks (default: on for NPU targets).", rich_help_panel="Gate"),
+    strict_absolute: bool = typer.Option(False, help="With a JSON baseline, fail (not warn) on an absolute-time regression.", rich_help_panel="Gate"),
+    config: Optional[Path] = typer.Option(None, "--config", is_eager=True, callback=config_callback, help="A TOML file whose [gate] section sets these limits (the same file `edgekd compress --config` reads); flags override it."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON (usable later as --baseline)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML file (one test case per check)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report (checks, and the A/B ratio distribution with its interval and limit; also saved as a PNG beside it)."),
     github: bool = typer.Option(False, "--github", help="Print GitHub Actions annotations (::error ...) and append to $GITHUB_STEP_SUMMARY."),
 ) -> None:
     """Fail CI when CANDIDATE regresses against BASELINE: hard checks, then an interleaved A/B timing.
@@ -66,6 +70,10 @@ def gate_cmd(
         atomic_write_text(output, report.to_json() + "\n")
     if junit is not None:
         atomic_write_text(junit, report.to_junit())
+    if html is not None:
+        from edgekd.gate.figures import write_gate_html
+
+        write_gate_html(report, html)
     if github:
         for line in report.github_annotations():
             print(line)

@@ -39,17 +39,21 @@ def hf_compress_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
 ) -> None:
     """Distil a Hugging Face encoder into a layer-selected student; ship optimum ONNX, int8 ONNX and TFLite."""
+    run_hf(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,
+           layers=layers, hidden_size=hidden_size, text_column=text_column, label_column=label_column,
+           max_length=max_length, seq_len=seq_len, batch_size=batch_size, lr=lr,
+           time_budget_s=time_budget, train_limit=train_limit, eval_samples=eval_samples,
+           extra_text=extra_text, layer_loss=layer_loss, freeze_embeddings=freeze_embeddings,
+           augment=augment, tflite=tflite, compare_teacher=compare_teacher, threads=threads, runs=runs, force=force,
+           json_out=json_out)
+
+
+def run_hf(teacher: str, *, output: Path, json_out: bool, on_start=None, **options) -> None:
+    """compress_hf, then the printed report (on_start: called with the run directory once it exists)."""
     from edgekd.pipeline import compress_hf
     from edgekd.pipeline.print import print_report
 
-    report = compress_hf(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,
-                         layers=layers, hidden_size=hidden_size, text_column=text_column, label_column=label_column,
-                         max_length=max_length, seq_len=seq_len, batch_size=batch_size, lr=lr,
-                         time_budget_s=time_budget, train_limit=train_limit, eval_samples=eval_samples,
-                         extra_text=extra_text, layer_loss=layer_loss, freeze_embeddings=freeze_embeddings,
-                         augment=augment,
-                         tflite=tflite, compare_teacher=compare_teacher, threads=threads, runs=runs, force=force,
-                         json=json_out)
+    report = compress_hf(teacher, output=output, json=json_out, on_start=on_start, **options)
     print_report(report, output, as_json=json_out)
     if not json_out:
         print(f"accuracy column = {report['accuracy_metric']}")
@@ -60,23 +64,23 @@ def hf_compress_cmd(
 
 # `edgekd compress` options that only mean something for image models, with their defaults there
 _IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "auto", "prune": None, "chain": "none",
-               "calib_samples": 256, "max_drop": None, "allow_drop": False}
+               "calib_samples": 256, "max_drop": None, "allow_drop": False, "sets": [],
+               "latency_budget": None}
 
 
 def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output: Path, epochs: Optional[int],
                       seed: int, batch_size: Optional[int], runs: Optional[int], threads: Optional[int],
-                      eval_samples: Optional[int], force: bool, json_out: bool, **image_only) -> None:
+                      eval_samples: Optional[int], force: bool, json_out: bool, on_start=None, **image_only) -> None:
     """`edgekd compress --teacher hf:PATH`: the same run as `edgekd hf-compress` with its defaults."""
     from edgekd.errors import UsageError
 
     given = [k for k, v in image_only.items() if v != _IMAGE_ONLY.get(k, v)]
     if given:
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        flags = ", ".join("--set" if k == "sets" else "--" + k.replace("_", "-") for k in given)
         raise UsageError(f"{flags} do not apply to a Hugging Face teacher; use `edgekd hf-compress --help` "
                          "for its options (--layers, --hidden-size, --text-column ...)")
-    hf_compress_cmd(teacher=teacher, data=data, target=target, output=output, layers=None, hidden_size=None,
-                    text_column="text", label_column=None, epochs=epochs or 1, time_budget=None,
-                    batch_size=batch_size or 32, lr=5e-4, max_length=128, seq_len=128, train_limit=None,
-                    eval_samples=eval_samples or 256, extra_text=None, layer_loss=True, freeze_embeddings=True, augment=0.0,
-                    tflite=True, compare_teacher=True, runs=runs or 20,
-                    threads=threads, seed=seed, force=force, json_out=json_out)
+    run_hf(teacher, data=data, target=target, output=output, layers=None, hidden_size=None, text_column="text",
+           label_column=None, epochs=epochs or 1, time_budget_s=None, batch_size=batch_size or 32, lr=5e-4,
+           max_length=128, seq_len=128, train_limit=None, eval_samples=eval_samples or 256, extra_text=None,
+           layer_loss=True, freeze_embeddings=True, augment=0.0, tflite=True, compare_teacher=True,
+           runs=runs or 20, threads=threads, seed=seed, force=force, json_out=json_out, on_start=on_start)

@@ -18,7 +18,8 @@ from edgekd.pipeline.sequence import run_pipeline
 class CompressConfig:
     teacher: str | None = None  # None: the built-in Fashion-MNIST example
     teacher_weights: str | None = None
-    student: str = "cnn-s"  # built-in name, entrypoint, or auto:<ratio>
+    student: str = "cnn-s"  # built-in name, entrypoint, auto:<ratio>, or auto (searched for latency_budget)
+    latency_budget: str | None = None  # "1.5ms": with student="auto" (default: the target file's budget)
     data: str | None = None  # None/auto: Fashion-MNIST if installed, else digits
     image_size: str | None = None  # resize images to N or HxW
     normalize: str = "dataset"  # see edgekd.data.loaders.NORMALIZE_HELP
@@ -38,6 +39,7 @@ class CompressConfig:
     threads: int | None = None
     eval_samples: int | None = None
     force: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted recipe fields (`--set kd.temperature=2`)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -47,11 +49,12 @@ def _log(msg: str) -> None:
     Console(stderr=True).print(f"[bold cyan]edgekd[/] {msg}")
 
 
-def compress(cfg: CompressConfig, log: Callable[[str], None] = _log) -> dict[str, Any]:
-    """Image classifiers and feature-vector models (a Hugging Face teacher goes through compress_hf)."""
+def compress(cfg: CompressConfig, log: Callable[[str], None] = _log, on_start=None) -> dict[str, Any]:
+    """Image classifiers and feature-vector models (a Hugging Face teacher goes through compress_hf).
+    on_start(run): called once the run directory exists (the CLI writes the resolved config.toml there)."""
     from edgekd.modalities.classifier import ClassifierModality
 
-    return run_pipeline(ClassifierModality(cfg), output=cfg.output, log=log)
+    return run_pipeline(ClassifierModality(cfg), output=cfg.output, log=log, on_start=on_start)
 
 
 def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **options: Any) -> dict[str, Any]:
@@ -68,9 +71,10 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **op
 
     log = options.pop("log", None) or (lambda m: print(f"[edgekd hf] {m}", file=sys.stderr, flush=True))
     options.pop("json", None)  # printing is the command's business
+    on_start = options.pop("on_start", None)
     try:
         cfg = TextConfig(teacher=teacher_dir, data=data, **options)
     except TypeError as exc:  # an option compress_hf does not have
         raise UsageError(f"compress_hf: {exc}") from None
     with contextlib.redirect_stdout(sys.stderr):
-        return run_pipeline(TextModality(cfg), output=cfg.output, log=log)
+        return run_pipeline(TextModality(cfg), output=cfg.output, log=log, on_start=on_start)

@@ -99,17 +99,8 @@ def headers(report: dict[str, Any]) -> list[str]:
     return [HEADERS[0], report.get("accuracy_column", HEADERS[1]), *HEADERS[2:]]
 
 
-def write_reports(run, report: dict[str, Any], artifacts: list[Artifact], *, title: str | None = None,
-                  header: list[str] = ()) -> dict[str, Any]:
-    """Write report.json and report.md for any modality; returns exactly what report.json holds.
-    title / header: report.md's heading and the modality's lines above the table."""
-    report = {"schema": REPORT_SCHEMA, **report, "artifacts": [a.to_dict() for a in artifacts]}
-    atomic_write_text(run.path("report.json"), json.dumps(report, indent=2, default=str) + "\n")
-    cols = headers(report)
-    lines = [title or f"# edgekd compress — target `{report['target']['name']}`", "", *header, ""]
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(r) + " |" for r in artifact_rows(artifacts)]
-    lines += ["", "## How each figure was obtained", ""]
+def _how_obtained(artifacts: list[Artifact]) -> list[str]:
+    lines = []
     for a in artifacts:
         lines.append(f"- **{a.name}**: {latency_label(a.latency) if a.latency else no_figure(a)}")
         for extra in (a.extra or {}).get("other_latencies", []):
@@ -118,13 +109,77 @@ def write_reports(run, report: dict[str, Any], artifacts: list[Artifact], *, tit
             lines.append(f"  - compiled for the target: `{f}`")
         for n in (a.extra or {}).get("profile_notes", []):
             lines.append(f"  - note: {n}")
+    return lines
+
+
+def _sections(report: dict[str, Any], artifacts: list[Artifact]) -> list[tuple[str, list[str]]]:
+    """The report's sections after the table, (heading, bullet lines), for report.md and report.html alike."""
+    out = [("How each figure was obtained", _how_obtained(artifacts))]
     if report.get("speedup_vs_teacher_onnx"):
-        lines += ["", "Speed-up vs the teacher's ONNX file (p50, interleaved): " +
-                  ", ".join(f"{k} {v}x" for k, v in report["speedup_vs_teacher_onnx"].items())]
-    budgets = budget_lines(report, artifacts)
-    if budgets:
-        lines += ["", "## Budgets", ""] + [f"- {b}" for b in budgets]
+        out[0][1].append("Speed-up vs the teacher's ONNX file (p50, interleaved): " +
+                         ", ".join(f"{k} {v}x" for k, v in report["speedup_vs_teacher_onnx"].items()))
+    if budgets := budget_lines(report, artifacts):
+        out.append(("Budgets", [f"- {b}" for b in budgets]))
     if report.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
-    atomic_write_text(run.path("report.md"), "\n".join(lines) + "\n")
+        out.append(("Notes", [f"- {n}" for n in report["notes"]]))
+    return out
+
+
+def write_reports(run, report: dict[str, Any], artifacts: list[Artifact], *, title: str | None = None,
+                  header: list[str] = (), log=None) -> dict[str, Any]:
+    """Write report.json, report.md (figures as PNGs beside it) and report.html (self-contained) for any
+    modality; returns exactly what report.json holds. title / header: the heading and the modality's lines
+    above the table."""
+    from edgekd.core.plots import MISSING, draw_all, markdown_figures, write_html
+    from edgekd.pipeline.figures import DRAWERS
+
+    report = {"schema": REPORT_SCHEMA, **report, "artifacts": [a.to_dict() for a in artifacts]}
+    figures = draw_all(DRAWERS, report, run.root, log=log)
+    if not figures and not _has_plt():
+        report["notes"] = [*report.get("notes", []), f"report.html has no figures: {MISSING}"]
+    report["figures"] = [f.file for f in figures]
+    atomic_write_text(run.path("report.json"), json.dumps(report, indent=2, default=str) + "\n")
+    cols, rows = headers(report), artifact_rows(artifacts)
+    title = title or f"# edgekd compress — target `{report['target']['name']}`"
+    sections = _sections(report, artifacts)
+    lines = [title, "", *header, ""]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    for heading, items in sections:
+        lines += ["", f"## {heading}", "", *items]
+    if figures:
+        lines += ["", "## Figures", "", *markdown_figures(figures)]
+    atomic_write_text(run.path("report.md"), "\n".join(lines).rstrip() + "\n")
+    blocks = _header_blocks(header) + [("table", (cols, rows))]
+    blocks += [("figure", f) for f in figures]
+    for heading, items in sections:
+        blocks += [("h2", heading), ("ul", [i.strip().removeprefix("- ") for i in items])]
+    write_html(run.path("report.html"), title, blocks)
     return report
+
+
+def _header_blocks(header: list[str]) -> list[tuple[str, Any]]:
+    """The modality's markdown lines above the table: runs of '- ' lines become lists, '|' lines tables, the rest
+    paragraphs."""
+    blocks: list[tuple[str, Any]] = []
+    for line in (h for h in header if h.strip()):
+        if line.startswith("|"):  # a markdown table: header row, separator row, rows
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if blocks and blocks[-1][0] == "table":
+                if not set("".join(cells)) <= set("-: "):
+                    blocks[-1][1][1].append(cells)
+            else:
+                blocks.append(("table", (cells, [])))
+        elif line.startswith("- "):
+            if not blocks or blocks[-1][0] != "ul":
+                blocks.append(("ul", []))
+            blocks[-1][1].append(line[2:])
+        else:
+            blocks.append(("p", line))
+    return blocks
+
+
+def _has_plt() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("matplotlib") is not None

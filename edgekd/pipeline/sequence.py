@@ -31,10 +31,13 @@ from edgekd.pipeline.report import write_reports
 from edgekd.pipeline.shipping import apply_precision_rule, budget_rows, device_note, mark_shipped
 
 
-def run_pipeline(m, *, output, log: Callable[[str], None]) -> dict[str, Any]:
+def run_pipeline(m, *, output, log: Callable[[str], None], on_start=None) -> dict[str, Any]:
+    """on_start(run): called once the checks passed and the run directory exists."""
     t_start = time.perf_counter()
     m.check()
     run = RunDir(output, pipeline=m.pipeline)
+    if on_start is not None:
+        on_start(run)
     m.prepare(run, log)
     student = m.refine(m.distill())
     rows = m.evaluate(student, m.export(student))
@@ -53,7 +56,8 @@ def run_pipeline(m, *, output, log: Callable[[str], None]) -> dict[str, Any]:
               "seconds": round(time.perf_counter() - t_start, 1), "notes": notes}
     if run.reused:
         log(f"resumed: skipped {len(run.reused)} unchanged stage(s): {', '.join(run.reused)}")
-    report = write_reports(run, report, rows, title=m.title(report), header=m.header_lines(report))
-    run.manifest["report"] = {"json": "report.json", "md": "report.md"}
+    report = write_reports(run, report, rows, title=m.title(report), header=m.header_lines(report), log=log)
+    run.manifest["report"] = {"json": "report.json", "md": "report.md", "html": "report.html",
+                              "figures": report["figures"]}
     run.save()
     return report

@@ -120,6 +120,8 @@ def measure_ab(run_a: Call, run_b: Call, settings: TimingSettings, inner: int | 
         "seconds": round(elapsed, 3),
         "baseline": summarize(ms["a"]),
         "candidate": summarize(ms["b"]),
+        # each ABBA pair's B/A: the distribution the median and its interval summarise (the gate's figure)
+        "pair_ratios": [round(float(b) / float(a), 5) for a, b in zip(ms["a"], ms["b"]) if a > 0],
     }
 
 

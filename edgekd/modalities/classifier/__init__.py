@@ -36,6 +36,39 @@ class ClassifierModality:
         if self.cfg.baseline not in ("none", "scratch"):
             raise UsageError(f"--baseline must be none or scratch, got {self.cfg.baseline!r}")
         self.target = load_target(self.cfg.target)
+        self._check_overrides()
+        self.budget_ms = self._latency_budget()
+
+    def _latency_budget(self) -> float | None:
+        """--student auto: the budget to search for (--latency-budget, else the target file's)."""
+        from edgekd.modalities.classifier.student_search import parse_budget
+
+        budget = parse_budget(self.cfg.latency_budget)
+        if self.cfg.student != "auto":
+            if budget is not None:
+                raise UsageError("--latency-budget applies to --student auto (a search over derived students)")
+            return None
+        budget = budget if budget is not None else self.target.budgets.latency_ms
+        if budget is None:
+            raise UsageError(f"--student auto needs --latency-budget (e.g. 1.5ms) or a [budgets] latency_ms in the "
+                             f"target file ({self.target.name} has none); or give auto:<MACs ratio>")
+        return budget
+
+    def _check_overrides(self) -> None:
+        """--set names recipe fields: checked on the recipe before any data is read, so a typo costs nothing.
+        With auto the recipe is chosen by the probe, so only training fields (train.*) can be set."""
+        if not self.cfg.overrides:
+            return
+        if self.cfg.chain and self.cfg.chain != "none":
+            raise UsageError("--set does not apply with --chain (each link uses the chain's own recipe)")
+        from edgekd.distill import load_recipe
+
+        if self.cfg.recipe == "auto":
+            loss_keys = [k for k in self.cfg.overrides if not k.startswith("train.") and "." in k]
+            if loss_keys:
+                raise UsageError(f"--set {loss_keys[0]}: with --recipe auto only train.* fields can be set (the "
+                                 "probe chooses the losses); name a --recipe (e.g. hinton) to set its loss fields")
+        load_recipe("hinton" if self.cfg.recipe == "auto" else self.cfg.recipe, self.cfg.overrides)
 
     def prepare(self, run, log: Callable[[str], None]) -> None:
         import numpy as np
@@ -65,7 +98,12 @@ class ClassifierModality:
         if data.layout == "NF" and is_registered(cfg.student):
             raise EdgeKDError(f"--student {cfg.student} is a built-in image CNN but '{data.name}' holds feature vectors: "
                               "give --student auto:<ratio> (derived from the teacher) or your own 'module:factory'")
-        student_src = resolve_student(cfg.student, teacher, data, seed=cfg.seed)
+        spec = cfg.student
+        self.ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
+                                  teacher_src=teacher_src, student_src=None, log=log, notes=notes)
+        if spec == "auto":
+            spec = f"auto:{stages.student_search_stage(self.ctx, self.budget_ms)['chosen']}"
+        student_src = resolve_student(spec, teacher, data, seed=cfg.seed)
         check_fits(student_src.build(), data, "student")
         run.record_input("teacher", {"spec": teacher_src.spec, "weights": teacher_src.weights, "state_sha": teacher_key})
         run.record_input("data", data.describe())
@@ -74,8 +112,7 @@ class ClassifierModality:
         log(f"target [bold]{target.name}[/], data {data.name} ({len(data.train)} train / {len(data.test)} test), "
             f"teacher {teacher_src.spec}, student {student_src.spec}")
         self.notes = notes  # the stages add theirs to the same list
-        self.ctx = stages.Context(cfg=cfg, run=run, data=data, target=target, teacher=teacher, teacher_key=teacher_key,
-                                  teacher_src=teacher_src, student_src=student_src, log=log, notes=notes)
+        self.ctx.student_src = student_src
 
     def distill(self):
         from edgekd.modalities.classifier import stages

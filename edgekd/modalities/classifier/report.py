@@ -55,6 +55,10 @@ def header_lines(report: dict[str, Any]) -> list[str]:
                      f"{b['distilled_test_acc']:.2f} % ({b['gain_points']:+.2f} points)")
     if line := _input_line(data):
         lines.append(line)
+    if student.get("search"):
+        from edgekd.modalities.classifier.student_search import report_lines
+
+        lines += report_lines(student["search"])
     derived = student.get("derived") or {}
     if derived.get("macs_before"):
         lines.append(f"- student derived from the teacher ({derived.get('mode')}): {derived['macs_before']:,} -> "

@@ -45,9 +45,11 @@ def distill_stage(ctx: Context):
 
     cfg = ctx.cfg
     # the resolved recipe (not just its name): editing a recipe file or default.toml re-runs the stage
-    settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "student": cfg.student, "recipe": cfg.recipe,
-                "recipe_config": auto_settings() if cfg.recipe == "auto" else load_recipe(cfg.recipe).to_dict(),
+    settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "student": ctx.student_src.spec, "recipe": cfg.recipe,
+                "recipe_config": auto_settings() if cfg.recipe == "auto" else load_recipe(cfg.recipe, cfg.overrides).to_dict(),
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "chain": cfg.chain}
+    if cfg.overrides:  # only when given: runs from before --set existed keep their fingerprint
+        settings["overrides"] = {k: str(v) for k, v in cfg.overrides.items()}
 
     def run() -> StageResult:
         torch.manual_seed(cfg.seed)
@@ -71,7 +73,7 @@ def distill_stage(ctx: Context):
             # resume="auto": a rerun after a kill continues from distill/last.pt when its settings match
             res = distill(ctx.teacher, student, ctx.data, recipe=cfg.recipe, epochs=cfg.epochs, seed=cfg.seed,
                           batch_size=cfg.batch_size, output_dir=ctx.run.path("distill"), progress=True,
-                          resume=False if cfg.force else "auto")
+                          resume=False if cfg.force else "auto", overrides=cfg.overrides or None)
         save_portable(res.student, ctx.run.path("student.pt"))
         metrics = {k: v for k, v in res.metrics.items() if isinstance(v, (int, float, str, list, dict))}
         return StageResult([Artifact("student", "student.pt", "pytorch", "fp32")], metrics)
@@ -80,6 +82,24 @@ def distill_stage(ctx: Context):
     if skipped:
         ctx.log("distill: unchanged, reusing student.pt")
     return _load_student(ctx, "student.pt"), result.artifacts[0].sha256
+
+
+def student_search_stage(ctx: Context, budget_ms: float) -> dict[str, Any]:
+    """--student auto: search derived students for the latency budget (a stage: a rerun reuses its choice)."""
+    from edgekd.modalities.classifier.student_search import PROBE_RECIPE, RATIOS, search
+
+    settings = {"teacher": ctx.teacher_key, "data": ctx.data.describe(), "target": ctx.target.to_dict(),
+                "budget_ms": budget_ms, "ratios": list(RATIOS), "recipe": PROBE_RECIPE, "seed": ctx.cfg.seed,
+                "batch_size": ctx.cfg.batch_size, "runs": ctx.cfg.runs}
+
+    def run() -> StageResult:
+        ctx.log(f"searching derived students for a {budget_ms:g} ms budget on {ctx.target.name}")
+        return StageResult([], search(ctx, budget_ms))
+
+    result, _ = ctx.run.run_stage("student-search", settings, run, force=ctx.cfg.force)
+    found = dict(result.metrics)
+    ctx.log(f"student search: chose auto:{found['chosen']}")
+    return found
 
 
 def baseline_stage(ctx: Context, student, student_key: str) -> dict[str, Any] | None:
@@ -93,7 +113,7 @@ def baseline_stage(ctx: Context, student, student_key: str) -> dict[str, Any] | 
     cfg = ctx.cfg
     if cfg.baseline == "none":
         return None
-    settings = {"student_key": student_key, "data": ctx.data.describe(), "student": cfg.student,
+    settings = {"student_key": student_key, "data": ctx.data.describe(), "student": ctx.student_src.spec,
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, **auto_settings()}
 
     def run() -> StageResult:
@@ -355,11 +375,20 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
         "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
         "student": {"spec": ctx.student_src.spec, "macs": s_macs, "params": s_params,
                     "teacher_macs_over_student": round(t_macs / max(1, s_macs), 2),
-                    **({"derived": ctx.student_src.info} if ctx.student_src.info else {})},
+                    **({"derived": ctx.student_src.info} if ctx.student_src.info else {}),
+                    **({"search": search} if (search := ctx.run.manifest["stages"].get("student-search", {})
+                                              .get("metrics")) and ctx.cfg.student == "auto" else {})},
         "distill": {"recipe": ctx.cfg.recipe, "epochs": ctx.cfg.epochs, "seed": ctx.cfg.seed,
                     **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "seconds", "auto")
                        if k in distill_metrics},
+                    "curve": _curve(distill_metrics),
                     **({"chosen": distill_metrics["recipe"]} if "recipe" in distill_metrics else {})},
         "baseline": ctx.run.manifest["stages"].get("baseline", {}).get("metrics"),
         "notes": notes,
     }
+
+
+def _curve(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per epoch of the final training run: train loss and its terms, held-out loss and accuracy."""
+    keep = ("epoch", "steps", "train_loss", "parts", "val_acc", "val_loss")
+    return [{k: e[k] for k in keep if k in e} for e in metrics.get("epochs") or [] if isinstance(e, dict)]
