@@ -9,6 +9,9 @@ from test_hf_helpers import WORDS
 
 def write_tokenizer(d: Path):
     """A word-level fast tokenizer over the test vocabulary (offline; no merges to train)."""
+    from edgekd.hf.offline import hf_offline
+
+    hf_offline()  # before transformers is imported: no TensorFlow import (~10-60 s on a busy machine)
     import transformers as tf
     from tokenizers import Tokenizer, models, pre_tokenizers
 
@@ -26,6 +29,10 @@ def write_tokenizer(d: Path):
 def make_tiny_decoder(d: Path, arch: str = "gpt2", layers: int = 4, hidden: int = 32, seed: int = 0,
                       tokenizer: bool = True) -> Path:
     import torch
+
+    from edgekd.hf.offline import hf_offline
+
+    hf_offline()
     import transformers as tf
 
     d.mkdir(parents=True, exist_ok=True)

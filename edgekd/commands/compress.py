@@ -11,7 +11,7 @@ from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
 
 
 def compress_cmd(
-    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example."),
+    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory: encoders, or decoder LMs such as GPT-2/Llama; see `edgekd hf-compress`), or gguf:FILE (a decoder LM in llama.cpp's format, dequantised). Default: the built-in Fashion-MNIST example."),
     teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True)."),
     student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, or auto:<MACs ratio> derived from the teacher."),
     data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`."),
@@ -39,7 +39,7 @@ def compress_cmd(
     from edgekd.pipeline import CompressConfig, compress
     from edgekd.pipeline.print import print_report
 
-    if teacher and teacher.startswith("hf:"):  # Hugging Face encoders: DistilBERT-style path (edgekd.hf)
+    if teacher and teacher.startswith(("hf:", "gguf:")):  # Hugging Face encoders and decoder LMs (edgekd.hf)
         from edgekd.commands.hf import compress_hf_route
 
         return compress_hf_route(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,

@@ -53,6 +53,7 @@ class TrainConfig:
     layer_targets: list[int] | None = None  # teacher hidden_states index per intermediate student layer (student.layer_targets)
     augment: float = 0.0  # fraction of batches made of new texts cut from the corpus (crops / joined crops)
     cache_gb: float = 4.0  # memory for cached teacher outputs (embedding kind); texts beyond it run the teacher live
+    max_steps: int | None = None  # stop after this many steps (e.g. a baseline on exactly the tokens another run saw)
     pack: bool = False  # decoders: concatenate the tokenised texts (EOS between) into blocks of max_length tokens
 
 
@@ -127,6 +128,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
     params = [p for m in (student, *step.losses.modules()) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     planned = math.ceil(len(step.batches.enc) / cfg.batch_size) * cfg.epochs  # packed blocks or texts
+    planned = min(planned, cfg.max_steps or planned)
     plan = StepPlan(planned, total=max(1, planned))
     stepper = Stepper(opt, planned_schedule(opt, lambda: plan.total, cfg.warmup), params, clip=1.0)
     clock = Clock(cfg.budget_clock)
