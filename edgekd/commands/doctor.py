@@ -48,6 +48,9 @@ def checks() -> list[dict]:
     rows.append(row("TensorFlow/onnx2tf", tf and o2t, f"tensorflow {tf or '-'}, onnx2tf {o2t or '-'}", "pip install 'edgekd[tf]'"))
     tr, opt = dist_version("transformers"), dist_version("optimum-onnx")
     rows.append(row("Hugging Face", tr and opt, f"transformers {tr or '-'}, optimum-onnx {opt or '-'}", "pip install 'edgekd[hf]'"))
+    gg, acc = dist_version("gguf"), dist_version("accelerate")
+    rows.append(row("Decoder LMs (GGUF)", tr and opt and gg, f"gguf {gg or '-'}, accelerate {acc or '-'}",
+                    "pip install 'edgekd[decoder]'"))
     q = dist_version("onnxruntime-qnn")
     rows.append(row("NPU: Qualcomm QNN", q, f"onnxruntime-qnn {q or '-'}", "pip install 'edgekd[npu]'"))
     v = dist_version("ethos-u-vela")

@@ -94,3 +94,28 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def tflite_lm(path, seq_len_pad_id: int = 0, threads: int = 2):
+    """logits(batch) for the fixed-window TFLite decoder: each row right-padded to the file's window (mask 0 there;
+    a causal model's real positions do not see the padding) and the logits of its real positions returned."""
+    from edgekd.runtime.sessions import litert_interpreter
+
+    runner = litert_interpreter(path, threads=threads).get_signature_runner()
+    names = sorted(runner.get_input_details())  # args_0 = input_ids, args_1 = attention_mask
+    window = int(runner.get_input_details()[names[0]]["shape"][-1])
+
+    def fn(b: dict) -> np.ndarray:
+        ids = b["input_ids"]
+        if ids.shape[1] > window:
+            raise EdgeKDError(f"the TFLite decoder takes at most {window} tokens, got {ids.shape[1]}")
+        rows = []
+        for r in range(ids.shape[0]):
+            x = np.full((1, window), seq_len_pad_id, np.int32)
+            mask = np.zeros((1, window), np.int32)
+            x[0, :ids.shape[1]], mask[0, :ids.shape[1]] = ids[r], 1
+            out = runner(**{names[0]: x, names[1]: mask})
+            rows.append(next(iter(out.values()))[0, :ids.shape[1]])
+        return np.stack(rows)
+
+    return fn

@@ -91,6 +91,9 @@ class DecoderModality(TextModality):
         return latency_stage(self, rows)
 
     def stand_in(self, fmt: str, precision: str):
+        if fmt == "tflite" and precision == "int8":
+            return "fp32", ("The target asks for int8 TFLite; this decoder path ships the float fixed-window TFLite file "
+                            "(no KV cache); onnx-int8/ and onnx-int4/ hold the weight-only quantized KV-cache models.")
         if fmt == "onnx" and precision == "int8":
             return "int8-weight-only", ("The target asks for int8 ONNX; decoders ship the int8 weight-only file "
                                         "(MatMulNBits: weights int8 in blocks, activations fp32).")

@@ -38,7 +38,7 @@ def _greedy(m, student, files: list[Artifact]) -> dict:
             out["teacher"].append(tok.decode(m.teacher.model.generate(x, attention_mask=torch.ones_like(x), **gen)[0, len(p):]))
             ref.append(student.generate(x, attention_mask=torch.ones_like(x), **gen)[0, len(p):].tolist())
         out["student"].append(tok.decode(ref[-1]))
-    for a in files:
+    for a in (f for f in files if f.format == "onnx"):
         dec = OrtDecoder(m.run.path(a.path), threads=m.threads)
         got = [dec.greedy(np.asarray([p], np.int64), len(r)) for p, r in zip(prompts, ref)]
         out["same_tokens"][a.name] = float(np.mean([g == r for g, r in zip(got, ref)])) if ref else None
@@ -50,8 +50,15 @@ def _greedy(m, student, files: list[Artifact]) -> dict:
     return out
 
 
+def _logits_of(m, a: Artifact):
+    from edgekd.hf.decoder_runtime import OrtDecoder, tflite_lm
+
+    if a.format == "tflite":
+        return tflite_lm(m.run.path(a.path), m.teacher.tokenizer.pad_token_id or 0, threads=m.threads)
+    return OrtDecoder(m.run.path(a.path), threads=m.threads).logits
+
+
 def evaluate_files(m, student, files: list[Artifact]) -> list[Artifact]:
-    from edgekd.hf.decoder_runtime import OrtDecoder
     from edgekd.hf.lm_eval import lm_batches, score_lms, torch_logits
 
     c = m.cfg
@@ -65,7 +72,7 @@ def evaluate_files(m, student, files: list[Artifact]) -> list[Artifact]:
         m.say(f"perplexity and agreement on {sum(len(b['input_ids']) for b in batches)} held-out blocks of "
               f"{c.max_length} tokens")
         models = {"student": torch_logits(student),
-                  **{a.name: OrtDecoder(m.run.path(a.path), threads=m.threads).logits for a in scored}}
+                  **{a.name: _logits_of(m, a) for a in scored if a.format == "onnx" or c.seq_len >= c.max_length}}
         scores = score_lms(models, torch_logits(m.teacher.model), batches, reference="student")
         return StageResult([], {"scores": scores, "greedy": _greedy(m, student, scored)})
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from edgekd.core import Artifact
 
 LOADER = "optimum.onnxruntime.ORTModelForCausalLM.from_pretrained(dir)"
-TFLITE_BLOCKER = ("litert-torch converts a fixed-shape forward, but an on-device decoder needs its KV cache as "
-                  "state, which litert-torch offers only for its own re-authored models (litert_torch.generative), "
-                  "not for an arbitrary transformers decoder.")
+TFLITE_BLOCKER = ("litert-torch 0.10's KV-cache exporter for Hugging Face decoders (litert_torch.generative.export_hf) "
+                  "needs a newer transformers than this stack's 4.57 (it imports transformers.cache_utils."
+                  "LinearAttentionCacheLayerMixin), and optimum-onnx 0.1 needs transformers < 4.58, so the TFLite file is "
+                  "a fixed window without KV cache (litert_torch.convert): every generated token reruns the window.")
+TFLITE_NOTE = "student.tflite is a fixed-window decoder (float, no KV cache): " + TFLITE_BLOCKER.split(", so ")[0] + "."
 
 
 def _quantized(m, bits: int, onnx: Artifact) -> Artifact:
@@ -49,5 +51,15 @@ def export_files(m, student) -> list[Artifact]:
         files.append(m.stage("decoder-teacher-onnx", {"teacher": m.t_key, "task": task}, lambda: Artifact(
             "teacher-onnx", str(export_optimum(_teacher_dir(m), run.path("teacher-onnx"), task)), "onnx", "fp32",
             extra={"optimum_dir": "teacher-onnx", "reference": True})))
-    m.notes.append(f"No TFLite file: {TFLITE_BLOCKER}")
+    if c.tflite:
+        from edgekd.hf.export import export_tflite
+        from edgekd.modalities.text import TFLITE_STAGE
+
+        tfl = m.stage(TFLITE_STAGE, {"student": key, "seq_len": c.seq_len}, lambda: Artifact(
+            "student-tflite", str(export_tflite(student, m.teacher, run.path("student.tflite"), seq_len=c.seq_len)),
+            "tflite", "fp32", extra={"input": f"int32 input_ids + attention_mask, shape (1, {c.seq_len}), right-padded",
+                                     "output": "logits (1, seq_len, vocab)", "kv_cache": False}))
+        if tfl is not None:
+            files.insert(3, tfl)
+            m.notes.append(TFLITE_NOTE)
     return files

@@ -59,10 +59,11 @@ def latency_stage(m, rows: list[Artifact]) -> list[Artifact]:
     import numpy as np
 
     from edgekd.modalities.decoder.evaluate import _prompts
+    from edgekd.modalities.text.latency import _tflite_latency
 
     c = m.cfg
-    files = [a for a in rows if a.format == "onnx"]
-    settings = {"files": {a.name: a.sha256 for a in files}, "prompt_len": c.prompt_len, "new_tokens": c.new_tokens,
+    files = [a for a in rows if a.format == "onnx"]  # the KV-cache files; the fixed-window TFLite is not a decoder loop
+    settings = {"files": {a.name: a.sha256 for a in rows if a.format in ("onnx", "tflite")}, "prompt_len": c.prompt_len, "new_tokens": c.new_tokens,
                 "threads": m.threads, "runs": c.runs}
 
     def run_latency() -> StageResult:
@@ -71,6 +72,9 @@ def latency_stage(m, rows: list[Artifact]) -> list[Artifact]:
               f"{m.threads} threads)")
         lat = measure_decoders({a.name: m.run.path(a.path) for a in files}, prompt, new_tokens=c.new_tokens,
                                threads=m.threads, runs=c.runs)
+        for a in rows:  # the fixed-window TFLite file: one window's forward, through the target's own profiler
+            if a.format == "tflite":
+                lat[a.name] = _tflite_latency(m.run.path(a.path), m.target, c.runs, m.threads)
         return StageResult([], {"latency": lat})
 
     res, _ = m.run.run_stage("decoder-latency", settings, run_latency, force=c.force)
