@@ -14,7 +14,7 @@ from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, in_panel
 def compress_cmd(
     ctx: typer.Context,
     config: Optional[Path] = typer.Option(None, "--config", is_eager=True, callback=config_callback, help="A TOML file holding any of these options (`edgekd init` writes a starter); flags given here override it. The run directory gets the resolved copy, config.toml."),
-    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory; see `edgekd hf-compress`). Default: the built-in Fashion-MNIST example.", rich_help_panel="Run"),
+    teacher: Optional[str] = typer.Option(None, help="Teacher: 'pkg.module:factory', 'file.py:factory', a torch.export .pt2 file, a trained .onnx/.tflite file (a black-box teacher: logits only), or hf:PATH (a local Hugging Face model directory: encoders, or decoder LMs such as GPT-2/Llama; see `edgekd hf-compress`), or gguf:FILE (a decoder LM in llama.cpp's format, dequantised). Default: the built-in Fashion-MNIST example.", rich_help_panel="Run"),
     teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True).", rich_help_panel="Run"),
     student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, auto:<MACs ratio> derived from the teacher, or auto: the most accurate derived student within --latency-budget on the target.", rich_help_panel="Run"),
     latency_budget: Optional[str] = typer.Option(None, help="With --student auto: the shipped file's latency budget (1.5ms, 800us), judged on the target's figure of record (device, else emulated ARM, else Vela; never this host for a phone). Default: the target file's [budgets] latency_ms.", rich_help_panel="Run"),
@@ -50,7 +50,7 @@ def compress_cmd(
     def on_start(run) -> None:  # once the run directory exists (not on a usage error): its resolved configuration
         write_resolved(ctx, run.root)
 
-    if teacher and teacher.startswith("hf:"):  # Hugging Face encoders: DistilBERT-style path (edgekd.hf)
+    if teacher and teacher.startswith(("hf:", "gguf:")):  # Hugging Face encoders and decoder LMs (edgekd.hf)
         from edgekd.commands.hf import compress_hf_route
 
         return compress_hf_route(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,

@@ -54,6 +54,9 @@ def checks() -> list[dict]:
     cm = dist_version("coremltools")
     rows.append(row("Core ML", cm, f"coremltools {cm or '-'} (packages are written and validated; none run on Linux)",
                     "pip install 'edgekd[coreml]'"))
+    gg, acc = dist_version("gguf"), dist_version("accelerate")
+    rows.append(row("Decoder LMs (GGUF)", tr and opt and gg, f"gguf {gg or '-'}, accelerate {acc or '-'}",
+                    "pip install 'edgekd[decoder]'"))
     q = dist_version("onnxruntime-qnn")
     rows.append(row("NPU: Qualcomm QNN", q, f"onnxruntime-qnn {q or '-'}", "pip install 'edgekd[npu]'"))
     v = dist_version("ethos-u-vela")

@@ -10,7 +10,7 @@ import typer
 
 
 def hf_compress_cmd(
-    teacher: str = typer.Option(..., help="hf:PATH — a local Hugging Face model directory (offline; nothing is downloaded)."),
+    teacher: str = typer.Option(..., help="hf:PATH — a local Hugging Face model directory (offline; nothing is downloaded), or gguf:FILE (a decoder LM, dequantised to fp32)."),
     data: Optional[str] = typer.Option(None, help="Text: a .txt (one example per line), .jsonl or .csv file, or an installed Debian corpus: fortunes (the default), wordnet, python-docs; join sources with +."),
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
     output: Path = typer.Option(Path("runs/hf"), help="Run directory (rerunning with the same one skips unchanged stages)."),
@@ -20,15 +20,15 @@ def hf_compress_cmd(
     label_column: Optional[str] = typer.Option(None, help="Field/column with labels (classification teachers: adds the hard task loss)."),
     epochs: int = typer.Option(1, min=1, help="Distillation epochs."),
     time_budget: Optional[float] = typer.Option(None, min=1.0, help="Stop training after about this many seconds (the LR schedule is fitted to it)."),
-    batch_size: int = typer.Option(32, min=1),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Default 32 (encoders), 8 (decoder LMs)."),
     lr: float = typer.Option(5e-4, min=0.0, help="Peak learning rate (linear warm-up and decay)."),
     max_length: int = typer.Option(128, min=8, help="Training/evaluation truncation length in tokens."),
     seq_len: int = typer.Option(128, min=8, help="Sequence length of the fixed-shape TFLite file and of latency measurements."),
     train_limit: Optional[int] = typer.Option(None, min=10, help="Use at most this many examples (before the split)."),
     eval_samples: int = typer.Option(256, min=2, help="Held-out texts scored for agreement with the teacher."),
     extra_text: Optional[str] = typer.Option(None, help="More unlabeled text for distillation only (same formats as --data, e.g. python-docs+wordnet); the teacher labels it."),
-    layer_loss: bool = typer.Option(True, help="Also align each intermediate student layer with the teacher layer it replaces."),
-    freeze_embeddings: bool = typer.Option(True, help="Keep the teacher's word embeddings (a small corpus would only move the rows it contains)."),
+    layer_loss: Optional[bool] = typer.Option(None, help="Also align each intermediate student layer with the teacher layer it replaces (default: on for encoders, off for decoder LMs)."),
+    freeze_embeddings: Optional[bool] = typer.Option(None, help="Keep the teacher's word embeddings (a small corpus would only move the rows it contains). Default: on for encoders, off for decoder LMs (tied embeddings are their LM head)."),
     augment: float = typer.Option(0.0, min=0.0, max=1.0, help="Embedding models: fraction of batches made of new texts cut from the training texts (spans, joined spans), labelled live by the teacher."),
     tflite: bool = typer.Option(True, help="Also convert to TFLite with litert-torch (skipped with a note if it fails)."),
     compare_teacher: bool = typer.Option(True, help="Export the teacher to ONNX too and time it interleaved with the student."),
@@ -80,7 +80,7 @@ def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output:
         raise UsageError(f"{flags} do not apply to a Hugging Face teacher; use `edgekd hf-compress --help` "
                          "for its options (--layers, --hidden-size, --text-column ...)")
     run_hf(teacher, data=data, target=target, output=output, layers=None, hidden_size=None, text_column="text",
-           label_column=None, epochs=epochs or 1, time_budget_s=None, batch_size=batch_size or 32, lr=5e-4,
+           label_column=None, epochs=epochs or 1, time_budget_s=None, batch_size=batch_size, lr=5e-4,
            max_length=128, seq_len=128, train_limit=None, eval_samples=eval_samples or 256, extra_text=None,
-           layer_loss=True, freeze_embeddings=True, augment=0.0, tflite=True, compare_teacher=True,
+           layer_loss=None, freeze_embeddings=None, augment=0.0, tflite=True, compare_teacher=True,
            runs=runs or 20, threads=threads, seed=seed, force=force, json_out=json_out, on_start=on_start)

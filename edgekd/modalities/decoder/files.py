@@ -1,0 +1,65 @@
+"""The decoder modality's files: optimum ONNX with KV cache, int8 and int4 weight-only ONNX (MatMulNBits), and
+the teacher's ONNX (the decode speed-up's reference; a GGUF teacher is saved as an HF directory first)."""
+
+from __future__ import annotations
+
+from edgekd.core import Artifact
+
+LOADER = "optimum.onnxruntime.ORTModelForCausalLM.from_pretrained(dir)"
+TFLITE_BLOCKER = ("litert-torch 0.10's KV-cache exporter for Hugging Face decoders (litert_torch.generative.export_hf) "
+                  "needs a newer transformers than this stack's 4.57 (it imports transformers.cache_utils."
+                  "LinearAttentionCacheLayerMixin), and optimum-onnx 0.1 needs transformers < 4.58, so the TFLite file is "
+                  "a fixed window without KV cache (litert_torch.convert): every generated token reruns the window.")
+TFLITE_NOTE = "student.tflite is a fixed-window decoder (float, no KV cache): " + TFLITE_BLOCKER.split(", so ")[0] + "."
+
+
+def _quantized(m, bits: int, onnx: Artifact) -> Artifact:
+    from edgekd.hf.export import quantize_onnx_weight_only
+
+    c, run = m.cfg, m.run
+    return m.stage(f"decoder-quantize-int{bits}", {"onnx": onnx.sha256, "block": c.block_size}, lambda: Artifact(
+        f"student-onnx-int{bits}", str(quantize_onnx_weight_only(run.path("onnx"), run.path(f"onnx-int{bits}"), bits=bits,
+                                                                 block_size=c.block_size)),
+        "onnx", f"int{bits}-weight-only",
+        extra={"optimum_dir": f"onnx-int{bits}", "loader": LOADER,
+               "scheme": f"onnxruntime MatMulNBits, int{bits} weights, symmetric blocks of {c.block_size}, activations fp32"
+                         + (", embedding table GatherBlockQuantized int4" if bits == 4 else "")}))
+
+
+def _teacher_dir(m):
+    """The teacher as an HF directory optimum can export: as given, or the dequantised GGUF weights saved."""
+    t = m.teacher
+    if not t.gguf_file:
+        return t.path
+    from edgekd.hf.export import save_student_dir
+
+    out = m.run.path("teacher-hf")
+    if not (out / "config.json").is_file():
+        save_student_dir(t.model, t, out)
+    return out
+
+
+def export_files(m, student) -> list[Artifact]:
+    from edgekd.hf.export import export_optimum
+
+    c, run, key, task = m.cfg, m.run, m.student_key, m.teacher.export_task
+    onnx = m.stage("decoder-export-onnx", {"student": key, "task": task}, lambda: Artifact(
+        "student-onnx", str(export_optimum(run.path("student"), run.path("onnx"), task)), "onnx", "fp32",
+        extra={"optimum_dir": "onnx", "loader": LOADER, "kv_cache": True}))
+    files = [onnx, _quantized(m, 8, onnx), _quantized(m, 4, onnx)]
+    if c.compare_teacher:
+        files.append(m.stage("decoder-teacher-onnx", {"teacher": m.t_key, "task": task}, lambda: Artifact(
+            "teacher-onnx", str(export_optimum(_teacher_dir(m), run.path("teacher-onnx"), task)), "onnx", "fp32",
+            extra={"optimum_dir": "teacher-onnx", "reference": True})))
+    if c.tflite:
+        from edgekd.hf.export import export_tflite
+        from edgekd.modalities.text import TFLITE_STAGE
+
+        tfl = m.stage(TFLITE_STAGE, {"student": key, "seq_len": c.seq_len}, lambda: Artifact(
+            "student-tflite", str(export_tflite(student, m.teacher, run.path("student.tflite"), seq_len=c.seq_len)),
+            "tflite", "fp32", extra={"input": f"int32 input_ids + attention_mask, shape (1, {c.seq_len}), right-padded",
+                                     "output": "logits (1, seq_len, vocab)", "kv_cache": False}))
+        if tfl is not None:
+            files.insert(3, tfl)
+            m.notes.append(TFLITE_NOTE)
+    return files

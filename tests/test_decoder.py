@@ -1,0 +1,193 @@
+"""Decoder LMs (issue 20): tiny random GPT-2 and Llama teachers through derive, token-level KD, KV-cache ONNX,
+int8/int4 weight-only ONNX, scoring, profiling, and bad inputs (a directory without a tokenizer, a corrupt GGUF)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("optimum.exporters.onnx")
+
+from decoder_helpers import make_tiny_decoder  # noqa: E402
+from test_hf_helpers import random_texts  # noqa: E402
+
+from edgekd.errors import EdgeKDError  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def teacher(request, tmp_path_factory):
+    import torch
+
+    from edgekd.hf.teacher import load_hf_teacher
+
+    torch.set_num_threads(1)
+    d = make_tiny_decoder(tmp_path_factory.mktemp(request.param) / "t", request.param)
+    return load_hf_teacher(f"hf:{d}", max_length=32)
+
+
+@pytest.fixture(scope="module")
+def exported(teacher, tmp_path_factory):
+    """The teacher-derived student saved, exported with KV cache, and quantized to int8 and int4."""
+    from edgekd.hf.export import export_optimum, quantize_onnx_weight_only, save_student_dir
+    from edgekd.hf.student import derive_hf_student
+
+    root = tmp_path_factory.mktemp("exp")
+    student, _ = derive_hf_student(teacher, layers=2)
+    save_student_dir(student, teacher, root / "student")
+    onnx = export_optimum(root / "student", root / "onnx", teacher.export_task)
+    q = {b: quantize_onnx_weight_only(root / "onnx", root / f"onnx-int{b}", bits=b) for b in (8, 4)}
+    return {"root": root, "student": student, "onnx": onnx, "q": q}
+
+
+def test_kind_and_pad_token(teacher):
+    assert teacher.kind == "causal-lm" and teacher.export_task == "text-generation-with-past"
+    assert teacher.tokenizer.pad_token == teacher.tokenizer.eos_token  # GPT-2 style tokenizer had none
+
+
+def test_derive_keeps_first_last_layers_tied_embeddings(teacher):
+    import torch
+
+    from edgekd.hf.student import derive_hf_student
+
+    student, info = derive_hf_student(teacher, layers=2)
+    assert info["layers"] == [0, 3] and info["init"] == "teacher" and info["params"] < info["teacher_params"]
+    assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()
+    s, t = student.state_dict(), teacher.model.state_dict()
+    last_s = next(k for k in s if ".1." in k and k.endswith("weight"))
+    assert torch.equal(s[last_s], t[last_s.replace(".1.", ".3.", 1)])  # student layer 1 is teacher layer 3
+
+
+def test_narrower_mlp(teacher):
+    from edgekd.hf.student import derive_hf_student
+
+    student, info = derive_hf_student(teacher, layers=2, intermediate_size=16)
+    assert info["intermediate_size"] == 16
+    with pytest.raises(EdgeKDError, match="intermediate-size"):
+        derive_hf_student(teacher, layers=2, intermediate_size=10 ** 6)
+
+
+def _kl(student, teacher, batches):
+    from edgekd.hf.lm_eval import score_lms, torch_logits
+
+    return score_lms({"s": torch_logits(student)}, torch_logits(teacher.model), batches)["s"]
+
+
+def test_token_kd_moves_student_to_teacher(teacher):
+    import copy
+
+    import torch
+
+    from edgekd.hf.lm_eval import lm_batches
+    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.train import TrainConfig, distill_hf
+
+    texts = random_texts(200)
+    val = lm_batches(teacher.tokenizer, random_texts(40, seed=3), max_length=32)
+    student, _ = derive_hf_student(teacher, layers=2)
+    with torch.no_grad():  # start away from the teacher (a random teacher is nearly uniform, so is its copy)
+        for p in student.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ce = copy.deepcopy(student)
+    before = _kl(student, teacher, val)
+    kw = dict(epochs=3, batch_size=8, lr=3e-3, max_length=32, pack=True, temperature=2.0)
+    hist = distill_hf(teacher, student, texts, cfg=TrainConfig(**kw, weights={"soft": 1.0, "hard": 0.0}))
+    distill_hf(teacher, ce, texts, cfg=TrainConfig(**kw, weights={"soft": 0.0, "hard": 1.0}))
+    after, after_ce = _kl(student, teacher, val), _kl(ce, teacher, val)
+    assert hist["steps"] > 0 and hist["train_tokens"] > 0
+    # KD pulls the distributions together, and closer than next-token CE on the same steps
+    assert after["kl_to_teacher"] < 0.5 * before["kl_to_teacher"] and after["kl_to_teacher"] < after_ce["kl_to_teacher"]
+
+
+def test_ce_only_never_runs_the_teacher(teacher, monkeypatch):
+    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.train import TrainConfig, distill_hf
+
+    student, _ = derive_hf_student(teacher, layers=2)
+    calls = []
+    monkeypatch.setattr(teacher.model, "forward", lambda *a, **k: calls.append(1))
+    cfg = TrainConfig(epochs=1, batch_size=8, max_length=32, pack=True, weights={"soft": 0.0}, max_steps=2)
+    hist = distill_hf(teacher, student, random_texts(100), cfg=cfg)
+    assert hist["steps"] == 2 and not calls
+
+
+def test_padding_is_masked_out_of_both_losses():
+    import torch
+
+    from edgekd.distill import TokenKDLoss
+    from edgekd.hf.train import next_token_ce
+
+    s, t = torch.randn(2, 6, 11), torch.randn(2, 6, 11)
+    mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    s2, t2 = s.clone(), t.clone()
+    s2[1, 3:] += 100 * torch.randn(3, 11)  # padded positions: anything
+    ids = torch.randint(0, 11, (2, 6))
+    labels = ids.masked_fill(mask == 0, -100)
+    kd = TokenKDLoss(2.0)
+    assert torch.allclose(kd(s, t, mask), kd(s2, t2, mask))
+    assert torch.allclose(next_token_ce(s, labels), next_token_ce(s2, labels))
+
+
+def test_kv_cache_onnx_parity_and_ortmodel_generates(teacher, exported):
+    import torch
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    from edgekd.hf.decoder_runtime import OrtDecoder
+    from edgekd.hf.lm_eval import lm_batches, score_lms, torch_logits
+
+    student, onnx = exported["student"], exported["onnx"]
+    batches = lm_batches(teacher.tokenizer, random_texts(30, seed=5), max_length=32)
+    res = score_lms({"student": torch_logits(student), "onnx": OrtDecoder(onnx, threads=1).logits},
+                    torch_logits(teacher.model), batches, reference="student")
+    assert res["onnx"]["parity"]["max_abs_logit_diff"] < 1e-4  # fp32 export: rounding only
+    assert res["onnx"]["parity"]["top1_match"] == 1.0
+    assert res["onnx"]["perplexity"] == pytest.approx(res["student"]["perplexity"], rel=1e-4)
+    prompt = batches[0]["input_ids"][:1, :8]
+    ref = student.generate(torch.from_numpy(prompt), attention_mask=torch.ones(1, 8, dtype=torch.long), max_new_tokens=6,
+                           do_sample=False, pad_token_id=teacher.tokenizer.pad_token_id)[0, 8:].tolist()
+    om = ORTModelForCausalLM.from_pretrained(onnx.parent)
+    got = om.generate(torch.from_numpy(prompt), attention_mask=torch.ones(1, 8, dtype=torch.long), max_new_tokens=6,
+                      do_sample=False, pad_token_id=teacher.tokenizer.pad_token_id)[0, 8:].tolist()
+    assert got == ref == OrtDecoder(onnx, threads=1).greedy(prompt, 6)  # KV-cache decoding, same greedy tokens
+
+
+def test_weight_only_int8_int4(exported):
+    import onnx
+
+    fp32 = exported["onnx"].stat().st_size
+    for bits, path in exported["q"].items():
+        ops = {n.op_type for n in onnx.load(path).graph.node}
+        assert "MatMulNBits" in ops and path.stat().st_size < fp32  # GPT-2's Gemm layers included
+        assert (path.parent / "config.json").is_file() and (path.parent / "tokenizer.json").is_file()
+    assert "GatherBlockQuantized" in {n.op_type for n in onnx.load(exported["q"][4]).graph.node}
+
+
+def test_profile_is_measured_and_labelled(exported):
+    from edgekd.modalities.decoder.latency import measure_decoders
+
+    prompt = np.arange(3, 11, dtype=np.int64)[None]
+    lat = measure_decoders({"fp32": exported["onnx"], "int4": exported["q"][4]}, prompt, new_tokens=4, threads=1, runs=3)
+    for v in lat.values():
+        assert v["kind"] == "measured" and "not a phone" in v["where"] and v["decode_tokens_per_s"] > 0
+        assert v["prefill_ms_p50"] > 0 and v["prompt_len"] == 8 and v["p50_ms"] > 0
+        assert v.get("peak_rss_mb", 1) > 0
+
+
+def test_directory_without_tokenizer_is_one_line(tmp_path):
+    from edgekd.hf.teacher import load_hf_teacher
+
+    d = make_tiny_decoder(tmp_path / "t", "gpt2", tokenizer=False)
+    with pytest.raises(EdgeKDError, match="cannot load a tokenizer") as e:
+        load_hf_teacher(f"hf:{d}")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a gguf file at all", b"GGUF\x03\x00\x00\x00" + b"\x00" * 7])
+def test_corrupt_gguf_is_one_line(tmp_path, content):
+    from edgekd.hf.teacher import load_hf_teacher
+
+    p = tmp_path / "model.gguf"
+    p.write_bytes(content)
+    with pytest.raises(EdgeKDError, match="GGUF") as e:
+        load_hf_teacher(f"gguf:{p}")
+    assert "\n" not in str(e.value)

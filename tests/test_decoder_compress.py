@@ -1,0 +1,86 @@
+"""`edgekd compress --teacher hf:DIR` with a tiny random GPT-2: the decoder adapter on the one pipeline, the same
+report writer; resume; a decoder directory without a tokenizer is a one-line CLI error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("optimum.exporters.onnx")
+
+from decoder_helpers import make_tiny_decoder  # noqa: E402
+from test_hf_helpers import random_texts  # noqa: E402
+
+
+def _cli(*args) -> int:
+    from edgekd.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dec")
+    teacher = make_tiny_decoder(root / "teacher", "gpt2")
+    data = root / "texts.txt"
+    data.write_text("\n".join(random_texts(160)))
+    code = _cli("compress", "--teacher", f"hf:{teacher}", "--data", str(data), "--target", "host", "--output",
+                str(root / "out"), "--runs", "3", "--threads", "1", "--eval-samples", "16", "--json")
+    assert code == 0
+    return {"root": root, "teacher": teacher, "data": data, "report": json.loads((root / "out" / "report.json").read_text())}
+
+
+@pytest.mark.slow
+def test_compress_ships_decoder_with_one_report(run):
+    r, out = run["report"], run["root"] / "out"
+    assert r["kind"] == "decoder" and (out / "report.md").read_text().startswith("# edgekd compress (decoder LM)")
+    arts = {a["name"]: a for a in r["artifacts"]}
+    assert {"teacher", "student", "student-onnx", "student-onnx-int8", "student-onnx-int4", "teacher-onnx"} <= set(arts)
+    # host ships int8 ONNX: the int8 weight-only file, and the report says it is weight-only
+    assert r["shipped"] == [arts["student-onnx-int8"]["path"]] and any("weight-only" in n for n in r["notes"])
+    assert arts["student-onnx"]["extra"]["parity_vs_student"]["max_abs_logit_diff"] < 1e-3
+    assert arts["student-onnx"]["extra"]["parity_vs_student"]["same_greedy_tokens"] == 1.0
+    assert r["greedy"]["optimum_generate_same_tokens"] == 1.0 and len(r["greedy"]["prompts"]) >= 1
+    for name in ("student-onnx", "student-onnx-int8", "student-onnx-int4", "teacher-onnx"):
+        lat = arts[name]["latency"]
+        assert lat["kind"] == "measured" and lat["decode_tokens_per_s"] > 0 and lat["prefill_ms_p50"] > 0
+        assert 0 <= arts[name]["accuracy"] <= 100 and arts[name]["extra"]["perplexity"] > 1
+    assert r["student"]["layers"] == [0, 3] and set(r["perplexity"]) >= {"teacher", "student", "student-onnx-int4"}
+    assert r["size_ratio_vs_student_onnx"]["student-onnx-int4"] < 1 and "student-onnx" in r["decode_speedup_vs_teacher_onnx"]
+    assert any("fixed-window" in n for n in r["notes"])  # TFLite without KV cache, and why
+    tfl = arts["student-tflite"]
+    assert tfl["extra"]["parity_vs_student"]["max_abs_logit_diff"] < 1e-3 and tfl["latency"]["kind"] == "measured"
+    assert not list(out.glob(".*partial*"))
+
+
+@pytest.mark.slow
+def test_rerun_skips_every_stage(run, capsys):
+    capsys.readouterr()
+    code = _cli("compress", "--teacher", f"hf:{run['teacher']}", "--data", str(run["data"]), "--target", "host",
+                "--output", str(run["root"] / "out"), "--runs", "3", "--threads", "1", "--eval-samples", "16", "--json")
+    assert code == 0 and "skipped 8 unchanged" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, code: int, what: str) -> None:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code != 0 and len(lines) == 1 and what in lines[0] and "Traceback" not in err
+
+
+def test_cli_decoder_without_tokenizer_is_one_line(tmp_path, capsys):
+    d = make_tiny_decoder(tmp_path / "t", "llama", tokenizer=False)
+    _one_line_error(capsys, _cli("compress", "--teacher", f"hf:{d}", "--output", str(tmp_path / "o")),
+                    "cannot load a tokenizer")
+
+
+def test_cli_corrupt_gguf_is_one_line(tmp_path, capsys):
+    p = tmp_path / "bad.gguf"
+    p.write_bytes(b"\x00" * 64)
+    _one_line_error(capsys, _cli("compress", "--teacher", f"gguf:{p}", "--output", str(tmp_path / "o")),
+                    "not a GGUF file")
