@@ -42,8 +42,12 @@ def test_compress_ships_decoder_with_one_report(run):
     assert r["kind"] == "decoder" and (out / "report.md").read_text().startswith("# edgekd compress (decoder LM)")
     arts = {a["name"]: a for a in r["artifacts"]}
     assert {"teacher", "student", "student-onnx", "student-onnx-int8", "student-onnx-int4", "teacher-onnx"} <= set(arts)
-    # host ships int8 ONNX: the int8 weight-only file, and the report says it is weight-only
-    assert r["shipped"] == [arts["student-onnx-int8"]["path"]] and any("weight-only" in n for n in r["notes"])
+    # host declares int8 ONNX (the weight-only file; the report says so) with fp32 as a precision candidate: on a
+    # model this tiny, fp32 can be faster on the host's measured figure, and then it ships with the rule's note
+    assert any("weight-only" in n for n in r["notes"])
+    if r["shipped"] != [arts["student-onnx-int8"]["path"]]:
+        assert r["shipped"] == [arts["student-onnx"]["path"]]
+        assert any("fp32 ships instead of int8" in n for n in r["notes"]), r["notes"]
     assert arts["student-onnx"]["extra"]["parity_vs_student"]["max_abs_logit_diff"] < 1e-3
     assert arts["student-onnx"]["extra"]["parity_vs_student"]["same_greedy_tokens"] == 1.0
     assert r["greedy"]["optimum_generate_same_tokens"] == 1.0 and len(r["greedy"]["prompts"]) >= 1

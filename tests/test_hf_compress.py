@@ -157,7 +157,8 @@ def test_compress_routes_hf_teacher(tmp_path, monkeypatch, capsys):
                       "--json"], capsys)
     assert code in (0, None), out.err
     assert seen["teacher"] == "hf:/some/dir" and seen["target"] == "android" and seen["data"] is None
-    assert seen["epochs"] == 1 and seen["batch_size"] == 32 and seen["layers"] is None and seen["tflite"]
+    # batch None: the modality's default (32 for encoders, 8 for decoder LMs)
+    assert seen["epochs"] == 1 and seen["batch_size"] is None and seen["layers"] is None and seen["tflite"]
     assert json.loads(out.out)["kind"] == "hf"
 
 
