@@ -119,14 +119,20 @@ def interleaved(paths: dict[str, Path], x: np.ndarray, rounds: int, runs: int) -
     return times
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def peer_args(doc: str, out: Path) -> argparse.ArgumentParser:
+    """The options every peer benchmark takes: the student (given or trained briefly), rounds, runs, output."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--weights", help="student.pt of an `edgekd compress` run on fashion-mnist (default: train briefly)")
     ap.add_argument("--train-samples", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--eval-samples", type=int, default=2000)
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--out", default=str(out))
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = peer_args(__doc__, OUT)
     ap.add_argument("--shipped", help="that run's student_int8.tflite: timed as 'edgekd int8' (the rebuilt file is kept as a row)")
     ap.add_argument("--save-student", help="also save the student's state_dict here (to try `edgekd quantize` on it)")
     args = ap.parse_args(argv)

@@ -16,7 +16,6 @@ interleaved round-robin in one process (ratios; absolute ms are noisy here, and 
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -65,14 +64,9 @@ def executorch_files(model, example: np.ndarray, work: Path) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", help="student.pt of an `edgekd compress` run on fashion-mnist (default: train briefly)")
-    ap.add_argument("--train-samples", type=int, default=20000)
-    ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--eval-samples", type=int, default=2000)
-    ap.add_argument("--out", default=str(OUT))
-    args = ap.parse_args(argv)
+    from export_peers import peer_args
+
+    args = peer_args(__doc__, OUT).parse_args(argv)
 
     import torch
 

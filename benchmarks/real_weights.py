@@ -365,18 +365,23 @@ def precision_rule(rows: dict) -> dict:
     return out
 
 
-def run_tflite_int8(key: str, args, log) -> dict:
-    """--tflite-int8-only: the TFLite fp32 export and int8 files alone (after a quantizer change), same views."""
+def _model_and_views(key: str, args):
+    """The Lite model, its calibration views (per photo and joined), the held-out views and fp32 logits on them:
+    the same photos, views and seed as the main rows."""
     import torch
-
-    from edgekd.export import export_tflite
-    from edgekd.quantize import quantize
 
     torch.set_num_threads(args.threads)
     model, info = lite_model(key)
-    names, cal_parts, held = split_views(info["size"], args.calib_views, args.held_views)
-    calib = np.concatenate(cal_parts)
-    ref = torch_logits(model, held)
+    _, cal_parts, held = split_views(info["size"], args.calib_views, args.held_views)
+    return model, cal_parts, held, np.concatenate(cal_parts), torch_logits(model, held)
+
+
+def run_tflite_int8(key: str, args, log) -> dict:
+    """--tflite-int8-only: the TFLite fp32 export and int8 files alone (after a quantizer change), same views."""
+    from edgekd.export import export_tflite
+    from edgekd.quantize import quantize
+
+    model, cal_parts, held, calib, ref = _model_and_views(key, args)
     with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
         work = Path(d)
         paths, reports = {"edgekd tflite fp32": work / "edgekd_fp32.tflite"}, {}
@@ -400,16 +405,10 @@ def run_tflite_int8(key: str, args, log) -> dict:
 def run_onnx2tf(key: str, args, log) -> dict:
     """--onnx2tf-only: onnx2tf's float and integer_quant / full_integer_quant files through edgekd's onnx2tf
     backend (which hands onnx2tf the calibration views instead of letting it download images)."""
-    import torch
-
     from edgekd.export import export_onnx
     from edgekd.export.onnx2tf_backend import convert
 
-    torch.set_num_threads(args.threads)
-    model, info = lite_model(key)
-    names, cal_parts, held = split_views(info["size"], args.calib_views, args.held_views)
-    calib = np.concatenate(cal_parts)
-    ref = torch_logits(model, held)
+    model, cal_parts, held, calib, ref = _model_and_views(key, args)
     with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
         work = Path(d)
         src = work / "model.onnx"
