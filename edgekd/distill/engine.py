@@ -179,8 +179,7 @@ def _run(teacher, student, data, rec, dist, *, epochs, max_steps, batch_size, se
     if run.model.taps:
         run.model.taps.remove()
     run.best.restore(student, run.checkpointer.best_student)
-    cache_stats = tcache.stats() if tcache is not None else {"enabled": False, "reason": "disabled by caller"
-                                                            if cache is False else "no teacher outputs needed"}
+    cache_stats = tcache.stats() if tcache is not None else {"enabled": False, "reason": _no_cache_reason(cache, rec)}
     metrics = {
         "recipe": rec.name, "epochs": run.history, "best_val_acc": run.best.acc, "best_epoch": run.best.epoch,
         "teacher_val_acc": teacher_acc, "val_metric": val_kind, "steps": run.plan.step,
@@ -192,6 +191,14 @@ def _run(teacher, student, data, rec, dist, *, epochs, max_steps, batch_size, se
     }
     return DistillResult(student=student, metrics=metrics, best_checkpoint=run.checkpointer.path(ckpt.BEST),
                          last_checkpoint=run.checkpointer.path(ckpt.LAST), recipe=rec.to_dict())
+
+
+def _no_cache_reason(cache, rec: Recipe) -> str:
+    if cache is False:
+        return "disabled by caller"
+    if rec.train["mixup"] > 0:
+        return "mixup: the teacher runs live on each mixed batch"
+    return "no teacher outputs needed"
 
 
 def _check_models(teacher: nn.Module, student: nn.Module, x: np.ndarray, y: np.ndarray, dev) -> torch.Tensor:
@@ -223,7 +230,7 @@ def _augmenter(train_cfg: dict, x: np.ndarray) -> Augmenter:
 def _teacher_cache(cache, keys: list[str], x: np.ndarray, teacher: nn.Module, train_cfg: dict, aug: Augmenter,
                    max_bytes: int) -> TeacherCache | None:
     """The caller's shared TeacherCache (checked against this data and teacher), a fresh one, or None."""
-    if cache is False or not keys:
+    if cache is False or not keys or train_cfg["mixup"] > 0:  # mixed inputs are new every step: nothing to reuse
         return None
     if isinstance(cache, TeacherCache):
         fp = f"{data_fingerprint(x)}:{param_fingerprint(teacher)}:{train_cfg['augment']}:{aug.views}"
@@ -246,7 +253,7 @@ def _setup(teacher, student, rec, dist, dev, terms: list[Term], teacher_out: Tea
                 "n": len(x), "data": data_fingerprint(x), "teacher": param_fingerprint(teacher), "world": dist.world}
     checkpointer = Checkpointer(output_dir, settings, rec.name, writer=dist.main)
     torch.manual_seed(seed * 1000 + dist.rank)
-    step = BatchStep(ddp_model, terms, teacher_out, aug, x, y, dist, dev, plan)
+    step = BatchStep(ddp_model, terms, teacher_out, aug, x, y, dist, dev, plan, mixup=rec.train["mixup"], seed=seed)
     return _Run(rec, dist, student, model, step, Stepper(opt, sched, params, rec.train["grad_clip"]), plan,
                 checkpointer, vx, vy, seed, epochs, batch_size, steps_per_epoch)
 

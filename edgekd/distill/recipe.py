@@ -67,6 +67,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "views": 4,  # augmented views per sample cached for the teacher (see cache.py)
     "checkpoint_every": 200,  # steps; 0 = only at epoch end
     "grad_clip": 0.0,
+    "mixup": 0.0,  # Beta(a, a) concentration of input mixup, 0 = off; the teacher then runs live on the mix
 }
 AUGMENTS = ("none", "flip", "crop", "crop-flip")
 PSEUDO_DEFAULTS: dict[str, Any] = {"threshold": 0.0}
@@ -209,7 +210,8 @@ def _parse_train(given: dict[str, Any], source: str) -> dict[str, Any]:
         raise EdgeKDError(f"recipe {source}: scheduler must be onecycle, cosine or constant, got {train['scheduler']!r}")
     if train["augment"] not in AUGMENTS:
         raise EdgeKDError(f"recipe {source}: augment must be one of {', '.join(AUGMENTS)}, got {train['augment']!r}")
-    for k, lo in (("lr", 0.0), ("weight_decay", 0.0), ("warmup", 0.0), ("grad_clip", 0.0), ("momentum", 0.0)):
+    for k, lo in (("lr", 0.0), ("weight_decay", 0.0), ("warmup", 0.0), ("grad_clip", 0.0), ("momentum", 0.0),
+                  ("mixup", 0.0)):
         train[k] = _number(train, k, TRAIN_DEFAULTS[k], lo)
     for k in ("views", "checkpoint_every"):
         if not isinstance(train[k], int) or isinstance(train[k], bool) or train[k] < (1 if k == "views" else 0):

@@ -28,7 +28,10 @@ class Trainable(nn.Module):
         taps = [t for term in terms for t in term.s_taps]
         self.taps = FeatureTaps(student, taps, "student") if taps else None
 
-    def forward(self, x, t_out, y, factors: list[float]):
+    def forward(self, x, t_out, y, factors: list[float], mix: tuple[torch.Tensor, float] | None = None):
+        """mix = (labels of the partner samples, lambda): x is lambda * x + (1 - lambda) * x[perm], so a term
+        that reads labels is lambda * term(y) + (1 - lambda) * term(y_partner) (mixup's loss, Zhang et al. 2018);
+        terms that only compare with the teacher read the teacher's outputs on the same mixed x."""
         if self.taps:
             self.taps.clear()
         s = {"logits": logits_of(self.student(x))}
@@ -40,6 +43,8 @@ class Trainable(nn.Module):
             if factor == 0 or term.spec.weight == 0:
                 continue
             v = term(s, t_out, y)
+            if mix is not None and term.reads_labels:
+                v = mix[1] * v + (1.0 - mix[1]) * term(s, t_out, mix[0])
             parts[term.spec.name] = v.detach()
             total = total + term.spec.weight * factor * v
         return total, parts, s["logits"]
@@ -80,6 +85,10 @@ class TeacherOutputs:
         cached = self.cache.get(self.keys, local, views, compute)
         return {k: v.to(self.dev, non_blocking=True) for k, v in cached.items()}
 
+    def live(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The teacher on inputs no cache holds (a mixup batch)."""
+        return self.run(xb)
+
     def close(self) -> None:
         if self.hooks:
             self.hooks.remove()
@@ -99,6 +108,8 @@ class BatchStep:
     dev: torch.device
     plan: StepPlan
     views: np.ndarray | None = None  # which augmented view each sample shows this epoch
+    mixup: float = 0.0  # Beta(a, a) concentration; 0 = no mixup
+    seed: int = 0
 
     def start_epoch(self, seed: int, epoch: int) -> None:
         self.views = self.aug.epoch_views(seed, epoch)
@@ -107,11 +118,21 @@ class BatchStep:
         local = self.dist.local_rows(batch)
         xb = self.aug.apply(torch.from_numpy(self.x[local]), local, self.views[local]).to(self.dev, non_blocking=True)
         yb = torch.from_numpy(self.y[local]).to(self.dev, non_blocking=True)
+        xb, mix = self.mix(xb, yb)
         factors = [t.spec.factor(self.plan.fraction) for t in self.terms]
         needed = any(f > 0 and t.t_keys for t, f in zip(self.terms, factors))
-        t_out = self.teacher(xb, local, self.views[local]) if needed else {}
-        loss, parts, _ = self.model(xb, t_out, yb, factors)
+        t_out = {} if not needed else self.teacher.live(xb) if mix else self.teacher(xb, local, self.views[local])
+        loss, parts, _ = self.model(xb, t_out, yb, factors, mix)
         return loss, parts, len(local)
+
+    def mix(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, tuple | None]:
+        """Input mixup with one lambda per batch, drawn from (seed, step) so a resumed run mixes the same way."""
+        if self.mixup <= 0 or len(xb) < 2:
+            return xb, None
+        rng = np.random.default_rng([self.seed, self.plan.step, 17])
+        lam = float(rng.beta(self.mixup, self.mixup))
+        perm = torch.from_numpy(rng.permutation(len(xb))).to(xb.device)
+        return lam * xb + (1.0 - lam) * xb[perm], (yb[perm], lam)
 
 
 def epoch_batches(order: np.ndarray, batch_size: int, start: int, steps: int) -> Iterator[np.ndarray]:

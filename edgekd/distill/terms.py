@@ -21,10 +21,13 @@ from edgekd.errors import EdgeKDError
 
 class Term(nn.Module):
     def __init__(self, spec: LossSpec, module: nn.Module, s_taps: list[str], t_keys: list[str],
-                 fn: Callable, needs_labels: bool = False, reducers: dict[str, Callable] | None = None):
+                 fn: Callable, needs_labels: bool = False, reducers: dict[str, Callable] | None = None,
+                 reads_labels: bool | None = None):
         super().__init__()
         self.spec, self.module = spec, module
         self.s_taps, self.t_keys, self.fn, self.needs_labels = s_taps, t_keys, fn, needs_labels
+        # mixup mixes the loss of a term that reads labels (engine: Trainable), not the labels themselves
+        self.reads_labels = needs_labels if reads_labels is None else reads_labels
         self.reducers = reducers or {}  # teacher key -> what to cache instead of the hooked tensor
 
     def forward(self, s: dict, t: dict, y):
@@ -88,7 +91,8 @@ def _build(spec: LossSpec, lt: LossType, p: dict, student: nn.Module, teacher: n
         def fn(m, s, t, y):
             return sum(mi(s[a], t[k]) for mi, a, k in zip(m, s_taps, keys)) / len(s_taps)
 
-    return Term(spec, mod, s_taps, keys, fn, needs_labels=lt.labels == "required", reducers=reducers)
+    return Term(spec, mod, s_taps, keys, fn, needs_labels=lt.labels == "required", reducers=reducers,
+                reads_labels=lt.labels != "none")
 
 
 def _logit_term(spec: LossSpec, lt: LossType, p: dict) -> Term:
@@ -99,7 +103,7 @@ def _logit_term(spec: LossSpec, lt: LossType, p: dict) -> Term:
         return m(s["logits"], *((t["logits"],) if with_teacher else ()), *((y,) if with_labels else ()))
 
     return Term(spec, lt.make(p, None, None), [], ["logits"] if with_teacher else [], fn,
-                needs_labels=lt.labels == "required")
+                needs_labels=lt.labels == "required", reads_labels=with_labels)
 
 
 def _layer_pairs(lt: LossType, p: dict, student, teacher, ex) -> list[tuple[str, str]]:
