@@ -66,10 +66,15 @@ def plain7(c=1, k=10):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, k))
 
 
-def tiny3(c=1, k=10):
+def tiny3(c=1, k=10, w=8):
     """Three conv blocks, ~6 k params, ~0.5 M MACs at 28x28."""
-    return nn.Sequential(*conv_bn(c, 8), *conv_bn(8, 16, 2), *conv_bn(16, 32, 2), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(32, k))
+    return nn.Sequential(*conv_bn(c, w), *conv_bn(w, 2 * w, 2), *conv_bn(2 * w, 4 * w, 2), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4 * w, k))
+
+
+def micro3(c=1, k=10):
+    """tiny3 at half width (~1.7 k params): the smallest student, for 8x8 digits."""
+    return tiny3(c, k, w=4)
 
 
 class Basic(nn.Module):
@@ -125,6 +130,17 @@ class ViT(nn.Module):
         return self.head(self.norm(self.encoder(t)).mean(1))
 
 
+def wide8(c=1, k=10):
+    """A wide 4-conv CNN for 8x8 images (~0.23 M params)."""
+    layers = conv_bn(c, 64) + conv_bn(64, 64) + [nn.MaxPool2d(2)] + conv_bn(64, 128) + conv_bn(128, 128)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, k))
+
+
+def vit8(c=1, k=10):
+    """The small ViT on 8x8 images: 2x2 patches (16 tokens), d 64."""
+    return ViT(c, k, d=64, depth=4, heads=4, patch=2, image=8)
+
+
 def mlp(widths, k=10):
     layers = []
     for a, b in zip(widths[:-1], widths[1:]):
@@ -139,7 +155,13 @@ PAIRS = {
     "plain7-auto0.1": ("fashion-mnist", plain7, 4, "auto:0.1"),
     "digits-mlp": ("digits-features", lambda: mlp([64, 256, 256]), 60, lambda: mlp([64, 12])),
     "vit-tiny3": ("fashion-mnist", ViT, 6, tiny3),
+    # scikit-learn's digits as 8x8 images: teachers train in a minute, so these pairs run at 3 seeds x 2 budgets
+    "digits-wide8-micro3": ("digits", wide8, 100, micro3),
+    "digits-resnet14-mobile": ("digits", resnet14, 100, mobile_s),
+    "digits-vit8-micro3": ("digits", vit8, 150, micro3),
+    "digits-wide8-auto0.1": ("digits", wide8, 100, "auto:0.1"),
 }
+FLIP_TEACHER = {"fashion-mnist"}  # mirrored clothes are clothes; a mirrored digit is not always the same digit
 
 
 # ---------------------------------------------------------------- data, teachers, evaluation
@@ -163,7 +185,7 @@ def test_accuracy(model: nn.Module, data) -> float:
     return float((pred.numpy() == data.test.y).mean())
 
 
-def train_teacher(name: str, factory, epochs: int, data) -> tuple[nn.Module, dict]:
+def train_teacher(name: str, factory, epochs: int, data, flip: bool = True) -> tuple[nn.Module, dict]:
     """Adam + OneCycle on labels, cached by pair architecture so reruns reuse it."""
     TEACHERS.mkdir(parents=True, exist_ok=True)
     path = TEACHERS / f"{name}.pt"
@@ -182,7 +204,7 @@ def train_teacher(name: str, factory, epochs: int, data) -> tuple[nn.Module, dic
         model.train()
         for idx in torch.randperm(len(x)).split(bs):
             xb = x[idx]
-            if xb.ndim == 4:  # random horizontal flips: a stronger teacher at the same cost
+            if flip and xb.ndim == 4:  # random horizontal flips: a stronger teacher at the same cost
                 flip = torch.rand(len(xb)) < 0.5
                 xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
             loss = nn.functional.cross_entropy(model(xb), y[idx])
@@ -232,13 +254,17 @@ def run_chain_one(teacher, student, data, epochs, seed, chain, cache):
                       for link in res.links]}
 
 
-def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> dict:
+def pair_setup(name: str):
+    """(data, teacher, teacher info, teacher cache key, student spec) of a pair; the teacher trained once, cached."""
     data_name, t_factory, t_epochs, s_spec = PAIRS[name]
     data = get_data(data_name)
-    t_key = f"{data_name}-{t_factory.__name__ if hasattr(t_factory, '__name__') else name}"
-    if data_name == "digits-features":
-        t_key = "digits-mlp256"
-    teacher, t_info = train_teacher(t_key, t_factory, t_epochs, data)
+    t_key = "digits-mlp256" if data_name == "digits-features" else f"{data_name}-{t_factory.__name__}"
+    teacher, t_info = train_teacher(t_key, t_factory, t_epochs, data, flip=data_name in FLIP_TEACHER)
+    return data, teacher, t_info, t_key, s_spec
+
+
+def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> dict:
+    data, teacher, t_info, t_key, s_spec = pair_setup(name)
     t_macs, t_params = count_macs_params(teacher, tuple(data.input_shape))
     s0 = make_student(s_spec, teacher, data, 0)
     s_macs, s_params = count_macs_params(s0, tuple(data.input_shape))
@@ -316,9 +342,7 @@ def overall(pairs: dict) -> dict:
 
 def grid(pair: str, specs: list[str]) -> None:
     """One run per spec (seed 0, batch 128), test accuracy printed: for studies of LR, optimizer, augmentation."""
-    data_name, t_factory, t_epochs, s_spec = PAIRS[pair]
-    data = get_data(data_name)
-    teacher, _ = train_teacher(f"{data_name}-{t_factory.__name__}", t_factory, t_epochs, data)
+    data, teacher, _, _, s_spec = pair_setup(pair)
     for spec in specs:
         rec, lr, opt, aug, ep = spec.split("@")
         t0 = time.perf_counter()

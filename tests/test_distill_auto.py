@@ -3,12 +3,14 @@ falls back to labels only only when distillation loses by more than the noise, a
 
 import json
 
+import pytest
 import torch
 
 from tiny_vectors import mlp as _mlp, tiny_bundle
 
 from edgekd.distill import distill
-from edgekd.distill.auto import LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, choose, probe_steps
+from edgekd.distill.auto import (DEFAULT_LR_FACTOR, LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN,
+                                 MIN_PROBE_STEPS, choose, probe_plan, probe_steps)
 
 torch.set_num_threads(1)
 
@@ -20,6 +22,24 @@ def _bundle():
 def test_probe_steps_take_the_stated_share():
     assert probe_steps(1000, 5, 0.15) == 30
     assert probe_steps(10, 5, 0.15) == 20  # a floor: fewer steps say nothing
+
+
+def test_the_probe_shrinks_to_its_share_of_a_short_budget():
+    full = len(LR_FACTORS) + len(LOSS_CANDIDATES)
+    assert probe_plan(full * MIN_PROBE_STEPS * 10, 0.1) == (list(LR_FACTORS), LOSS_CANDIDATES)
+    # three trials fit: labels only (the teacher's reference) and the two most often chosen LRs, no kd-ls
+    assert probe_plan(3 * MIN_PROBE_STEPS * 10, 0.1) == ([10.0, 30.0], ("ce",))
+    assert probe_plan(MIN_PROBE_STEPS * 10, 0.1) == ([], ())  # one trial measures nothing: no probe
+    assert probe_plan(MIN_PROBE_STEPS * 10, 0.1, user_lr=True) == ([], ())
+    assert probe_plan(2 * MIN_PROBE_STEPS * 10, 0.1, user_lr=True) == ([1.0], ("ce",))
+
+
+def test_a_budget_too_short_for_a_probe_trains_the_default_without_one():
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=4, batch_size=32, progress=False)
+    auto = res.metrics["auto"]
+    assert auto["tried"] == [] and auto["chosen"] == LR_RECIPE and "no probe" in auto["reason"]
+    assert auto["lr"] == pytest.approx(3e-3 * DEFAULT_LR_FACTOR * (32 / 128) ** 0.5)  # base LR, sqrt batch rule
+    assert res.metrics["steps"] == 4 * 8
 
 
 def test_choose_prefers_distillation_within_noise_and_ce_beyond_it():
@@ -46,8 +66,8 @@ def test_choose_asks_whether_the_teacher_has_something_to_teach():
 def test_auto_probes_every_candidate_then_trains_the_winner(tmp_path):
     teacher = _mlp(64, 0).eval()
     data = _bundle()
-    res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=4, batch_size=32, progress=False,
-                  output_dir=tmp_path / "run")
+    res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=110, batch_size=32, progress=False,
+                  output_dir=tmp_path / "run", checkpoint_every=0)  # 880 steps: room for the whole probe
     auto = res.metrics["auto"]
     # stage 1: the LR for Hinton KD; stage 2: the other losses at the LR stage 1 chose
     assert [t["recipe"] for t in auto["tried"]] == [LR_RECIPE] * len(LR_FACTORS) + list(LOSS_CANDIDATES)
@@ -56,7 +76,7 @@ def test_auto_probes_every_candidate_then_trains_the_winner(tmp_path):
     assert all(t["steps"] == auto["steps_per_candidate"] for t in auto["tried"])
     assert auto["chosen"] in (LR_RECIPE, *LOSS_CANDIDATES) and res.metrics["recipe"] == f"auto:{auto['chosen']}"
     assert res.recipe["train"]["lr"] == auto["lr"]  # the winner trains at the probed LR
-    assert res.metrics["steps"] == 4 * 8  # the winner gets the whole budget
+    assert res.metrics["steps"] == 110 * 8  # the winner gets the whole budget
     saved = json.loads((tmp_path / "run" / "auto_probe.json").read_text())
     assert saved["report"]["chosen"] == auto["chosen"]
 
@@ -74,7 +94,7 @@ def test_resumed_auto_run_reuses_the_probe(tmp_path, monkeypatch):
 
 
 def test_a_learning_rate_the_user_gave_is_kept():
-    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=2, batch_size=32, lr=0.02,
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=40, batch_size=32, lr=0.02,
                   progress=False)
     assert {t["lr"] for t in res.metrics["auto"]["tried"]} == {0.02}
     assert res.recipe["train"]["lr"] == 0.02
