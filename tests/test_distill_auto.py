@@ -9,8 +9,8 @@ import torch
 from tiny_vectors import mlp as _mlp, tiny_bundle
 
 from edgekd.distill import distill
-from edgekd.distill.auto import (DEFAULT_LR_FACTOR, LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN,
-                                 MIN_PROBE_STEPS, choose, probe_plan, probe_steps)
+from edgekd.distill.auto import (LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_BUDGET,
+                                 MIN_PROBE_STEPS, choose, probe_budget, probe_plan, probe_steps)
 
 torch.set_num_threads(1)
 
@@ -22,24 +22,17 @@ def _bundle():
 def test_probe_steps_take_the_stated_share():
     assert probe_steps(1000, 5, 0.15) == 30
     assert probe_steps(10, 5, 0.15) == 20  # a floor: fewer steps say nothing
+    assert probe_steps(10_000, 6, 0.15) == 250
 
 
-def test_the_probe_shrinks_to_its_share_of_a_short_budget():
+def test_the_probe_shrinks_to_its_budget_on_short_runs():
     full = len(LR_FACTORS) + len(LOSS_CANDIDATES)
     assert probe_plan(full * MIN_PROBE_STEPS * 10, 0.1) == (list(LR_FACTORS), LOSS_CANDIDATES)
-    # three trials fit: labels only (the teacher's reference) and the two most often chosen LRs, no kd-ls
-    assert probe_plan(3 * MIN_PROBE_STEPS * 10, 0.1) == ([10.0, 30.0], ("ce",))
-    assert probe_plan(MIN_PROBE_STEPS * 10, 0.1) == ([], ())  # one trial measures nothing: no probe
-    assert probe_plan(MIN_PROBE_STEPS * 10, 0.1, user_lr=True) == ([], ())
-    assert probe_plan(2 * MIN_PROBE_STEPS * 10, 0.1, user_lr=True) == ([1.0], ("ce",))
-
-
-def test_a_budget_too_short_for_a_probe_trains_the_default_without_one():
-    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=4, batch_size=32, progress=False)
-    auto = res.metrics["auto"]
-    assert auto["tried"] == [] and auto["chosen"] == LR_RECIPE and "no probe" in auto["reason"]
-    assert auto["lr"] == pytest.approx(3e-3 * DEFAULT_LR_FACTOR * (32 / 128) ** 0.5)  # base LR, sqrt batch rule
-    assert res.metrics["steps"] == 4 * 8
+    # a short run gets the floor, MIN_PROBE_BUDGET steps (3 trials): the LRs the suite chose most often, no ce
+    assert probe_budget(10, 0.15) == MIN_PROBE_BUDGET == 3 * MIN_PROBE_STEPS
+    assert probe_plan(10, 0.15) == ([3.0, 10.0, 30.0], ())
+    assert probe_plan(4 * MIN_PROBE_STEPS * 10, 0.1) == ([3.0, 10.0, 30.0], ("ce",))
+    assert probe_plan(10, 0.15, user_lr=True) == ([1.0], LOSS_CANDIDATES)  # the user's LR is never dropped
 
 
 def test_choose_prefers_distillation_within_noise_and_ce_beyond_it():
@@ -94,7 +87,7 @@ def test_resumed_auto_run_reuses_the_probe(tmp_path, monkeypatch):
 
 
 def test_a_learning_rate_the_user_gave_is_kept():
-    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=40, batch_size=32, lr=0.02,
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=2, batch_size=32, lr=0.02,
                   progress=False)
     assert {t["lr"] for t in res.metrics["auto"]["tried"]} == {0.02}
     assert res.recipe["train"]["lr"] == 0.02

@@ -12,8 +12,9 @@ and a base LR fitted to one pair was several times too low for another (digits M
 Then the loss mix at that LR: LOSS_CANDIDATES. The LR stage uses the even mix, not Hinton's alpha 0.9,
 because alpha 0.9 trails at every LR on low-capacity students and would pick the LR for a loss that loses.
 
-The probe stays inside its share: when the budget cannot give every trial MIN_PROBE_STEPS, trials are dropped
-(probe_plan), and below two trials auto trains kd-balanced at DEFAULT_LR_FACTOR x the base LR without probing.
+The probe takes `share` of the run's steps, never under MIN_PROBE_BUDGET steps (so on runs under 400 steps, a few
+seconds each, it costs more than the share); when that cannot give every trial MIN_PROBE_STEPS, trials are
+dropped in DROP_ORDER (probe_plan).
 
 Labels only (`ce`) is tried too, as the reference the teacher must beat: when the teacher's own val accuracy
 is no better than the labels-only trial's (within two standard errors, at least `MIN_MARGIN`), it has nothing
@@ -33,11 +34,12 @@ from edgekd.errors import EdgeKDError
 
 LR_RECIPE = "kd-balanced"
 LR_FACTORS = (1.0, 3.0, 10.0, 30.0)  # times the recipe's base LR (3e-3 for the built-ins, AdamW + OneCycle)
-# When the budget cannot pay every trial MIN_PROBE_STEPS inside the share, the probe shrinks: kd-ls goes first,
-# then LRs in this order from the end (x10 and x30 won most often on the suite, x1 least), then labels only.
-# Below two trials there is no probe: kd-balanced at x10, the suite's most frequent pick.
-LR_PRIORITY = (10.0, 30.0, 3.0, 1.0)
-DEFAULT_LR_FACTOR = 10.0
+# The probe gets `share` of the run's steps but never under MIN_PROBE_BUDGET: fewer steps measure nothing, and a
+# run that short takes seconds. When that cannot pay every trial MIN_PROBE_STEPS, trials go in this order:
+# kd-ls, the x1 LR, labels only, x3 (x10 and x30 won most often on the suite: plain7 -> tiny3, digits MLP, ViT ->
+# micro3 at x30, ResNet -> MobileNet-style at x10).
+DROP_ORDER = (("loss", "kd-ls"), ("lr", 1.0), ("loss", "ce"), ("lr", 3.0), ("lr", 30.0))
+MIN_PROBE_BUDGET = 60
 # tried at the LR stage 1 chose. DKD was a candidate until the session-8 suite: it trailed labels only on
 # every pair at every LR tried (plain7 -> tiny3 at lr 0.1: 85.77 % vs 88.72 %), so its trial only cost steps.
 LOSS_CANDIDATES = ("kd-ls", "ce")
@@ -63,25 +65,26 @@ class ProbeReport:
         return asdict(self)
 
 
+def probe_budget(total_steps: int, share: float = PROBE_SHARE) -> int:
+    return max(MIN_PROBE_BUDGET, int(total_steps * share))
+
+
 def probe_steps(total_steps: int, n_candidates: int, share: float = PROBE_SHARE) -> int:
-    return max(MIN_PROBE_STEPS, int(total_steps * share / n_candidates))
+    return max(MIN_PROBE_STEPS, probe_budget(total_steps, share) // max(1, n_candidates))
 
 
 def probe_plan(total_steps: int, share: float = PROBE_SHARE, user_lr: bool = False,
                losses: tuple[str, ...] = LOSS_CANDIDATES) -> tuple[list[float], tuple[str, ...]]:
-    """(LR factors, loss candidates) that fit `share` of the budget at MIN_PROBE_STEPS or more per trial.
-
-    The whole ladder when it fits; otherwise kd-ls is dropped, then LRs by LR_PRIORITY, keeping labels only
-    (the teacher's reference) while two trials fit. Empty: no probe (the budget is too short to measure).
-    With the user's LR there is one LR "factor", 1 (the LR as given)."""
-    fit = int(total_steps * share) // MIN_PROBE_STEPS
-    n_lrs = 1 if user_lr else len(LR_FACTORS)
-    if fit >= n_lrs + len(losses):
-        return ([1.0] if user_lr else list(LR_FACTORS)), tuple(losses)
-    if fit < 2:
-        return [], ()
-    kept = tuple(c for c in losses if c == "ce")
-    return ([1.0] if user_lr else sorted(LR_PRIORITY[:min(n_lrs, fit - len(kept))])), kept
+    """(LR factors, loss candidates) that the probe budget can give MIN_PROBE_STEPS each: the whole ladder when
+    it fits, else trials dropped in DROP_ORDER (never the last LR). With the user's LR the one factor is 1."""
+    fit = probe_budget(total_steps, share) // MIN_PROBE_STEPS
+    cands = [("lr", f) for f in ([1.0] if user_lr else LR_FACTORS)] + [("loss", c) for c in losses]
+    for drop in DROP_ORDER:
+        if len(cands) <= fit:
+            break
+        if drop in cands and (drop[0] == "loss" or sum(k == "lr" for k, _ in cands) > 1):
+            cands.remove(drop)
+    return [v for k, v in cands if k == "lr"], tuple(v for k, v in cands if k == "loss")
 
 
 def choose(tried: list[dict[str, Any]], n_val: int, teacher_acc: float | None = None) -> tuple[str, str]:
@@ -147,13 +150,6 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
-    if not factors:  # too short a budget to measure anything inside the share
-        lr = base_lr if user_lr is not None else base_lr * DEFAULT_LR_FACTOR
-        chosen = lr_recipe
-        return ProbeReport(chosen, f"no probe: {total} steps leave {int(total * share)} for it ({share:.0%}), under "
-                           f"{2 * MIN_PROBE_STEPS} for two {MIN_PROBE_STEPS}-step trials; {chosen} at lr {lr:.2g} "
-                           f"({'yours' if user_lr is not None else f'x{DEFAULT_LR_FACTOR:g} the base LR'}), the "
-                           "suite's most frequent choice", share, 0, total, 0.0, [], lr)
     lrs = [base_lr * f for f in factors]  # the user's LR is kept (factor 1)
     steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
