@@ -20,6 +20,8 @@ Methods, all at the same epochs, batch and seeds:
   chain1    teacher -> one assistant derived from the teacher (width, teacher-initialised) -> student, each
             link `auto`, the same total optimizer steps as one direct run (issue 18 part 4)
   chain-auto  the same with `chain="auto"` (its probe decides between direct KD and a chain)
+  chain-dgkd  chain1 with dense guidance (DGKD, Son et al. 2021): the student learns from the teacher and the
+            assistant at once (run_chain(guidance="dense"))
 gap_closed = (auto - scratch) / (teacher - scratch), on seed means. probe_share = probe seconds / auto's seconds.
 """
 
@@ -240,14 +242,14 @@ def run_one(teacher, student, data, recipe, epochs, seed, lr=None, cache=None):
     return out
 
 
-def run_chain_one(teacher, student, data, epochs, seed, chain, cache):
+def run_chain_one(teacher, student, data, epochs, seed, chain, cache, guidance="chain"):
     """Teacher -> assistant(s) derived from the teacher -> student, every link `auto`, the same total optimizer
     steps as one direct run (run_chain splits them over the links)."""
     from edgekd.prune import run_chain
 
     t0 = time.perf_counter()
     res = run_chain(teacher, student, data, chain=chain, recipe="auto", epochs=epochs, batch_size=128, seed=seed,
-                    teacher_cache=cache)
+                    teacher_cache=cache, guidance=guidance)
     return {"test_acc": test_accuracy(res.student, data), "val_acc": res.metrics["best_val_acc"],
             "seconds": round(time.perf_counter() - t0, 2), "plan": res.plan.to_dict(),
             "links": [{k: link.get(k) for k in ("role", "macs_ratio", "val_acc", "steps", "recipe")}
@@ -281,9 +283,11 @@ def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> di
                                       lr=lr), lr=lr) for lr in SCRATCH_LRS]
                 best = max(sweep, key=lambda r: r["val_acc"])
                 runs[m].append(dict(best, sweep=sweep, seconds=sum(r["seconds"] for r in sweep)))
-            elif m.startswith("chain"):  # chain1: one assistant forced; chain-auto: --chain auto decides
+            elif m.startswith("chain"):  # chain1: one assistant; chain-auto: --chain auto decides; chain-dgkd: dense
+                kind = m.split("chain", 1)[1].lstrip("-")
                 runs[m].append(run_chain_one(teacher, make_student(s_spec, teacher, data, seed), data, epochs, seed,
-                                             m.split("chain", 1)[1].lstrip("-") or "auto", cache))
+                                             "1" if kind == "dgkd" else kind, cache,
+                                             "dense" if kind == "dgkd" else "chain"))
             else:
                 runs[m].append(run_one(teacher, make_student(s_spec, teacher, data, seed), data, m, epochs, seed,
                                        cache=cache))

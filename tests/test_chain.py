@@ -143,3 +143,22 @@ def test_run_chain_with_recipe_auto(tmp_path, data):
     res = run_chain(Teacher().eval(), None, data, plan=plan_chain(None, 0.02, chain="1"), recipe="auto",
                     max_steps=6, batch_size=32, run=RunDir(tmp_path / "run"))
     assert [link["recipe"].split(":")[0] for link in res.links] == ["auto", "auto"]
+
+
+def test_dense_guidance_teaches_the_student_from_teacher_and_assistant(data, monkeypatch):
+    """DGKD: the student link's teacher is DenseGuides over the teacher and the trained assistant."""
+    import edgekd.prune._train as tr
+    from edgekd.distill.guides import DenseGuides
+
+    seen = []
+    real = tr.train_link
+    monkeypatch.setattr(tr, "train_link", lambda t, s, d, **k: (seen.append(t), real(t, s, d, **k))[1])
+    torch.manual_seed(0)
+    teacher = Teacher().eval()
+    res = run_chain(teacher, None, data, plan=plan_chain(None, 0.02, chain="1"), recipe="hinton", max_steps=6,
+                    batch_size=32, guidance="dense")
+    assert seen[0] is teacher and isinstance(seen[1], DenseGuides)
+    assert len(seen[1].guides) == 2 and seen[1].guides[0] is teacher and seen[1].temperature == 4.0  # hinton's T
+    assert res.links[-1]["guides"] == 2 and "guides" not in res.links[0]
+    with pytest.raises(EdgeKDError, match="guidance"):
+        run_chain(teacher, None, data, plan=plan_chain(None, 0.02, chain="1"), max_steps=2, guidance="both")

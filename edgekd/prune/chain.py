@@ -215,6 +215,7 @@ def run_chain(
     round_to: int = 8,
     teacher_cache=None,
     student_blocks: list[str] | None = None,
+    guidance: str = "chain",
 ) -> ChainResult:
     """Distill teacher -> TA1 -> ... -> student with the same total budget as one direct KD run.
 
@@ -229,6 +230,8 @@ def run_chain(
     plan, e.g. from derive(teacher, ratio)); assistants are then width-only so those blocks still exist.
     Every link file records its dropped blocks relative to the teacher, so it loads with
     edgekd.models.load_model(teacher_spec, link/model.pt).
+    guidance: "chain" (each link learns from the one before) or "dense" (DGKD, Son et al. 2021: the student link
+    learns from the teacher and every trained assistant at once, through edgekd.distill.guides.DenseGuides).
     """
     run_dir = run
     import torch
@@ -236,6 +239,8 @@ def run_chain(
     t0 = time.perf_counter()
     if not isinstance(teacher, torch.nn.Module):
         raise EdgeKDError("run_chain needs a PyTorch nn.Module teacher")
+    if guidance not in ("chain", "dense"):
+        raise EdgeKDError(f"chain guidance must be 'chain' or 'dense', got {guidance!r}")
     x = _util.example_tensor(example_input if example_input is not None else data.train.x[:1])
     teacher.eval()
     t_macs, _ = _util.count(teacher, x)
@@ -265,6 +270,7 @@ def run_chain(
     prev, prev_ratio, prev_key = teacher, 1.0, _weights_key(teacher)
     prev_arch, prev_dropped = _tagged(copy.deepcopy(teacher)), []
     sizes = plan.ratios + [plan.student_ratio]
+    guides = [teacher]  # the teacher and every trained assistant: the student's guides under dense guidance
     for i, ratio in enumerate(sizes):
         last = i == len(sizes) - 1
         name = f"link{i + 1}"
@@ -292,19 +298,39 @@ def run_chain(
                     "max_steps": per_link, "batch_size": batch_size, "lr": lr, "seed": seed,
                     "derive_mode": derive_mode, "round_to": round_to, "given_student": given is not None,
                     "student_key": _weights_key(given) if given is not None else None,
-                    "student_blocks": sorted(student_blocks) if student_blocks is not None else None}
-        model, info = _run_link(run_dir, f"chain.{name}", settings, prev, make_model, data, link_dir,
+                    "student_blocks": sorted(student_blocks) if student_blocks is not None else None,
+                    **({"guidance": "dense"} if guidance == "dense" else {})}
+        link_teacher = prev
+        if last and guidance == "dense" and len(guides) > 1:
+            from edgekd.distill.guides import DenseGuides
+
+            link_teacher = DenseGuides(guides, _kd_temperature(recipe)).eval()
+            settings["prev"] = [_weights_key(g) for g in guides]
+        model, info = _run_link(run_dir, f"chain.{name}", settings, link_teacher, make_model, data, link_dir,
                                 recipe=recipe, epochs=link_epochs, max_steps=per_link, batch_size=batch_size,
                                 lr=lr, seed=seed, progress=progress, given=given, root=teacher,
                                 cache=teacher_cache if i == 0 else None)
         macs, params = _util.count(model, x)
         info.update({"link": i + 1, "role": "student" if last else "assistant", "target_ratio": ratio,
                      "macs": macs, "params": params, "macs_ratio": round(macs / max(1, t_macs), 5)})
+        if link_teacher is not prev:
+            info["guides"] = len(guides)
         links.append(info)
+        guides.append(model)
         prev, prev_ratio, prev_key = model, macs / max(1, t_macs), _weights_key(model)  # achieved, not planned
         prev_arch, prev_dropped = model, list(info.get("dropped_blocks") or [])
     prev.eval()
     return ChainResult(student=prev, plan=plan, links=links, seconds=round(time.perf_counter() - t0, 3))
+
+
+def _kd_temperature(recipe) -> float:
+    """The KD temperature the student link's recipe softens with (DenseGuides must average at the same T); auto's
+    probe ranks kd-balanced first, T=4."""
+    from edgekd.distill.recipe import load_recipe
+
+    name = "kd-balanced" if recipe == "auto" else recipe
+    kd = [s for s in load_recipe(name).losses if s.type == "kd"]
+    return float(kd[0].params.get("temperature", 4.0)) if kd else 4.0
 
 
 def _planned(teacher, data, student_ratio, chain, student, x, *, run_dir, probe_steps, batch_size, seed,
