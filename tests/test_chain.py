@@ -162,3 +162,13 @@ def test_dense_guidance_teaches_the_student_from_teacher_and_assistant(data, mon
     assert res.links[-1]["guides"] == 2 and "guides" not in res.links[0]
     with pytest.raises(EdgeKDError, match="guidance"):
         run_chain(teacher, None, data, plan=plan_chain(None, 0.02, chain="1"), max_steps=2, guidance="both")
+
+
+def test_dense_prefix_of_chain():
+    from edgekd.prune.chain import split_guidance
+
+    assert split_guidance("dense") == ("dense", "auto") and split_guidance("dense:2") == ("dense", "2")
+    assert split_guidance("auto") == ("chain", "auto") and split_guidance(1) == ("chain", 1)
+    assert plan_chain(None, 0.02, chain="dense:1").n_assistants == 1
+    with pytest.raises(EdgeKDError, match="dense"):
+        plan_chain(None, 0.02, chain="dense:many")

@@ -30,7 +30,7 @@ def compress_cmd(
     sets: List[str] = typer.Option([], "--set", help="Override a recipe field: KEY=VALUE (train.lr=0.01, kd.temperature=2), as on `edgekd distill`.", rich_help_panel="Distill"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Default 128; 32 with an hf: teacher.", rich_help_panel="Distill"),
     prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery).", rich_help_panel="Run"),
-    chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants.", rich_help_panel="Run"),
+    chain: str = typer.Option("none", help="Teacher-assistant chain: none, auto, or a number of assistants; dense:<auto|n> = DGKD (the student learns from the teacher and every assistant).", rich_help_panel="Run"),
     calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration.", rich_help_panel="Quantize"),
     max_drop: Optional[float] = typer.Option(None, min=0.0, help="Accuracy budget in points for quantization (held-out data).", rich_help_panel="Quantize"),
     allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop, and let a quantized file whose check (budget or parity) failed ship anyway.", rich_help_panel="Quantize"),

@@ -64,8 +64,17 @@ def geometric_ratios(student_ratio: float, n: int) -> list[float]:
     return [round(student_ratio ** (i / (n + 1)), 6) for i in range(1, n + 1)]
 
 
+def split_guidance(chain) -> tuple[str, "str | int"]:
+    """--chain "dense", "dense:auto" or "dense:<n>" -> ("dense", the rest, default auto); anything else ("chain", it)."""
+    if isinstance(chain, str) and chain.strip().lower().startswith("dense"):
+        rest = chain.strip()[len("dense"):].lstrip(":").strip()
+        return "dense", rest or "auto"
+    return "chain", chain
+
+
 def parse_chain(chain) -> str | int:
-    """'auto' | 'none' | a non-negative integer number of assistants."""
+    """'auto' | 'none' | a non-negative integer number of assistants (a "dense:" prefix is split off first)."""
+    chain = split_guidance(chain)[1]
     if isinstance(chain, int) and not isinstance(chain, bool):
         n = chain
     elif isinstance(chain, str) and chain.strip().lower() in ("auto", "none"):
@@ -74,7 +83,8 @@ def parse_chain(chain) -> str | int:
         try:
             n = int(str(chain).strip())
         except ValueError:
-            raise EdgeKDError(f"--chain must be auto, none or a number of assistants, got {chain!r}") from None
+            raise EdgeKDError(f"--chain must be auto, none or a number of assistants (optionally after dense:), "
+                              f"got {chain!r}") from None
     if not 0 <= n <= 8:
         raise EdgeKDError(f"--chain: number of assistants must be between 0 and 8, got {n}")
     return n

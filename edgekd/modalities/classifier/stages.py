@@ -55,14 +55,15 @@ def distill_stage(ctx: Context):
         torch.manual_seed(cfg.seed)
         student = ctx.student_src.build().train()
         if cfg.chain and cfg.chain != "none":
-            from edgekd.prune import run_chain
+            from edgekd.prune.chain import run_chain, split_guidance
 
             ctx.log(f"distilling through a teacher-assistant chain ({cfg.chain})")
+            guidance, chain = split_guidance(cfg.chain)
             # auto:<ratio>: the student is derived from the last trained assistant (it inherits what the chain
             # learned), with the depth plan announced by derive(teacher, ratio) so student.pt loads the same way.
             auto = ctx.student_src.spec.startswith("auto:")
             info = ctx.student_src.info
-            res = run_chain(ctx.teacher, None if auto else student, ctx.data, chain=cfg.chain, recipe=cfg.recipe,
+            res = run_chain(ctx.teacher, None if auto else student, ctx.data, chain=chain, guidance=guidance, recipe=cfg.recipe,
                             epochs=cfg.epochs, seed=cfg.seed, batch_size=cfg.batch_size, run=ctx.run,
                             output_dir=ctx.run.path("chain"), student_ratio=info["target_ratio"] if auto else None,
                             student_blocks=list(info.get("dropped_blocks") or []) if auto else None,
