@@ -265,7 +265,7 @@ def pair_setup(name: str):
     return data, teacher, t_info, t_key, s_spec
 
 
-def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> dict:
+def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str], scratch_lrs=SCRATCH_LRS) -> dict:
     data, teacher, t_info, t_key, s_spec = pair_setup(name)
     t_macs, t_params = count_macs_params(teacher, tuple(data.input_shape))
     s0 = make_student(s_spec, teacher, data, 0)
@@ -280,7 +280,7 @@ def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str]) -> di
         for m in methods:
             if m == "scratch":  # the labels-only baseline gets its own LR sweep, picked by val accuracy
                 sweep = [dict(run_one(teacher, make_student(s_spec, teacher, data, seed), data, "ce", epochs, seed,
-                                      lr=lr), lr=lr) for lr in SCRATCH_LRS]
+                                      lr=lr), lr=lr) for lr in scratch_lrs]
                 best = max(sweep, key=lambda r: r["val_acc"])
                 runs[m].append(dict(best, sweep=sweep, seconds=sum(r["seconds"] for r in sweep)))
             elif m.startswith("chain"):  # chain1: one assistant; chain-auto: --chain auto decides; chain-dgkd: dense
@@ -363,6 +363,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--methods", default="scratch,hinton,auto")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scratch-lrs", default=",".join(map(str, SCRATCH_LRS)),
+                    help="the labels-only sweep (fewer only where a budget cannot pay four full runs; recorded)")
     ap.add_argument("--out", default=str(RESULTS / "distill_suite.json"))
     ap.add_argument("--merge", nargs="+", help="merge the JSONs of several processes into --out")
     ap.add_argument("--grid", nargs="+", help="single runs recipe@lr@optimizer@augment@epochs on the first pair")
@@ -397,7 +399,10 @@ def main() -> None:
     results = {}
     for e in [int(x) for x in a.epochs.split(",")]:
         for name in a.pairs.split(","):
-            results[f"{name}@{e}"] = run_pair(name, e, seeds, methods)
+            lrs = tuple(float(x) for x in a.scratch_lrs.split(","))
+            results[f"{name}@{e}"] = run_pair(name, e, seeds, methods, lrs)
+            if lrs != SCRATCH_LRS:
+                results[f"{name}@{e}"]["scratch_lrs"] = list(lrs)
             doc = {"benchmark": "distill_suite", "machine": f"{platform.machine()} {platform.processor()}",
                    "threads": a.threads, "torch": torch.__version__, "seconds": round(time.perf_counter() - t0),
                    "protocol": __doc__.split("\n\n", 2)[-1].strip(), "results": results,
