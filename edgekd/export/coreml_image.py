@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-INPUTS = ("image", "tensor")
-COLOR_LAYOUTS = ("RGB", "BGR")  # the order of the model's 3 channels (edgekd's loaders read RGB)
+from edgekd.targets import COREML_COLOR_LAYOUTS as COLOR_LAYOUTS  # the order of a 3-channel model's channels
+from edgekd.targets import COREML_INPUTS as INPUTS
+
 _SAME_STD = 1e-6  # relative: stds this close are one scale
 
 

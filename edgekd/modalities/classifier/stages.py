@@ -240,6 +240,12 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
     int8_io = ctx.target.kind == "npu" and fmt == "tflite"
     settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
                 "seed": cfg.seed, "max_drop": cfg.max_drop, "allow_drop": cfg.allow_drop, "int8_io": int8_io}
+    coreml = None
+    if fmt == "coreml":  # the target's input kind; an image input folds the run's data normalisation
+        opts = ctx.target.coreml
+        coreml = {"input": opts.input, "color_layout": opts.color_layout,
+                  "normalisation": (ctx.data.mean, ctx.data.std)}
+        settings["coreml"] = {**coreml, "normalisation": [ctx.data.mean, ctx.data.std]}
 
     def run_quant() -> StageResult:
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
@@ -247,7 +253,8 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         val = ctx.data.val
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
                        eval_data=(val.x[:1000], val.y[:1000]), max_drop=cfg.max_drop, allow_drop=cfg.allow_drop,
-                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})")
+                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
+                       coreml=coreml)
         for w in rep.warnings:
             ctx.log(f"[yellow]warning:[/] {name}: {w}")
         extra = {"quantize": rep.to_dict(), "check": rep.check}  # the shipping rule reads "check"
