@@ -36,7 +36,8 @@ def quantize_at_export(torch_model, out: Path, *, mode: str, calib: np.ndarray |
     report = QuantReport(path=str(out), format=fmt, mode=mode, precision=mode, parity=rep.parity, ops=rep.ops,
                          size_bytes=rep.size_bytes, source="the PyTorch model (quantized while converting)",
                          calib_samples=int(len(calib)) if (fmt == "pte" and mode == "int8") else 0,
-                         method="minmax" if (fmt == "pte" and mode == "int8") else None, notes=list(rep.notes))
+                         method="minmax" if (fmt == "pte" and mode == "int8") else None, notes=list(rep.notes),
+                         input_layout=rep.input_layout if fmt == "coreml" else None)
     if rep.delegation:
         d = rep.delegation
         report.notes.append(f"delegation: {d['delegated_ops']} ops in XNNPACK, {d['portable_ops']} in portable kernels "

@@ -377,8 +377,11 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
     quant = [(a.name, (a.extra or {}).get("quantize", {})) for a in artifacts]
     notes = [f"{name}: {n}" for name, q in quant for n in q.get("notes", [])]
     notes += [f"warning: {name}: {w}" for name, q in quant for w in q.get("warnings", [])]
+    # what a shipped Core ML package takes: "image GRAYSCALE|RGB|BGR" (raw 0..255 pixels) or "NCHW" (the tensor)
+    coreml = sorted({q["input_layout"] for a, (_, q) in zip(artifacts, quant)
+                     if a.format == "coreml" and a.extra.get("shipped") and q.get("input_layout")})
     return {
-        "data": ctx.data.describe(),
+        "data": {**ctx.data.describe(), **({"coreml_input": coreml} if coreml else {})},
         "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
         "student": {"spec": ctx.student_src.spec, "macs": s_macs, "params": s_params,
                     "teacher_macs_over_student": round(t_macs / max(1, s_macs), 2),
