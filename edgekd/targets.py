@@ -103,8 +103,12 @@ class Target:
     source: str = ""  # file it was read from
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """JSON-ready (tuples become lists). [coreml] only when the file has one: a stage fingerprinted on the
+        target (profile, student search) keeps its cache for targets written before the table existed."""
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        if self.coreml == CoreMLInput():
+            del d["coreml"]
+        return d
 
 
 
