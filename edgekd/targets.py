@@ -20,6 +20,8 @@ from edgekd.errors import EdgeKDError
 FORMATS = ("onnx", "tflite", "pte", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8")
 KINDS = ("cpu", "npu")
+COREML_INPUTS = ("image", "tensor")  # [coreml] input (edgekd/export/coreml_image.py)
+COREML_COLOR_LAYOUTS = ("RGB", "BGR")  # [coreml] color_layout: the order of a 3-channel model's channels
 # What the CPU runners (host, ssh, adb) execute, and the format each ships by default; NPU runtimes and
 # all connection kinds come from the backends (edgekd/backends.py).
 CPU_RUNTIMES = {"onnxruntime": "onnx", "litert": "tflite"}
@@ -73,6 +75,14 @@ class Emulation:
 
 
 @dataclass(frozen=True)
+class CoreMLInput:
+    """[coreml]: how a shipped .mlpackage takes its input (edgekd/export/coreml_image.py)."""
+
+    input: str = "tensor"  # image: a ct.ImageType of raw 0..255 pixels (normalisation folded) | tensor
+    color_layout: str = "RGB"  # the order of a 3-channel model's channels: RGB | BGR
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     description: str
@@ -89,11 +99,16 @@ class Target:
     budgets: Budgets = field(default_factory=Budgets)
     emulation: Emulation | None = None
     npu: dict[str, Any] = field(default_factory=dict)  # compiler settings (soc_model, accelerator_config ...)
+    coreml: CoreMLInput = field(default_factory=CoreMLInput)
     source: str = ""  # file it was read from
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """JSON-ready (tuples become lists). [coreml] only when the file has one: a stage fingerprinted on the
+        target (profile, student search) keeps its cache for targets written before the table existed."""
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        if self.coreml == CoreMLInput():
+            del d["coreml"]
+        return d
 
 
 
@@ -310,6 +325,16 @@ def _emulation(r: TableReader) -> Emulation | None:
     return emulation
 
 
+def _coreml(r: TableReader) -> CoreMLInput:
+    cr = r.sub("coreml")
+    if cr is None:
+        return CoreMLInput()
+    opts = CoreMLInput(input=cr.get("input", str, "tensor", COREML_INPUTS),
+                       color_layout=cr.get("color_layout", str, "RGB", COREML_COLOR_LAYOUTS))
+    cr.done()
+    return opts
+
+
 def _parse(path: Path) -> Target:
     r = TableReader(path, _read_toml(path), "")
     name = _name(r)
@@ -330,7 +355,7 @@ def _parse(path: Path) -> Target:
 
     target = Target(
         name=name, description=description, kind=kind, arch=arch, ships=tuple(ships), connection=conn,
-        benchmark=_benchmark(r), budgets=_budgets(r), emulation=_emulation(r), npu=dict(r.get("npu", dict, {})),
+        benchmark=_benchmark(r), budgets=_budgets(r), emulation=_emulation(r), coreml=_coreml(r), npu=dict(r.get("npu", dict, {})),
         source=str(path), **runtime,
     )
     tables = SubTables(connection=cr, npu=TableReader(path, target.npu, "npu."))

@@ -153,6 +153,20 @@ def test_compress_ships_pte_and_coreml_for_their_targets(tmp_path, target):
         assert all(a["latency"] is None and a["accuracy"] is None for a in shipped)
         assert (tmp_path / "run" / "student_fp16.mlpackage" / "Manifest.json").is_file()
         assert "not measurable here" in md and "not checked on an Apple device" in md
+        # what an app feeds: a grayscale image of raw 0..255 pixels, the run's data normalisation folded in
+        from edgekd.inspect import model_info
+
+        report = json.loads(proc.stdout)
+        (mean,), (std,) = report["data"]["normalisation"]["mean"], report["data"]["normalisation"]["std"]
+        for a in shipped:
+            info = model_info(tmp_path / "run" / a["path"])
+            (inp,) = info["inputs"]
+            assert inp["dtype"] == "image" and inp["color_space"] == "GRAYSCALE" and inp["shape"] == [1, 1, 8, 8]
+            pre = info["preprocessing"][inp["name"]]
+            assert pre["scale"] == pytest.approx(1 / (255 * std), rel=1e-5)
+            assert pre["bias"] == pytest.approx([-mean / std], rel=1e-5)
+        assert "Core ML packages take a GRAYSCALE image of raw 0..255 pixels" in md
+        assert report["data"]["coreml_input"] == ["image GRAYSCALE"]
     else:
         (a,) = shipped
         assert (a["format"], a["precision"]) == ("pte", "int8") and a["accuracy"] > 50.0

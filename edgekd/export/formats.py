@@ -111,8 +111,29 @@ def _validate_coreml(path: Path, job) -> dict:
                           f"the model {len(job.inputs)} / {job.n_outputs}")
     if not info["ops"]:
         raise EdgeKDError("the Core ML package holds no compute ops")
+    _check_image_input(info, job.image_input)
     return {"precision": job.precision, "passed": None, "checked": "structure", "reason": NOT_RUN,
             "outputs": job.n_outputs, "samples": 0}
+
+
+def _check_image_input(info: dict, want) -> None:
+    """An image input is what was asked for: imageType, color space, size, and the folded scale / bias."""
+    got = info["inputs"][0]
+    if want is None:
+        if got["dtype"] == "image":
+            raise EdgeKDError("the Core ML package takes an image where a TensorType was asked for")
+        return
+    if got["dtype"] != "image" or got.get("color_space") != want.color_layout or \
+            got["shape"] != [1, want.channels, want.height, want.width]:
+        raise EdgeKDError(f"the Core ML input is {got.get('color_space', got['dtype'])} {got['shape']}, not the "
+                          f"{want.color_layout} image [1, {want.channels}, {want.height}, {want.width}] asked for")
+    pre = info["preprocessing"].get(got["name"], {})
+    scale, bias = pre.get("scale"), pre.get("bias") or []
+    ok = isinstance(scale, float) and abs(scale - want.scale) <= 1e-5 * abs(want.scale) and len(bias) == want.channels \
+        and all(abs(b - w) <= 1e-5 * max(1.0, abs(w)) for b, w in zip(bias, want.bias))  # fp32 consts in the spec
+    if not ok:
+        raise EdgeKDError(f"the Core ML image preprocessing in the spec (scale {scale}, bias {bias}) is not the "
+                          f"folded normalisation (scale {want.scale:.6g}, bias {list(want.bias)})")
 
 
 def _describe_coreml(report: ExportReport, path: Path, inputs: tuple) -> None:
@@ -120,8 +141,8 @@ def _describe_coreml(report: ExportReport, path: Path, inputs: tuple) -> None:
 
     info = mlpackage_info(path)
     report.input_shapes = [f["shape"] for f in info["inputs"]]
-    report.validation = {k: info[k] for k in ("inputs", "outputs", "compute_precision", "weights", "weight_dtypes",
-                                              "opsets", "specification_version")}
+    report.validation = {k: info[k] for k in ("inputs", "outputs", "preprocessing", "compute_precision", "weights",
+                                              "weight_dtypes", "opsets", "specification_version")}
     report.notes.append(f"Core ML: {NOT_RUN} (coremltools cannot run a model on Linux)")
 
 

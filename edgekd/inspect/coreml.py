@@ -35,8 +35,13 @@ def _feature(f) -> dict[str, Any]:
         return {"name": f.name, "shape": [int(d) for d in t.shape],
                 "dtype": ft.ArrayFeatureType.ArrayDataType.Name(t.dataType).lower()}
     if kind == "imageType":
+        from coremltools.proto import FeatureTypes_pb2 as ft
+
         t = f.type.imageType
-        return {"name": f.name, "shape": [1, int(t.height), int(t.width)], "dtype": "image"}
+        space = ft.ImageFeatureType.ColorSpace.Name(t.colorSpace)
+        channels = 1 if space.startswith("GRAYSCALE") else 3
+        return {"name": f.name, "shape": [1, channels, int(t.height), int(t.width)], "dtype": "image",
+                "color_space": space}
     return {"name": f.name, "shape": [], "dtype": kind or "?"}
 
 
@@ -54,6 +59,58 @@ def _program_ops(spec) -> tuple[Counter, Counter]:
     return ops, dtypes
 
 
+def _const_value(op) -> list[float] | None:
+    """The values of a small const op (immediate, not in the weights file), as floats."""
+    import numpy as np
+
+    v = op.attributes["val"] if "val" in op.attributes else None
+    if v is None or not v.HasField("immediateValue"):
+        return None
+    t, dtype = v.immediateValue.tensor, _dtype_name(v.type.tensorType.dataType)
+    if t.HasField("floats"):
+        return [float(x) for x in t.floats.values]
+    if t.HasField("bytes") and dtype == "float16":
+        return [float(x) for x in np.frombuffer(t.bytes.values, dtype=np.float16)]
+    return None
+
+
+def _preprocessing(spec, inputs: list[dict]) -> dict[str, dict]:
+    """Per image input, the scale and bias Core ML applies to its pixels, read from the program's first ops
+    (coremltools writes them as `mul` / `add` of consts right after the input)."""
+    out: dict[str, dict] = {}
+    fn = spec.mlProgram.functions.get("main")
+    if fn is None:
+        return out
+    ops = [op for block in fn.block_specializations.values() for op in block.operations]
+    consts = {o.name: op for op in ops if op.type == "const" for o in op.outputs}
+    for f in inputs:
+        if f["dtype"] != "image":
+            continue
+        cur, pre, seen = f["name"], {"scale": 1.0, "bias": [0.0] * f["shape"][1]}, set()
+        for op in ops:  # the input's chain: [cast] [mul scale] [add bias], stopping at anything else
+            args = {k: [a.name for a in v.arguments] for k, v in op.inputs.items()}
+            uses = [k for k, names in args.items() if cur in names]
+            if not uses:
+                continue
+            if op.type == "cast" and not seen:
+                cur = op.outputs[0].name
+                continue
+            if op.type not in ("mul", "add") or op.type in seen or (op.type == "mul" and "add" in seen):
+                break
+            other = args["y" if uses == ["x"] else "x"][:1]
+            vals = _const_value(consts[other[0]]) if other and other[0] in consts else None
+            if vals is None:
+                break
+            if op.type == "mul":
+                pre["scale"] = vals[0] if len(vals) == 1 else vals
+            else:
+                pre["bias"] = vals * f["shape"][1] if len(vals) == 1 else vals
+            seen.add(op.type)
+            cur = op.outputs[0].name
+        out[f["name"]] = pre
+    return out
+
+
 def _dtype_name(code: int) -> str:
     from coremltools.proto import MIL_pb2
 
@@ -68,9 +125,12 @@ def mlpackage_info(p: Path) -> dict[str, Any]:
     ops, weight_dtypes = _program_ops(spec)
     compute = {k: v for k, v in ops.items() if k not in _CONST_OPS and not k.startswith("constexpr_")}
     meta = dict(spec.description.metadata.userDefined)
+    inputs = [_feature(f) for f in spec.description.input]
     return {
         "format": "coreml",
-        "inputs": [_feature(f) for f in spec.description.input],
+        "inputs": inputs,
+        "preprocessing": _preprocessing(spec, inputs),  # image inputs: Core ML's scale * pixel + bias
+        "input_note": meta.get("edgekd.input"),
         "outputs": [_feature(f) for f in spec.description.output],
         "ops": dict(sorted(compute.items())),
         "weight_ops": dict(sorted((k, v) for k, v in ops.items() if k not in compute)),

@@ -96,7 +96,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
              per_channel: bool = True, int8_io: bool = False, eval_data: tuple | None = None,
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
              nhwc: bool = True, format: str | None = None, torch_model: Any = None,
-             eval_split: str = "held-out data") -> QuantReport:
+             eval_split: str = "held-out data", coreml: dict | None = None) -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
@@ -109,7 +109,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     a failed check is an EdgeKDError under a budget (nothing written) unless allow_drop, else a warning in
     report.warnings; report.check carries the verdict for whoever ships the file.
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
-    `source` is not given (None) or is missing on disk.
+    `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
+    (input, normalisation, color_layout).
     """
     t0 = time.perf_counter()
     out = Path(out_path)
@@ -119,7 +120,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
             raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
         model = torch_model if torch_model is not None else (None if isinstance(source, (str, Path)) else source)
         return quantize_at_export(model, out, mode=mode, calib=_checked_or_none("calibration data", calib, calib_samples),
-                                  eval_data=eval_data, max_drop=max_drop, allow_drop=allow_drop)
+                                  eval_data=eval_data, max_drop=max_drop, allow_drop=allow_drop, coreml=coreml)
     if fmt not in ("onnx", "tflite"):
         raise EdgeKDError(f"quantized output must end in .onnx, .tflite, .pte or .mlpackage: {out}")
     if format is not None and format.lower() != fmt:

@@ -17,7 +17,7 @@ MODES = {"pte": ("int8", "fp32"), "coreml": ("fp16", "int8", "fp32")}
 
 
 def quantize_at_export(torch_model, out: Path, *, mode: str, calib: np.ndarray | None, eval_data, max_drop,
-                       allow_drop: bool) -> QuantReport:
+                       allow_drop: bool, coreml: dict | None = None) -> QuantReport:
     from edgekd.export import export_coreml, export_pte
 
     t0 = time.perf_counter()
@@ -32,11 +32,12 @@ def quantize_at_export(torch_model, out: Path, *, mode: str, calib: np.ndarray |
     if fmt == "pte":
         rep = export_pte(torch_model, sample[:32], out, precision=mode, calib=calib if mode == "int8" else None)
     else:
-        rep = export_coreml(torch_model, sample[:32], out, precision=mode)
+        rep = export_coreml(torch_model, sample[:32], out, precision=mode, **(coreml or {}))
     report = QuantReport(path=str(out), format=fmt, mode=mode, precision=mode, parity=rep.parity, ops=rep.ops,
                          size_bytes=rep.size_bytes, source="the PyTorch model (quantized while converting)",
                          calib_samples=int(len(calib)) if (fmt == "pte" and mode == "int8") else 0,
-                         method="minmax" if (fmt == "pte" and mode == "int8") else None, notes=list(rep.notes))
+                         method="minmax" if (fmt == "pte" and mode == "int8") else None, notes=list(rep.notes),
+                         input_layout=rep.input_layout if fmt == "coreml" else None)
     if rep.delegation:
         d = rep.delegation
         report.notes.append(f"delegation: {d['delegated_ops']} ops in XNNPACK, {d['portable_ops']} in portable kernels "

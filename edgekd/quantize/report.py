@@ -36,6 +36,7 @@ class QuantReport:
     source: str | None = None  # the float file quantized
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    input_layout: str | None = None  # .mlpackage: "image GRAYSCALE|RGB|BGR" (raw 0..255 pixels) or "NCHW" (tensor)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -39,6 +39,7 @@ class Job:
     dynamic_batch: bool = True  # onnx
     precision: str = "fp32"  # pte: fp32 | int8 (PT2E); coreml: fp32 | fp16 | int8 (weights); parity uses its tolerance
     calib: tuple | None = None  # int8 at conversion: real calibration samples as tensors (None: the sample itself)
+    image_input: Any = None  # coreml: an ImageInput (edgekd/export/coreml_image.py): raw 0..255 pixels; None: TensorType
 
 
 @dataclass(frozen=True)

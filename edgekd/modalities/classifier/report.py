@@ -41,6 +41,15 @@ def _input_line(data: dict[str, Any]) -> str | None:
     return f"- model input: {c}x{h}x{w} images (NCHW; TFLite files NHWC), pixels in [0, 1] {how}"
 
 
+def _coreml_input(report: dict[str, Any]) -> str:
+    """A shipped Core ML package with an image input takes raw pixels: the app does none of the above."""
+    images = [v.split()[1] for v in report["data"].get("coreml_input", []) if v.startswith("image ")]
+    if not images:
+        return ""
+    return (f"; the Core ML packages take a {'/'.join(images)} image of raw 0..255 pixels instead (that "
+            "normalisation is folded into Core ML's preprocessing scale and bias)")
+
+
 def header_lines(report: dict[str, Any]) -> list[str]:
     data, student = report["data"], report["student"]
     lines = [f"- data: {data['name']} ({data['test']} test {'samples' if data.get('layout') == 'NF' else 'images'})",
@@ -54,7 +63,7 @@ def header_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"- baseline (labels only, same budget): {b['scratch_test_acc']:.2f} % vs distilled "
                      f"{b['distilled_test_acc']:.2f} % ({b['gain_points']:+.2f} points)")
     if line := _input_line(data):
-        lines.append(line)
+        lines.append(line + _coreml_input(report))
     if student.get("search"):
         from edgekd.modalities.classifier.student_search import report_lines
 

@@ -241,6 +241,12 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
     int8_io = ctx.target.kind == "npu" and fmt == "tflite"
     settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
                 "seed": cfg.seed, "max_drop": cfg.max_drop, "allow_drop": cfg.allow_drop, "int8_io": int8_io}
+    coreml = None
+    if fmt == "coreml":  # the target's input kind; an image input folds the run's data normalisation
+        opts = ctx.target.coreml
+        coreml = {"input": opts.input, "color_layout": opts.color_layout,
+                  "normalisation": (ctx.data.mean, ctx.data.std)}
+        settings["coreml"] = {**coreml, "normalisation": [ctx.data.mean, ctx.data.std]}
 
     def run_quant() -> StageResult:
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
@@ -248,7 +254,8 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         val = ctx.data.val
         rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
                        eval_data=(val.x[:1000], val.y[:1000]), max_drop=cfg.max_drop, allow_drop=cfg.allow_drop,
-                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})")
+                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
+                       coreml=coreml)
         for w in rep.warnings:
             ctx.log(f"[yellow]warning:[/] {name}: {w}")
         extra = {"quantize": rep.to_dict(), "check": rep.check}  # the shipping rule reads "check"
@@ -371,8 +378,11 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
     quant = [(a.name, (a.extra or {}).get("quantize", {})) for a in artifacts]
     notes = [f"{name}: {n}" for name, q in quant for n in q.get("notes", [])]
     notes += [f"warning: {name}: {w}" for name, q in quant for w in q.get("warnings", [])]
+    # what a shipped Core ML package takes: "image GRAYSCALE|RGB|BGR" (raw 0..255 pixels) or "NCHW" (the tensor)
+    coreml = sorted({q["input_layout"] for a, (_, q) in zip(artifacts, quant)
+                     if a.format == "coreml" and a.extra.get("shipped") and q.get("input_layout")})
     return {
-        "data": ctx.data.describe(),
+        "data": {**ctx.data.describe(), **({"coreml_input": coreml} if coreml else {})},
         "teacher": {"spec": ctx.teacher_src.spec, "weights": ctx.teacher_src.weights, "macs": t_macs, "params": t_params},
         "student": {"spec": ctx.student_src.spec, "macs": s_macs, "params": s_params,
                     "teacher_macs_over_student": round(t_macs / max(1, s_macs), 2),
