@@ -36,6 +36,8 @@ class QuantReport:
     source: str | None = None  # the float file quantized
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # quantization-aware training (qat.py): ran or why not, drops after PTQ / PTQ + fallback / QAT, its seconds
+    qat: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
