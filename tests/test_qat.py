@@ -141,3 +141,26 @@ def test_cli_quantize_qat(student, data, tmp_path, capsys):
     rep = json.loads(printed[printed.index("{\n"):])  # converters may print progress lines before the JSON
     assert out.is_file() and rep["qat"]["ran"] and rep["qat"]["mode"] == "on"  # no --max-drop: QAT always runs
     assert {"ptq_drop", "fallback_drop", "qat_drop", "seconds"} <= set(rep["qat"])
+
+
+def test_compress_qat_mode_per_file():
+    """compress --qat: auto runs only under a budget; fp16 / .pte / dynamic files are never fine-tuned."""
+    from types import SimpleNamespace
+
+    from edgekd.modalities.classifier.stages import _qat_mode
+
+    cfg = lambda qat, max_drop: SimpleNamespace(qat=qat, max_drop=max_drop)  # noqa: E731
+    assert _qat_mode(cfg("auto", None), "tflite", "int8") == "off"  # no budget: nothing to miss
+    assert _qat_mode(cfg("auto", 1.0), "tflite", "int8") == "auto"
+    assert _qat_mode(cfg("on", None), "onnx", "int8") == "on"
+    assert _qat_mode(cfg("on", 1.0), "tflite", "fp16") == "off" and _qat_mode(cfg("on", 1.0), "pte", "int8") == "off"
+    assert _qat_mode(cfg("off", 1.0), "onnx", "int8") == "off"
+
+
+def test_compress_rejects_a_bad_qat_value(capsys):
+    from edgekd.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "--qat", "sometimes", "--output", "/nonexistent/never-written"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--qat 'sometimes' is not one of off, auto, on" in err

@@ -34,6 +34,7 @@ import numpy as np
 
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
+from edgekd.quantize.evaluation import Scorer
 from edgekd.quantize.report import QuantReport
 
 QAT_CHOICES = ("off", "auto", "on")
@@ -79,7 +80,7 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
     """
     from torch import nn
 
-    from edgekd.quantize.api import _float_file, quantize
+    from edgekd.quantize.api import quantize
 
     t0 = time.perf_counter()
     out = Path(out_path)
@@ -98,6 +99,15 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
                           f"samples {samples}, lr {lr})")
     say = log or (lambda m: None)
     train_x = np.asarray(train_x, dtype=np.float32)
+    return _run(student, out, teacher, train_x, train_y, qat, epochs, lr, batch_size, samples, seed, say,
+                max_drop, allow_drop, quant, t0)
+
+
+def _run(student, out: Path, teacher, train_x, train_y, qat, epochs, lr, batch_size, samples, seed, say, max_drop,
+         allow_drop, quant, t0) -> QuantReport:
+    from edgekd.quantize.api import _float_file, quantize
+
+    fmt = out.suffix.lower().lstrip(".")
     with tempfile.TemporaryDirectory(prefix="edgekd-qat-") as d:
         work = Path(d)
         calib = quant.get("calib")
@@ -107,6 +117,7 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
                                                    else ""))
         ptq = quantize(float_path, work / f"ptq.{fmt}", max_drop=max_drop, allow_drop=True, **quant)
         figures = _ptq_figures(ptq)
+        scorer = Scorer(float_path, *quant["eval_data"], "")  # every figure against the original float file
         if qat == "auto" and ptq.budget_met:
             ptq.qat = {"mode": qat, "ran": False, **figures,
                        "why": f"post-training int8{' + float fallback' if ptq.kept_float else ''} met the "
@@ -120,9 +131,9 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
                                per_channel=quant.get("per_channel", True))
         figures["seconds"] = round(time.perf_counter() - t_qat, 2)
         say(f"int8 {fmt.upper()} of the QAT-tuned weights")
-        tuned_rep, qat_file = _quantize_tuned(tuned, float_path, figures, work, fmt, sample, max_drop, quant)
+        tuned_rep, qat_file = _quantize_tuned(tuned, scorer, figures, work, fmt, sample, max_drop, quant)
         use_qat = figures["qat_drop"] <= figures["fallback_drop"]
-        rep = _merge(tuned_rep, ptq, float_path, qat_file, figures, quant["eval_data"]) if use_qat else ptq
+        rep = _merge(tuned_rep, ptq, scorer, qat_file, figures) if use_qat else ptq
         if not use_qat:
             rep.notes.append(f"quantization-aware training ({figures['seconds']} s) lost {figures['qat_drop']} points, "
                              f"no better than post-training int8 + fallback ({figures['fallback_drop']}): the "
@@ -134,7 +145,7 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
         return _ship(rep, qat_file if use_qat else work / f"ptq.{fmt}", out, t0, source="the PyTorch model")
 
 
-def _quantize_tuned(tuned, float_path: Path, figures: dict, work: Path, fmt: str, sample, max_drop, quant: dict):
+def _quantize_tuned(tuned, scorer, figures: dict, work: Path, fmt: str, sample, max_drop, quant: dict):
     """The QAT-tuned weights through the same quantizer; under a budget the float-fallback search runs again, its
     stopping rule moved by what the tuned float model itself gained or lost (the budget is against the original
     float model, and every figure here is measured against it)."""
@@ -144,7 +155,7 @@ def _quantize_tuned(tuned, float_path: Path, figures: dict, work: Path, fmt: str
     (work / "tuned").mkdir()
     tuned_float = _float_file(tuned, fmt, sample, work / "tuned", quant.get("nhwc", True))
     ref = figures["reference"]
-    figures["qat_float_drop"] = round(ref - _score(float_path, tuned_float, eval_data), 3)
+    figures["qat_float_drop"] = round(ref - scorer.score(tuned_float), 3)
     budget = None if max_drop is None else round(max_drop - figures["qat_float_drop"], 3)
     if budget is not None and budget < 100.0 / len(eval_data[0]):  # finer than one sample: no search
         budget = None
@@ -153,21 +164,21 @@ def _quantize_tuned(tuned, float_path: Path, figures: dict, work: Path, fmt: str
     first = work / f"qat_all_int8.{fmt}"
     if rep.kept_float:  # the all-int8 QAT file's own figure: what QAT alone recovered
         quantize(tuned_float, first, max_drop=None, allow_drop=True, **quant)
-    figures["qat_all_int8_drop"] = round(ref - _score(float_path, first if rep.kept_float else qat_file, eval_data), 3)
-    figures["qat_accuracy"] = _score(float_path, qat_file, eval_data)
+    figures["qat_all_int8_drop"] = round(ref - scorer.score(first if rep.kept_float else qat_file), 3)
+    figures["qat_accuracy"] = scorer.score(qat_file)
     figures["qat_drop"] = round(ref - figures["qat_accuracy"], 3)
     figures["qat_kept_float"] = len(rep.kept_float)
     return rep, qat_file
 
 
-def _merge(rep: QuantReport, ptq: QuantReport, float_path: Path, qat_file: Path, figures: dict, eval_data) -> QuantReport:
+def _merge(rep: QuantReport, ptq: QuantReport, scorer, qat_file: Path, figures: dict) -> QuantReport:
     """The QAT file's report, its scores against the original float model, the PTQ search before it."""
     rep.search = ptq.search + [{**c, "qat": True} for c in rep.search]
     rep.sensitivity = ptq.sensitivity + [{**r, "qat": True} for r in rep.sensitivity]
     rep.accuracy_float = ptq.accuracy_float
     rep.accuracy = figures["qat_accuracy"] if ptq.accuracy_float is not None else None
     rep.drop_points = figures["qat_drop"]
-    rep.agreement = _agreement(float_path, qat_file, eval_data[0])
+    rep.agreement = scorer.agreement(qat_file)
     rep.evaluation = ptq.evaluation
     rep.parity["against"] = "the QAT-tuned float weights"
     rep.notes.append(f"quantization-aware training ({figures['seconds']} s) recovered "
@@ -213,19 +224,6 @@ def _ship(rep: QuantReport, src: Path, out: Path, t0: float, *, source: str) -> 
     rep.size_bytes = out.stat().st_size
     rep.seconds = round(time.perf_counter() - t0, 2)
     return rep
-
-
-def _score(float_path: Path, path: Path, eval_data) -> float:
-    """The file's accuracy (labels) or top-1 agreement with the original float file (no labels), in %."""
-    from edgekd.quantize.evaluation import Scorer
-
-    return Scorer(float_path, eval_data[0], eval_data[1], "").score(path)
-
-
-def _agreement(float_path: Path, path: Path, x: np.ndarray) -> dict:
-    from edgekd.quantize.evaluation import Scorer
-
-    return Scorer(float_path, x, None, "").agreement(path)
 
 
 def _quantizer(fmt: str, per_channel: bool = True):
