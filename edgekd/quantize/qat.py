@@ -122,6 +122,7 @@ def _run(student, out: Path, teacher, train_x, train_y, qat, epochs, lr, batch_s
             ptq.qat = {"mode": qat, "ran": False, **figures,
                        "why": f"post-training int8{' + float fallback' if ptq.kept_float else ''} met the "
                               f"--max-drop {max_drop} budget"}
+            ptq.notes.append(f"quantization-aware training not run: {ptq.qat['why']}")
             return _ship(ptq, work / f"ptq.{fmt}", out, t0, source="the PyTorch model")
         say(f"quantization-aware training: {epochs} epoch(s) of up to {min(samples, len(train_x))} samples, KD "
             f"from the teacher")
@@ -134,10 +135,11 @@ def _run(student, out: Path, teacher, train_x, train_y, qat, epochs, lr, batch_s
         tuned_rep, qat_file = _quantize_tuned(tuned, scorer, figures, work, fmt, sample, max_drop, quant)
         use_qat = figures["qat_drop"] <= figures["fallback_drop"]
         rep = _merge(tuned_rep, ptq, scorer, qat_file, figures) if use_qat else ptq
-        if not use_qat:
-            rep.notes.append(f"quantization-aware training ({figures['seconds']} s) lost {figures['qat_drop']} points, "
-                             f"no better than post-training int8 + fallback ({figures['fallback_drop']}): the "
-                             "post-training file is kept")
+        f = figures
+        rep.notes.append(f"quantization-aware training ({f['seconds']} s): drop after int8 {f['ptq_drop']}, after int8 + "
+                         f"float fallback {f['fallback_drop']} ({f['fallback_kept_float']} layer(s) float), after QAT "
+                         f"{f['qat_drop']} ({f['qat_kept_float']} float) points against the float file; shipped: "
+                         + ("the QAT file" if use_qat else "the post-training file (QAT was no better)"))
         _budget_verdict(rep, figures, max_drop, allow_drop)
         rep.qat = {"mode": qat, "ran": True, **figures, "shipped": "qat" if use_qat else "ptq+fallback", **info,
                    "why": "--qat on" if qat == "on" else f"post-training int8 + fallback lost "
@@ -181,9 +183,6 @@ def _merge(rep: QuantReport, ptq: QuantReport, scorer, qat_file: Path, figures: 
     rep.agreement = scorer.agreement(qat_file)
     rep.evaluation = ptq.evaluation
     rep.parity["against"] = "the QAT-tuned float weights"
-    rep.notes.append(f"quantization-aware training ({figures['seconds']} s) recovered "
-                     f"{round(figures['fallback_drop'] - figures['qat_drop'], 3)} points over post-training int8 "
-                     f"+ fallback")
     return rep
 
 

@@ -265,13 +265,7 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra=extra)])
 
     res, _ = run.run_stage(f"quantize-{fmt}-{precision}", settings, run_quant, force=cfg.force)
-    q = (res.artifacts[0].extra.get("quantize") or {}).get("qat")
-    if q:  # in report.md's notes, also when a rerun skipped the stage
-        ctx.notes.append(f"{name}: quantization-aware training ({q['mode']}) " + (
-            f"not run: {q['why']}." if not q["ran"] else
-            f"{q['seconds']} s: drop after int8 {q['ptq_drop']}, after int8 + float fallback {q['fallback_drop']}, "
-            f"after QAT {q['qat_drop']} points (validation split, against the fp32 file); shipped {q['shipped']}."))
-    return res.artifacts[0]
+    return res.artifacts[0]  # QAT's figures: extra["quantize"]["qat"], and its note in report.md's notes
 
 
 def _qat_mode(cfg, fmt: str, precision: str) -> str:
