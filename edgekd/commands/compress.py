@@ -34,6 +34,8 @@ def compress_cmd(
     calib_samples: int = typer.Option(256, min=1, help="Real training images used for int8 calibration.", rich_help_panel="Quantize"),
     max_drop: Optional[float] = typer.Option(None, min=0.0, help="Accuracy budget in points for quantization (held-out data).", rich_help_panel="Quantize"),
     allow_drop: bool = typer.Option(False, help="Keep going when no quantized model meets --max-drop, and let a quantized file whose check (budget or parity) failed ship anyway.", rich_help_panel="Quantize"),
+    qat: str = typer.Option("auto", help="Quantization-aware training of the student for int8 .onnx/.tflite files: auto (only when int8 + float fallback misses --max-drop), on (always), off. Fine-tunes with fake quantization, distilling from the teacher, then writes the real int8 file.", rich_help_panel="Quantize"),
+    qat_epochs: int = typer.Option(2, min=1, help="Quantization-aware training epochs (over at most 20 000 training samples).", rich_help_panel="Quantize"),
     runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per model (default: the target's).", rich_help_panel="Profile"),
     threads: Optional[int] = typer.Option(None, min=1, help="Threads for profiling (default: the target's).", rich_help_panel="Profile"),
     eval_samples: Optional[int] = typer.Option(None, min=1, help="Score on a random subset of the test set (default: all of it).", rich_help_panel="Run"),
@@ -46,12 +48,23 @@ def compress_cmd(
     from edgekd.pipeline.print import print_report
 
     overrides = parse_sets(sets)
+    from edgekd.quantize.qat import QAT_CHOICES
+
+    if qat not in QAT_CHOICES:
+        from edgekd.errors import UsageError
+
+        raise UsageError(f"--qat '{qat}' is not one of {', '.join(QAT_CHOICES)}")
 
     def on_start(run) -> None:  # once the run directory exists (not on a usage error): its resolved configuration
         write_resolved(ctx, run.root)
 
     if teacher and teacher.startswith(("hf:", "gguf:")):  # Hugging Face encoders and decoder LMs (edgekd.hf)
         from edgekd.commands.hf import compress_hf_route
+
+        if qat == "on":
+            from edgekd.errors import UsageError
+
+            raise UsageError("--qat on is for image classifiers: an hf:/gguf: teacher's int8 files are not fine-tuned")
 
         return compress_hf_route(teacher, data=data, target=target, output=output, epochs=epochs, seed=seed,
                                  batch_size=batch_size, runs=runs, threads=threads, eval_samples=eval_samples,
@@ -69,7 +82,7 @@ def compress_cmd(
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
                          threads=threads, eval_samples=eval_samples, force=force, baseline=baseline,
-                         overrides=overrides)
+                         overrides=overrides, qat=qat, qat_epochs=qat_epochs)
     report = compress(cfg, on_start=on_start)
     print_report(report, output, as_json=json_out)
     if any(b.get("status") == "fail" for b in report.get("budgets", [])):

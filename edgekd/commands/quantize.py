@@ -25,6 +25,15 @@ def quantize_cmd(
     allow_drop: bool = typer.Option(False, "--allow-drop", help="keep the best file even when --max-drop cannot be met (exit 0, with a warning)"),
     eval_samples: int = typer.Option(1000, "--eval-samples", help="held-out images scored (the test split when the data has one, else validation)"),
     seed: int = typer.Option(0, "--seed", help="seed for the data split and calibration sample"),
+    qat: bool = typer.Option(False, "--qat", help="quantization-aware training when int8 is not enough: with --max-drop "
+                             "only if int8 + float fallback misses it, without it always; fine-tunes a model spec with "
+                             "fake quantization, distilling from --teacher, then writes the real int8 file"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="--qat: the teacher distilled from (model spec, .pt2, a "
+                                          "trained .onnx/.tflite file, or 'self': the float model itself)"),
+    teacher_weights: Optional[Path] = typer.Option(None, "--teacher-weights", help="--qat: the teacher's state_dict"),
+    qat_epochs: int = typer.Option(2, "--qat-epochs", help="--qat: fine-tuning epochs"),
+    qat_samples: int = typer.Option(20000, "--qat-samples", help="--qat: training samples fine-tuned on"),
+    qat_lr: float = typer.Option(5e-4, "--qat-lr", help="--qat: Adam learning rate (cosine decay)"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Quantize to int8 / dynamic / fp16, calibrated on real data, optionally within an accuracy budget."""
@@ -34,8 +43,10 @@ def quantize_cmd(
 
     if calib_samples < 1 or eval_samples < 1:
         raise UsageError("--calib-samples and --eval-samples must be at least 1")
-    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize, need_labels=False)
     source = Path(model)
+    if qat:
+        _check_qat_options(source, output, mode, teacher)
+    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize, need_labels=False)
     if source.suffix.lower() in (".pte", ".mlpackage"):
         raise UsageError(f"{source.name}: .pte and .mlpackage files are quantized while converting; give the PyTorch "
                          "model spec (and --weights) instead")
@@ -53,10 +64,19 @@ def quantize_cmd(
     held, split = bundle.held_out()
     n = min(eval_samples, len(held))
     eval_data = (held.x[:n], None if held.y is None else held.y[:n])
-    rep = quantize(src, output, mode=mode, calib=bundle.calibration(calib_samples, seed=seed), method=method,
+    options = dict(mode=mode, calib=bundle.calibration(calib_samples, seed=seed), method=method,
                    per_channel=per_channel, int8_io=int8_io, eval_data=eval_data, max_drop=max_drop,
                    allow_drop=allow_drop, calib_samples=calib_samples,
                    eval_split=split if n == len(held) else f"the first {n} of {split}")
+    if qat:
+        from edgekd.quantize.qat import quantize_qat
+
+        rep = quantize_qat(src, output, teacher=_teacher(teacher, teacher_weights, src, bundle),
+                           train_x=bundle.train.x, train_y=bundle.train.y, qat="auto" if max_drop is not None else "on",
+                           epochs=qat_epochs, samples=qat_samples, lr=qat_lr, seed=seed,
+                           log=lambda m: typer.echo(f"edgekd {m}", err=True), **options)
+    else:
+        rep = quantize(src, output, **options)
     for w in rep.warnings:  # stderr, so --json output stays parseable
         typer.echo(f"warning: {w}", err=True)
     if json_out:
@@ -85,8 +105,42 @@ def quantize_cmd(
         con.print(f"  kept in float: {name}", highlight=False)
     for note in rep.notes:
         con.print(f"  note: {note}", highlight=False)
+    if rep.qat:
+        con.print(f"  {_qat_line(rep.qat)}", highlight=False)
     if rep.latency:
         lat = rep.latency
         con.print(f"  latency p50 (measured, host, 1 thread): float {lat['float']['p50_ms']:.3f} ms, all-int8 "
                   f"{lat['int8_all']['p50_ms']:.3f} ms, shipped {lat['shipped']['p50_ms']:.3f} ms "
                   f"(x{lat['shipped_vs_int8_all']} of all-int8)", highlight=False)
+
+
+def _check_qat_options(source: Path, output: Path, mode: str, teacher: Optional[str]) -> None:
+    """One-line errors for --qat before any data or model is loaded."""
+    from edgekd.errors import UsageError
+
+    if source.suffix.lower() in (".onnx", ".tflite"):
+        raise UsageError(f"--qat fine-tunes the PyTorch model: give its model spec (and --weights), not {source.name}")
+    if not teacher:
+        raise UsageError("--qat distils from a teacher during fine-tuning: give --teacher SPEC (or --teacher self)")
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in ("onnx", "tflite"):
+        raise UsageError(f"--qat writes .onnx or .tflite files, not {output.name}")
+    if mode != "int8":
+        raise UsageError(f"--qat fine-tunes for static int8, not --mode {mode}")
+
+
+def _teacher(spec: str, weights: Optional[Path], student, bundle):
+    if spec == "self":  # self-distillation: the int8 student learns to match its float self
+        return student
+    from edgekd.models import load_model
+
+    return load_model(spec, str(weights) if weights else None, in_channels=bundle.input_shape[0],
+                      num_classes=bundle.num_classes or 10)
+
+
+def _qat_line(q: dict) -> str:
+    if not q["ran"]:
+        return f"QAT not run: {q['why']}"
+    return (f"QAT ({q['seconds']:.1f} s, {q['epochs']} epoch(s) of {q['samples_per_epoch']} samples, {q['loss']}): drop "
+            f"after int8 {q['ptq_drop']:.2f}, after int8 + float fallback {q['fallback_drop']:.2f} "
+            f"({q['fallback_kept_float']} layer(s) float), after QAT {q['qat_drop']:.2f} points; shipped: {q['shipped']}")

@@ -35,6 +35,8 @@ class CompressConfig:
     calib_samples: int = 256
     max_drop: float | None = None
     allow_drop: bool = False
+    qat: str = "auto"  # quantization-aware training: auto (when int8 + fallback misses max_drop) | on | off
+    qat_epochs: int = 2
     runs: int | None = None
     threads: int | None = None
     eval_samples: int | None = None

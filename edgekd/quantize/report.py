@@ -37,6 +37,8 @@ class QuantReport:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     input_layout: str | None = None  # .mlpackage: "image GRAYSCALE|RGB|BGR" (raw 0..255 pixels) or "NCHW" (tensor)
+    # quantization-aware training (qat.py): ran or why not, drops after PTQ / PTQ + fallback / QAT, its seconds
+    qat: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -247,22 +247,42 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         coreml = {"input": opts.input, "color_layout": opts.color_layout,
                   "normalisation": (ctx.data.mean, ctx.data.std)}
         settings["coreml"] = {**coreml, "normalisation": [ctx.data.mean, ctx.data.std]}
+    qat = _qat_mode(cfg, fmt, precision)
+    if qat != "off":  # only then: runs made before QAT existed keep their fingerprints
+        settings.update(qat=qat, qat_epochs=cfg.qat_epochs, teacher=ctx.teacher_key)
 
     def run_quant() -> StageResult:
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
         source = run.path(f"student_fp32{FORMATS[fmt].suffix}")
         val = ctx.data.val
-        rep = quantize(source, run.path(name), format=fmt, mode=precision, calib=calib, torch_model=student,
-                       eval_data=(val.x[:1000], val.y[:1000]), max_drop=cfg.max_drop, allow_drop=cfg.allow_drop,
-                       int8_io=int8_io, eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
-                       coreml=coreml)
+        options = dict(format=fmt, mode=precision, calib=calib, eval_data=(val.x[:1000], val.y[:1000]),
+                       max_drop=cfg.max_drop, allow_drop=cfg.allow_drop, int8_io=int8_io,
+                       eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
+                       **({"coreml": coreml} if coreml is not None else {}))
+        if qat != "off":  # PTQ, float fallback, then QAT distilling from the teacher if the budget is still missed
+            from edgekd.quantize.qat import quantize_qat
+
+            train = ctx.data.train
+            rep = quantize_qat(student, run.path(name), teacher=ctx.teacher, train_x=train.x, train_y=train.y,
+                               qat=qat, epochs=cfg.qat_epochs, seed=cfg.seed, log=ctx.log, **options)
+        else:
+            rep = quantize(source, run.path(name), torch_model=student, **options)
         for w in rep.warnings:
             ctx.log(f"[yellow]warning:[/] {name}: {w}")
         extra = {"quantize": rep.to_dict(), "check": rep.check}  # the shipping rule reads "check"
         return StageResult([Artifact(f"student {fmt} {precision}", name, fmt, precision, extra=extra)])
 
     res, _ = run.run_stage(f"quantize-{fmt}-{precision}", settings, run_quant, force=cfg.force)
-    return res.artifacts[0]
+    return res.artifacts[0]  # QAT's figures: extra["quantize"]["qat"], and its note in report.md's notes
+
+
+def _qat_mode(cfg, fmt: str, precision: str) -> str:
+    """What --qat means for this file: off for what QAT does not train (not static int8 .onnx/.tflite), and
+    off for auto without a budget (auto runs only when int8 + fallback misses --max-drop)."""
+    qat = getattr(cfg, "qat", "off")
+    if precision != "int8" or fmt not in ("onnx", "tflite") or (qat == "auto" and cfg.max_drop is None):
+        return "off"
+    return qat
 
 
 def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Artifact]:
