@@ -310,12 +310,7 @@ def run_chain(
                     "student_key": _weights_key(given) if given is not None else None,
                     "student_blocks": sorted(student_blocks) if student_blocks is not None else None,
                     **({"guidance": "dense"} if guidance == "dense" else {})}
-        link_teacher = prev
-        if last and guidance == "dense" and len(guides) > 1:
-            from edgekd.distill.guides import DenseGuides
-
-            link_teacher = DenseGuides(guides, _kd_temperature(recipe)).eval()
-            settings["prev"] = [_weights_key(g) for g in guides]
+        link_teacher = _dense_guides(guides, recipe, settings) if last and guidance == "dense" else prev
         model, info = _run_link(run_dir, f"chain.{name}", settings, link_teacher, make_model, data, link_dir,
                                 recipe=recipe, epochs=link_epochs, max_steps=per_link, batch_size=batch_size,
                                 lr=lr, seed=seed, progress=progress, given=given, root=teacher,
@@ -323,7 +318,7 @@ def run_chain(
         macs, params = _util.count(model, x)
         info.update({"link": i + 1, "role": "student" if last else "assistant", "target_ratio": ratio,
                      "macs": macs, "params": params, "macs_ratio": round(macs / max(1, t_macs), 5)})
-        if link_teacher is not prev:
+        if link_teacher is not prev:  # dense guidance
             info["guides"] = len(guides)
         links.append(info)
         guides.append(model)
@@ -331,6 +326,17 @@ def run_chain(
         prev_arch, prev_dropped = model, list(info.get("dropped_blocks") or [])
     prev.eval()
     return ChainResult(student=prev, plan=plan, links=links, seconds=round(time.perf_counter() - t0, 3))
+
+
+def _dense_guides(guides: list, recipe, settings: dict):
+    """The student link's teacher under dense guidance: the teacher and every assistant (the link's stage key names
+    them all); with no assistant, the teacher itself."""
+    if len(guides) == 1:
+        return guides[0]
+    from edgekd.distill.guides import DenseGuides
+
+    settings["prev"] = [_weights_key(g) for g in guides]
+    return DenseGuides(guides, _kd_temperature(recipe)).eval()
 
 
 def _kd_temperature(recipe) -> float:
