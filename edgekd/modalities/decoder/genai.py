@@ -134,11 +134,12 @@ class GenaiDecoder:
 
     def _gen(self, max_length: int):
         p = self.og.GeneratorParams(self.model)
-        p.set_search_options(do_sample=False, max_length=max_length, min_length=max_length)  # no early EOS stop
+        p.set_search_options(do_sample=False, max_length=max_length)  # stops at EOS, as transformers' generate does
         return self.og.Generator(self.model, p)
 
     def greedy(self, ids, n: int) -> list[int]:
-        """n greedy tokens after the prompt (a 1 x L id array or list), through og.Generator."""
+        """Up to n greedy tokens after the prompt (a 1 x L id array or list), through og.Generator; fewer when
+        the model emits EOS (the EOS token is the last one)."""
         import numpy as np
 
         prompt = np.asarray(ids, np.int32).reshape(-1)
@@ -173,3 +174,66 @@ def first_divergence(ref: list[int], got: list[int]) -> int | None:
         if a != b:
             return i
     return None if len(ref) == len(got) else min(len(ref), len(got))
+
+
+def describe_folder(path: str | Path) -> dict:
+    """What the builder made: its files, and the MatMulNBits settings it chose (bits, block, accuracy level)."""
+    import onnx
+
+    path = Path(path)
+    g = onnx.load(str(path / "model.onnx"), load_external_data=False).graph
+    q = [n for n in g.node if n.op_type == "MatMulNBits"]
+    out = {"files": sorted(f.name for f in path.iterdir()), "matmulnbits": len(q),
+           "attention": sorted({n.op_type for n in g.node if "Attention" in n.op_type})}
+    if q:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in q[0].attribute}
+        out.update({k: attrs[k] for k in ("bits", "block_size", "accuracy_level") if k in attrs})
+    return out
+
+
+def builder_version() -> str:
+    import onnxruntime_genai
+
+    return f"onnxruntime-genai {onnxruntime_genai.__version__}"
+
+
+def measure_genai(path: str | Path, prompt, *, new_tokens: int, threads: int, runs: int, max_seconds: float = 60) -> dict:
+    """A Latency dict of the genai folder through og.Generator: p50 = ms per decoded token, prefill (append_tokens of
+    the prompt) beside it; rounds of prefill + new_tokens greedy steps, one warm-up round."""
+    import time
+
+    import numpy as np
+    import onnxruntime
+
+    from edgekd.hf.runtime import where_host
+    from edgekd.runtime import Latency
+    from edgekd.runtime.stats import summarize
+
+    dec = GenaiDecoder(path, threads=threads)
+    ids = np.asarray(prompt, np.int32).reshape(-1)
+    pre, per_tok, t_end = [], [], time.perf_counter() + max_seconds
+    for r in range(runs + 1):
+        g = dec._gen(min(dec.context, len(ids) + new_tokens))
+        t0 = time.perf_counter()
+        g.append_tokens(ids)
+        t1 = time.perf_counter()
+        n = 0
+        while n < new_tokens and not g.is_done():  # the first step picks the prefill's token: n-1 forwards
+            g.generate_next_token()
+            n += 1
+        t2 = time.perf_counter()
+        if r:  # round 0 warms up
+            pre.append((t1 - t0) * 1e3)
+            per_tok.append((t2 - t1) * 1e3 / max(1, n - 1))
+        if r >= 3 and time.perf_counter() > t_end:
+            break
+    import onnxruntime_genai
+
+    rt = f"onnxruntime-genai {onnxruntime_genai.__version__} (onnxruntime {onnxruntime.__version__} CPU EP)"
+    where = (where_host(rt, threads, len(ids)).replace(", seq ", ", prompt ") +
+             f", {new_tokens} greedy tokens through og.Generator, timed after the other files (not interleaved); not a phone")
+    p50_pre = summarize(pre)["p50_ms"]
+    return Latency.from_ms(per_tok, warmup=1, threads=threads, runtime=rt, kind="measured", where=where, extra={
+        "metric": "ms per decoded token", "prompt_len": len(ids), "new_tokens": new_tokens,
+        "prefill_ms_p50": round(p50_pre, 3), "time_to_first_token_ms": round(p50_pre, 3),
+        "decode_tokens_per_s": round(1000.0 / summarize(per_tok)["p50_ms"], 2)}).to_dict()
