@@ -115,7 +115,8 @@ def test_compress_lists_the_genai_folder(tmp_path):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(random_texts(160)))
     r = compress_hf(f"hf:{teacher}", data=data, target="host", output=str(tmp_path / "out"), runs=3, threads=1,
-                    eval_samples=16, tflite=False, compare_teacher=False, log=lambda s: None)
+                    eval_samples=16, tflite=False, compare_teacher=False, prompt_len=8, new_tokens=8,
+                    log=lambda s: None)
     arts = {a["name"]: a for a in r["artifacts"]}
     g = arts["student-genai"]
     assert g["format"] == "onnx-genai" and g["path"] == "genai" and g["precision"] == "int4-weight-only"
@@ -123,7 +124,8 @@ def test_compress_lists_the_genai_folder(tmp_path):
     assert g["extra"]["bits"] == 4 and g["extra"]["builder"].startswith("onnxruntime-genai")
     assert g["latency"]["kind"] == "measured" and g["latency"]["decode_tokens_per_s"] > 0
     assert g["extra"]["perplexity"] > 1 and "top1_match" in g["extra"]["parity_vs_student"]
-    assert len(r["greedy"]["first_divergence"]["student-genai"]) == len(r["greedy"]["prompts"])
+    assert len(r["greedy"]["first_divergence"]["student-genai"]) == len(r["greedy"]["prompts"]) >= 1
+    assert r["greedy"]["same_tokens"]["student-genai"] is not None
     assert "student-genai" in r["size_ratio_vs_student_onnx"] and g["path"] not in r["shipped"]
     report = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert report["stages"]["decoder-export-genai"]["status"] == "done"

@@ -85,8 +85,9 @@ def _genai(m) -> Artifact | None:
     def build() -> Artifact:
         out = genai.build_genai(run.path("student"), run.path("genai"), c.genai)
         info = genai.describe_folder(out)
-        scheme = (f"builder int{info['bits']} MatMulNBits, blocks of {info.get('block_size')}, accuracy level "
-                  f"{info.get('accuracy_level')}" if info.get("bits") else "fp32")
+        level = {1: "fp32", 2: "fp16", 3: "bf16", 4: "int8"}.get(info.get("accuracy_level"), "unset")
+        scheme = (f"the builder's int{info['bits']} MatMulNBits, blocks of {info.get('block_size')}, accuracy level "
+                  f"{info.get('accuracy_level')} ({level} activations in the MatMul)" if info.get("bits") else "fp32")
         return Artifact("student-genai", str(out), "onnx-genai", "int4-weight-only" if c.genai == "int4" else "fp32",
                         extra={"genai_dir": "genai", "loader": genai.LOADER, "builder": genai.builder_version(),
                                "execution_provider": "cpu", "kv_cache": True, "scheme": scheme, **info})

@@ -132,9 +132,10 @@ class GenaiDecoder:
         self.og, self.model = og, _model(path, threads)
         self.context = json.loads((Path(path) / "genai_config.json").read_text())["model"]["context_length"]
 
-    def _gen(self, max_length: int):
+    def _gen(self, max_length: int, min_length: int = 0):
         p = self.og.GeneratorParams(self.model)
-        p.set_search_options(do_sample=False, max_length=max_length)  # stops at EOS, as transformers' generate does
+        # greedy; stops at EOS as transformers' generate does, unless min_length holds EOS back (timing)
+        p.set_search_options(do_sample=False, max_length=max_length, min_length=min_length)
         return self.og.Generator(self.model, p)
 
     def greedy(self, ids, n: int) -> list[int]:
@@ -213,7 +214,8 @@ def measure_genai(path: str | Path, prompt, *, new_tokens: int, threads: int, ru
     ids = np.asarray(prompt, np.int32).reshape(-1)
     pre, per_tok, t_end = [], [], time.perf_counter() + max_seconds
     for r in range(runs + 1):
-        g = dec._gen(min(dec.context, len(ids) + new_tokens))
+        total = min(dec.context, len(ids) + new_tokens)
+        g = dec._gen(total, min_length=total)  # EOS held back: every round decodes new_tokens
         t0 = time.perf_counter()
         g.append_tokens(ids)
         t1 = time.perf_counter()
@@ -222,6 +224,10 @@ def measure_genai(path: str | Path, prompt, *, new_tokens: int, threads: int, ru
             g.generate_next_token()
             n += 1
         t2 = time.perf_counter()
+        if n < 2:
+            from edgekd.errors import EdgeKDError
+
+            raise EdgeKDError(f"{path}: og.Generator stopped after {n} token(s); nothing to time")
         if r:  # round 0 warms up
             pre.append((t1 - t0) * 1e3)
             per_tok.append((t2 - t1) * 1e3 / max(1, n - 1))
