@@ -3,6 +3,7 @@ report writer; resume; a decoder directory without a tokenizer is a one-line CLI
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -58,6 +59,8 @@ def test_compress_ships_decoder_with_one_report(run):
     assert r["student"]["layers"] == [0, 3] and set(r["perplexity"]) >= {"teacher", "student", "student-onnx-int4"}
     assert r["size_ratio_vs_student_onnx"]["student-onnx-int4"] < 1 and "student-onnx" in r["decode_speedup_vs_teacher_onnx"]
     assert any("fixed-window" in n for n in r["notes"])  # TFLite without KV cache, and why
+    if importlib.util.find_spec("onnxruntime_genai"):  # GPT-2: the genai model builder has none, one line says so
+        assert any("No onnxruntime-genai folder" in n and "GPT2LMHeadModel" in n for n in r["notes"]), r["notes"]
     tfl = arts["student-tflite"]
     assert tfl["extra"]["parity_vs_student"]["max_abs_logit_diff"] < 1e-3 and tfl["latency"]["kind"] == "measured"
     assert not list(out.glob(".*partial*"))

@@ -4,7 +4,7 @@ weights, or gguf:FILE) and the user's texts.
 teacher -> student keeping a subset of its layers (teacher-initialised, first and last kept, tied embeddings
 and tokenizer kept) -> token-level KD over the vocabulary + next-token CE on packed token blocks -> student/
 (HF dir) -> onnx/ (optimum, KV cache; ORTModelForCausalLM loads and generates) -> onnx-int8/, onnx-int4/
-(MatMulNBits weight-only) -> held-out perplexity, top-1 agreement and KL to the teacher, parity (logits and
+(MatMulNBits weight-only) -> genai/ (onnxruntime-genai's model builder: genai_config.json, og.Generator) -> held-out perplexity, top-1 agreement and KL to the teacher, parity (logits and
 greedy tokens) -> prefill time, decode tokens/s, peak memory. The order, shipping and report are
 edgekd.pipeline's; the text modality's setup and stage helper are reused.
 """
@@ -29,6 +29,7 @@ class DecoderConfig(TextConfig):
     new_tokens: int = 16  # decode steps timed, and the length of each greedy continuation
     continuations: int = 3
     block_size: int = 32  # MatMulNBits quantization block
+    genai: str = "int4"  # onnxruntime-genai folder precision (int4 | fp32; "" for none)
     batch_size: int = 8
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from edgekd.core import Artifact, StageResult
 
+GENAI = "onnx-genai"  # the onnxruntime-genai folder's format (genai.py)
 PARITY_TOL = {"fp32": 1e-3}  # max |logit diff| of the fp32 file vs torch; quantized files are judged by top-1 match
 
 
@@ -19,13 +20,14 @@ def _prompts(m) -> list[list[int]]:
 
 
 def _greedy(m, student, files: list[Artifact]) -> dict:
-    """Greedy continuations of each prompt: torch student vs each ONNX file (own decode loop), and once through
-    optimum's ORTModelForCausalLM.generate on the fp32 directory (the loader users will call)."""
+    """Greedy continuations of each prompt: torch student vs each ONNX file (own decode loop; the genai folder
+    through og.Generator), and once through optimum's ORTModelForCausalLM.generate on the fp32 directory (the
+    loader users will call)."""
     import numpy as np
     import torch
     from optimum.onnxruntime import ORTModelForCausalLM
 
-    from edgekd.hf.decoder_runtime import OrtDecoder
+    from edgekd.modalities.decoder.genai import first_divergence
 
     c, tok = m.cfg, m.teacher.tokenizer
     prompts = _prompts(m)
@@ -38,10 +40,12 @@ def _greedy(m, student, files: list[Artifact]) -> dict:
             out["teacher"].append(tok.decode(m.teacher.model.generate(x, attention_mask=torch.ones_like(x), **gen)[0, len(p):]))
             ref.append(student.generate(x, attention_mask=torch.ones_like(x), **gen)[0, len(p):].tolist())
         out["student"].append(tok.decode(ref[-1]))
-    for a in (f for f in files if f.format == "onnx"):
-        dec = OrtDecoder(m.run.path(a.path), threads=m.threads)
+    for a in (f for f in files if f.format in ("onnx", GENAI)):
+        dec = _decoder(m, a)
         got = [dec.greedy(np.asarray([p], np.int64), len(r)) for p, r in zip(prompts, ref)]
         out["same_tokens"][a.name] = float(np.mean([g == r for g, r in zip(got, ref)])) if ref else None
+        if a.format == GENAI:  # generation through onnxruntime_genai's own loop: where it first leaves the student's
+            out.setdefault("first_divergence", {})[a.name] = [first_divergence(r, g) for r, g in zip(ref, got)]
     onnx = next(a for a in files if a.name == "student-onnx")
     om = ORTModelForCausalLM.from_pretrained(m.run.path(onnx.extra["optimum_dir"]))
     opt = [om.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long), **gen)[0, len(p):].tolist()
@@ -50,12 +54,23 @@ def _greedy(m, student, files: list[Artifact]) -> dict:
     return out
 
 
+def _decoder(m, a: Artifact):
+    """The KV-cache runner of a file: edgekd's ONNX Runtime loop, or onnxruntime_genai for the genai folder."""
+    if a.format == GENAI:
+        from edgekd.modalities.decoder.genai import GenaiDecoder
+
+        return GenaiDecoder(m.run.path(a.path), threads=m.threads)
+    from edgekd.hf.decoder_runtime import OrtDecoder
+
+    return OrtDecoder(m.run.path(a.path), threads=m.threads)
+
+
 def _logits_of(m, a: Artifact):
-    from edgekd.hf.decoder_runtime import OrtDecoder, tflite_lm
+    from edgekd.hf.decoder_runtime import tflite_lm
 
     if a.format == "tflite":
         return tflite_lm(m.run.path(a.path), m.teacher.tokenizer.pad_token_id or 0, threads=m.threads)
-    return OrtDecoder(m.run.path(a.path), threads=m.threads).logits
+    return _decoder(m, a).logits
 
 
 def evaluate_files(m, student, files: list[Artifact]) -> list[Artifact]:
@@ -72,7 +87,7 @@ def evaluate_files(m, student, files: list[Artifact]) -> list[Artifact]:
         m.say(f"perplexity and agreement on {sum(len(b['input_ids']) for b in batches)} held-out blocks of "
               f"{c.max_length} tokens")
         models = {"student": torch_logits(student),
-                  **{a.name: _logits_of(m, a) for a in scored if a.format == "onnx" or c.seq_len >= c.max_length}}
+                  **{a.name: _logits_of(m, a) for a in scored if a.format in ("onnx", GENAI) or c.seq_len >= c.max_length}}
         scores = score_lms(models, torch_logits(m.teacher.model), batches, reference="student")
         return StageResult([], {"scores": scores, "greedy": _greedy(m, student, scored)})
 
@@ -117,7 +132,7 @@ def describe(m, rows: list[Artifact]) -> dict[str, Any]:
     t_tps = lat.get("teacher-onnx", {}).get("decode_tokens_per_s")
     speed = {a.name: round(lat[a.name]["decode_tokens_per_s"] / t_tps, 3) for a in rows
              if t_tps and lat[a.name].get("decode_tokens_per_s") and a.name != "teacher-onnx"}
-    sizes = {a.name: a.size_bytes for a in rows if a.format == "onnx"}
+    sizes = {a.name: a.size_bytes for a in rows if a.format in ("onnx", GENAI)}
     fp32 = sizes.get("student-onnx")
     return {
         "data": m.texts.describe(),

@@ -1,9 +1,13 @@
-"""The decoder modality's files: optimum ONNX with KV cache, int8 and int4 weight-only ONNX (MatMulNBits), and
-the teacher's ONNX (the decode speed-up's reference; a GGUF teacher is saved as an HF directory first)."""
+"""The decoder modality's files: optimum ONNX with KV cache, int8 and int4 weight-only ONNX (MatMulNBits), an
+onnxruntime-genai model folder (genai.py), and the teacher's ONNX (the decode speed-up's reference; a GGUF teacher
+is saved as an HF directory first)."""
 
 from __future__ import annotations
 
 from edgekd.core import Artifact
+from edgekd.errors import EdgeKDError
+
+GENAI_STAGE = "decoder-export-genai"
 
 LOADER = "optimum.onnxruntime.ORTModelForCausalLM.from_pretrained(dir)"
 TFLITE_BLOCKER = ("litert-torch 0.10's KV-cache exporter for Hugging Face decoders (litert_torch.generative.export_hf) "
@@ -62,4 +66,37 @@ def export_files(m, student) -> list[Artifact]:
         if tfl is not None:
             files.insert(3, tfl)
             m.notes.append(TFLITE_NOTE)
+    if c.genai:
+        g = _genai(m)
+        if g is not None:
+            files.append(g)
     return files
+
+
+def _genai(m) -> Artifact | None:
+    """genai/: the student through onnxruntime-genai's model builder; a one-line note where it cannot be made."""
+    from edgekd.modalities.decoder import genai
+
+    c, run = m.cfg, m.run
+    if why := genai.blocker(run.path("student")):
+        m.notes.append(f"No onnxruntime-genai folder: {why}.")
+        return None
+
+    def build() -> Artifact:
+        out = genai.build_genai(run.path("student"), run.path("genai"), c.genai)
+        info = genai.describe_folder(out)
+        level = {1: "fp32", 2: "fp16", 3: "bf16", 4: "int8"}.get(info.get("accuracy_level"), "unset")
+        scheme = (f"the builder's int{info['bits']} MatMulNBits, blocks of {info.get('block_size')}, accuracy level "
+                  f"{info.get('accuracy_level')} ({level} activations in the MatMul)" if info.get("bits") else "fp32")
+        return Artifact("student-genai", str(out), "onnx-genai", "int4-weight-only" if c.genai == "int4" else "fp32",
+                        extra={"genai_dir": "genai", "loader": genai.LOADER, "builder": genai.builder_version(),
+                               "execution_provider": "cpu", "kv_cache": True, "scheme": scheme, **info})
+
+    try:
+        return m.stage(GENAI_STAGE, {"student": m.student_key, "precision": c.genai, "builder": genai.builder_version()},
+                       build)
+    except EdgeKDError as exc:  # an extra runtime's folder: its failure is the report's note, not the run's end
+        m.notes.append(f"No onnxruntime-genai folder: {exc}")
+        run.manifest["stages"][GENAI_STAGE]["status"] = "failed"
+        run.save()
+        return None

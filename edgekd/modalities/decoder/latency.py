@@ -1,6 +1,7 @@
 """The decoder modality's profile: for every ONNX file (teacher's included, so the ratio means something),
 prefill time of a prompt, decode tokens/s with the KV cache, and peak memory, measured on this host with ONNX
-Runtime, the files interleaved. No phone is touched: the figures say so."""
+Runtime, the files interleaved; the onnxruntime-genai folder through og.Generator after them. No phone is
+touched: the figures say so."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def latency_stage(m, rows: list[Artifact]) -> list[Artifact]:
 
     c = m.cfg
     files = [a for a in rows if a.format == "onnx"]  # the KV-cache files; the fixed-window TFLite is not a decoder loop
-    settings = {"files": {a.name: a.sha256 for a in rows if a.format in ("onnx", "tflite")}, "prompt_len": c.prompt_len, "new_tokens": c.new_tokens,
+    genai_rows = [a for a in rows if a.format == "onnx-genai"]  # through onnxruntime_genai's own loop
+    settings = {"files": {a.name: a.sha256 for a in rows if a.format in ("onnx", "tflite", "onnx-genai")}, "prompt_len": c.prompt_len, "new_tokens": c.new_tokens,
                 "threads": m.threads, "runs": c.runs}
 
     def run_latency() -> StageResult:
@@ -72,6 +74,12 @@ def latency_stage(m, rows: list[Artifact]) -> list[Artifact]:
               f"{m.threads} threads)")
         lat = measure_decoders({a.name: m.run.path(a.path) for a in files}, prompt, new_tokens=c.new_tokens,
                                threads=m.threads, runs=c.runs)
+        if genai_rows:
+            from edgekd.modalities.decoder.genai import measure_genai
+
+            for a in genai_rows:
+                lat[a.name] = measure_genai(m.run.path(a.path), prompt, new_tokens=c.new_tokens, threads=m.threads,
+                                            runs=c.runs)
         for a in rows:  # the fixed-window TFLite file: one window's forward, through the target's own profiler
             if a.format == "tflite":
                 lat[a.name] = _tflite_latency(m.run.path(a.path), m.target, c.runs, m.threads)
