@@ -9,6 +9,7 @@ folder sizes, and prefill / decode tokens/s through og.Generator (measured on th
 Writes benchmarks/results/decoder_genai.json.
 
     python benchmarks/decoder_genai.py [--layers 10] [--budget 180] [--threads 2]
+    python benchmarks/decoder_genai.py --layers 0 --out benchmarks/results/decoder_genai_teacher.json  # SmolLM2 itself
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ OUT = Path(__file__).parent / "results" / "decoder_genai.json"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--layers", type=int, default=10, help="student layers; 0: the teacher itself (all 30 layers)")
+    ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--budget", type=float, default=180.0, help="token-KD seconds before export (0: teacher-initialised)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompts", type=int, default=4)
@@ -59,7 +61,12 @@ def main() -> None:
     t0 = time.perf_counter()
     teacher = load_hf_teacher(f"gguf:{smollm_gguf()}", max_length=a.block)
     data = load_texts(DATA, seed=0)
-    student, info = derive_hf_student(teacher, layers=a.layers)
+    if a.layers:
+        student, info = derive_hf_student(teacher, layers=a.layers)
+    else:  # the dequantised teacher itself: a coherent model, where an int4 divergence means something
+        student = teacher.model
+        info = {"layers": list(range(teacher.num_layers)), "params": sum(p.numel() for p in student.parameters())}
+        a.budget = 0
     hist = train(teacher, student, data.train.texts, budget=a.budget, steps=None, weights={"soft": 1.0, "hard": 1.0},
                  a=a) if a.budget > 0 else None
     student.eval()
@@ -109,10 +116,11 @@ def main() -> None:
                       "int4_ppl_ratio": round(f["int4"]["perplexity"] / f["fp32"]["perplexity"], 4),
                       "fp32_max_abs_logit_diff": f["fp32"]["max_abs_logit_diff_vs_student"],
                       "seconds": round(time.perf_counter() - t0, 1)}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     from edgekd.core import atomic_write_text
 
-    atomic_write_text(OUT, json.dumps(res, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["summary"]))
 
 

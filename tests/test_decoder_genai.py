@@ -129,3 +129,18 @@ def test_compress_lists_the_genai_folder(tmp_path):
     assert "student-genai" in r["size_ratio_vs_student_onnx"] and g["path"] not in r["shipped"]
     report = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert report["stages"]["decoder-export-genai"]["status"] == "done"
+
+
+def test_builder_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    class Broken:
+        @staticmethod
+        def parse_extra_options(*a, **k):
+            print("builder chatter")
+            raise ValueError("unsupported rope type\nsecond line")
+
+    d = make_tiny_decoder(tmp_path / "t", "llama", hidden=64)
+    monkeypatch.setattr(genai, "_builder", lambda: Broken)
+    with pytest.raises(EdgeKDError, match="model builder failed.*unsupported rope type") as e:
+        genai.build_genai(d, tmp_path / "g", "int4")
+    assert "\n" not in str(e.value) and "builder chatter" in str(e.value)
+    assert not list(tmp_path.glob("g*"))

@@ -101,6 +101,7 @@ def build_genai(student_dir: str | Path, out: str | Path, precision: str = "int4
             _tf5_rope(opts["hf_details"]["hf_config"])
             b.create_model(src, src, str(tmp), precision, "cpu", str(cache), **opts)
     except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         tail = " ".join(log.getvalue().split()[-30:])
         raise EdgeKDError(f"onnxruntime-genai model builder failed on {student_dir}: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''} [{tail[-300:]}]") from exc
