@@ -26,7 +26,7 @@ def compress_cmd(
     epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher).", rich_help_panel="Distill"),
     seed: int = typer.Option(0, help="Random seed (data split, init, shuffling).", rich_help_panel="Run"),
     recipe: str = typer.Option("auto", help="Distillation recipe: auto (a short probe picks the LR and loss mix), a built-in name (`edgekd distill --help`) or a .toml file.", rich_help_panel="Distill"),
-    baseline: str = typer.Option("none", help="scratch: also train the student on labels only (same budget) and report what distillation bought.", rich_help_panel="Run"),
+    baseline: str = typer.Option("none", help="scratch: also train the student on labels only (same budget), report what distillation bought and ship the better of the two on the validation split.", rich_help_panel="Run"),
     sets: List[str] = typer.Option([], "--set", help="Override a recipe field: KEY=VALUE (train.lr=0.01, kd.temperature=2), as on `edgekd distill`.", rich_help_panel="Distill"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Default 128; 32 with an hf: teacher.", rich_help_panel="Distill"),
     prune: Optional[float] = typer.Option(None, min=0.0, max=0.95, help="Structured pruning ratio applied after distillation (with KD recovery).", rich_help_panel="Run"),

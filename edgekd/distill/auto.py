@@ -87,6 +87,13 @@ def probe_plan(total_steps: int, share: float = PROBE_SHARE, user_lr: bool = Fal
     return [v for k, v in cands if k == "lr"], tuple(v for k, v in cands if k == "loss")
 
 
+def noise_margin(acc: float, n_val: int) -> float:
+    """Two standard errors of an accuracy (fraction) measured on n_val samples, at least MIN_MARGIN: a difference
+    below it is noise on that split."""
+    p = max(min(acc, 1 - 1e-3), 1e-3)
+    return max(MIN_MARGIN, 2 * math.sqrt(p * (1 - p) / max(n_val, 1)))
+
+
 def choose(tried: list[dict[str, Any]], n_val: int, teacher_acc: float | None = None) -> tuple[str, str]:
     """The best distillation candidate by validation accuracy; labels only when the teacher has nothing to teach.
 
@@ -103,8 +110,7 @@ def choose(tried: list[dict[str, Any]], n_val: int, teacher_acc: float | None = 
     best = max(kd, key=lambda t: t["val_acc"])
     if ce is None or ce["val_acc"] is None:
         return best["recipe"], f"{best['recipe']} had the best held-out accuracy ({best['val_acc']:.4f})"
-    p = max(min(ce["val_acc"], 1 - 1e-3), 1e-3)
-    margin = max(MIN_MARGIN, 2 * math.sqrt(p * (1 - p) / max(n_val, 1)))
+    margin = noise_margin(ce["val_acc"], n_val)
     if teacher_acc is not None:
         if ce["val_acc"] + margin >= teacher_acc:
             return "ce", (f"the teacher ({teacher_acc:.4f} val acc) is no better than the labels-only trial "

@@ -124,7 +124,7 @@ class ClassifierModality:
         """--baseline scratch, then --prune (each a stage of its own)."""
         from edgekd.modalities.classifier import stages
 
-        stages.baseline_stage(self.ctx, student, self._key)
+        student, self._key, _ = stages.baseline_stage(self.ctx, student, self._key)
         if self.cfg.prune:
             student, self._key = stages.prune_stage(self.ctx, student, self._key)
         return student

@@ -60,8 +60,10 @@ def header_lines(report: dict[str, Any]) -> list[str]:
              f"{report['distill'].get('epochs')} epochs"]
     if report.get("baseline"):
         b = report["baseline"]
+        ships = ("; **the labels-only student ships** (better on the validation split)"
+                 if b.get("ships") == "scratch" else "")
         lines.append(f"- baseline (labels only, same budget): {b['scratch_test_acc']:.2f} % vs distilled "
-                     f"{b['distilled_test_acc']:.2f} % ({b['gain_points']:+.2f} points)")
+                     f"{b['distilled_test_acc']:.2f} % ({b['gain_points']:+.2f} points){ships}")
     if line := _input_line(data):
         lines.append(line + _coreml_input(report))
     if student.get("search"):

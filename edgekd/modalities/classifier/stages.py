@@ -103,17 +103,21 @@ def student_search_stage(ctx: Context, budget_ms: float) -> dict[str, Any]:
     return found
 
 
-def baseline_stage(ctx: Context, student, student_key: str) -> dict[str, Any] | None:
+def baseline_stage(ctx: Context, student, student_key: str):
     """--baseline scratch: the same student on labels only, with the same budget and the same LR probe as
-    auto, so the report can say what distillation bought (or that it bought nothing)."""
+    auto, so the report can say what distillation bought (or that it bought nothing). The student that goes on
+    to export is the better of the two on the validation split (never the test set, which only reports): when
+    labels only beats distillation there by more than the split's noise, the labels-only student ships.
+    Returns (student, its key, the stage's metrics), or the inputs and None without a baseline."""
     import torch
 
-    from edgekd.distill.auto import auto_settings, distill_auto
+    from edgekd.distill.auto import auto_settings, distill_auto, noise_margin
+    from edgekd.models.checkpoint import save_portable
     from edgekd.runtime import accuracy, load_runner
 
     cfg = ctx.cfg
     if cfg.baseline == "none":
-        return None
+        return student, student_key, None
     settings = {"student_key": student_key, "data": ctx.data.describe(), "student": ctx.student_src.spec,
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, **auto_settings()}
 
@@ -124,23 +128,36 @@ def baseline_stage(ctx: Context, student, student_key: str) -> dict[str, Any] | 
                            max_steps=None, batch_size=cfg.batch_size, seed=cfg.seed, overrides=None,
                            output_dir=ctx.run.path("baseline"), resume=False if cfg.force else "auto",
                            progress=True, labels_only=True)
-        x, y = ctx.data.test.x, ctx.data.test.y
-        scratch, distilled = accuracy(load_runner(res.student), x, y), accuracy(load_runner(student), x, y)
-        return StageResult([], {"kind": "scratch", "scratch_test_acc": round(scratch, 2),
-                                "distilled_test_acc": round(distilled, 2),
-                                "gain_points": round(distilled - scratch, 2), "scratch_lr": res.metrics["auto"]["lr"],
-                                "seconds": res.metrics.get("seconds")})
+        save_portable(res.student, ctx.run.path("student_scratch.pt"))
+        scratch_r, distilled_r = load_runner(res.student), load_runner(student)
+        (x, y), (vx, vy) = (ctx.data.test.x, ctx.data.test.y), (ctx.data.val.x, ctx.data.val.y)
+        scratch, distilled = accuracy(scratch_r, x, y), accuracy(distilled_r, x, y)
+        s_val, d_val = accuracy(scratch_r, vx, vy), accuracy(distilled_r, vx, vy)
+        margin = 100 * noise_margin(d_val / 100, len(vy))
+        return StageResult([Artifact("student-scratch", "student_scratch.pt", "pytorch", "fp32")],
+                           {"kind": "scratch", "scratch_test_acc": round(scratch, 2),
+                            "distilled_test_acc": round(distilled, 2), "gain_points": round(distilled - scratch, 2),
+                            "scratch_val_acc": round(s_val, 2), "distilled_val_acc": round(d_val, 2),
+                            "val_noise_points": round(margin, 2), "ships": "scratch" if s_val - d_val > margin
+                            else "distilled", "scratch_lr": res.metrics["auto"]["lr"],
+                            "seconds": res.metrics.get("seconds")})
 
     result, skipped = ctx.run.run_stage("baseline", settings, run, force=cfg.force)
     m = dict(result.metrics)
-    verdict = (f"distillation bought {m['gain_points']:+.2f} points over the same student trained on labels only "
-               f"({m['distilled_test_acc']:.2f} % vs {m['scratch_test_acc']:.2f} %, same budget, test set)")
-    if m["gain_points"] <= 0:
-        verdict = ("distillation bought nothing here: " + verdict + "; ship the labels-only student or try "
-                   "another --recipe / a longer --epochs")
+    how = (f"({m['distilled_test_acc']:.2f} % vs {m['scratch_test_acc']:.2f} %, same budget, test set)")
+    verdict = (f"distillation bought {m['gain_points']:+.2f} points over the same student trained on labels only {how}"
+               if m["gain_points"] > 0 else f"distillation bought nothing here: {m['gain_points']:+.2f} points against "
+               f"the same student trained on labels only {how}")
     ctx.log(verdict)
     ctx.notes.append(verdict)
-    return m
+    if m.get("ships") == "scratch":
+        note = (f"the labels-only student ships: it beat the distilled one on the validation split "
+                f"({m['scratch_val_acc']:.2f} % vs {m['distilled_val_acc']:.2f} %, more than its noise of "
+                f"{m['val_noise_points']:.2f} points); try another --recipe or a longer --epochs for distillation")
+        ctx.log(note)
+        ctx.notes.append(note)
+        return _load_student(ctx, "student_scratch.pt"), result.artifacts[0].sha256, m
+    return student, student_key, m
 
 
 def prune_stage(ctx: Context, student, student_key: str):
