@@ -232,8 +232,14 @@ def make_student(spec, teacher, data, seed: int) -> nn.Module:
 
 def run_one(teacher, student, data, recipe, epochs, seed, lr=None, cache=None):
     t0 = time.perf_counter()
-    res = distill(teacher, student, data, recipe=recipe, epochs=epochs, batch_size=128, seed=seed, lr=lr,
-                  progress=False, cache=cache)
+    if recipe == "scratch-probe":
+        from edgekd.distill.auto import distill_auto
+
+        res = distill_auto(teacher, student, data, epochs=epochs, max_steps=None, batch_size=128, seed=seed,
+                           overrides=None, output_dir=None, resume=False, progress=False, labels_only=True)
+    else:
+        res = distill(teacher, student, data, recipe=recipe, epochs=epochs, batch_size=128, seed=seed, lr=lr,
+                      progress=False, cache=cache)
     out = {"test_acc": test_accuracy(res.student, data), "val_acc": res.metrics["best_val_acc"],
            "seconds": round(time.perf_counter() - t0, 2)}
     if "auto" in res.metrics:
@@ -283,6 +289,9 @@ def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str], scrat
                                       lr=lr), lr=lr) for lr in scratch_lrs]
                 best = max(sweep, key=lambda r: r["val_acc"])
                 runs[m].append(dict(best, sweep=sweep, seconds=sum(r["seconds"] for r in sweep)))
+            elif m == "scratch-probe":  # labels only with auto's LR probe: what `compress --baseline scratch` trains
+                runs[m].append(run_one(teacher, make_student(s_spec, teacher, data, seed), data, "scratch-probe",
+                                       epochs, seed))
             elif m.startswith("chain"):  # chain1: one assistant; chain-auto: --chain auto decides; chain-dgkd: dense
                 kind = m.split("chain", 1)[1].lstrip("-")
                 runs[m].append(run_chain_one(teacher, make_student(s_spec, teacher, data, seed), data, epochs, seed,
@@ -297,10 +306,26 @@ def run_pair(name: str, epochs: int, seeds: list[int], methods: list[str], scrat
     return {"teacher": {**t_info, "macs": t_macs, "params": t_params, "arch": t_key},
             "student": {"macs": s_macs, "params": s_params, "spec": s_spec if isinstance(s_spec, str) else
                         getattr(s_spec, "__name__", "lambda")},
-            "data": data.describe(), "epochs": epochs, "seeds": seeds, "runs": runs, "summary": summarise(t_info, runs)}
+            "data": data.describe(), "epochs": epochs, "seeds": seeds, "runs": runs,
+            "summary": summarise(t_info, runs, len(data.val))}
 
 
-def summarise(t_info: dict, runs: dict) -> dict:
+def with_baseline(runs: dict, n_val: int) -> list[dict] | None:
+    """`compress --baseline scratch` per seed: auto and the labels-only run with auto's LR probe both train, and
+    the labels-only student ships when its val accuracy beats auto's by more than the split's noise."""
+    from edgekd.distill.auto import noise_margin
+
+    pairs = list(zip(runs.get("auto") or [], runs.get("scratch-probe") or []))
+    if not pairs or any(a.get("val_acc") is None for a, _ in pairs):
+        return None
+    return [dict(b if b["val_acc"] - a["val_acc"] > noise_margin(a["val_acc"], n_val) else a, shipped="scratch"
+                 if b["val_acc"] - a["val_acc"] > noise_margin(a["val_acc"], n_val) else "auto",
+                 seconds=a["seconds"] + b["seconds"]) for a, b in pairs]
+
+
+def summarise(t_info: dict, runs: dict, n_val: int | None = None) -> dict:
+    if n_val and (derived := with_baseline(runs, n_val)):
+        runs = {**runs, "auto+baseline": derived}
     mean = {m: statistics.mean(r["test_acc"] for r in rs) for m, rs in runs.items() if rs}
     out = {"mean_test_acc": mean}
     if "scratch" in mean:
@@ -341,6 +366,8 @@ def overall(pairs: dict) -> dict:
     for m in sorted(others - {"auto"}):  # every other method on the same pairs (hinton, chain1, chain-auto)
         closed = [p["summary"][f"{m}_gap_closed"] for p in pairs.values() if f"{m}_gap_closed" in p["summary"]]
         s[f"{m}_mean_gap_closed"] = round(statistics.mean(closed), 3)
+        gains = [p["summary"][f"{m}_gain_points"] for p in pairs.values() if f"{m}_gain_points" in p["summary"]]
+        s[f"{m}_min_gain_over_scratch_points"] = min(gains)
     return s
 
 
@@ -356,6 +383,29 @@ def grid(pair: str, specs: list[str]) -> None:
                           "seconds": round(time.perf_counter() - t0)}), flush=True)
 
 
+def table(doc: dict, methods=("scratch", "auto", "auto+baseline")) -> str:
+    """README's per-pair table from a suite JSON: test accuracy % (seed means), gains and gap closed of auto."""
+    head = ["pair @ epochs", "seeds", "teacher", *methods, "auto gain ± se", "auto gap closed ± std",
+            "auto+baseline gain", "baseline shipped"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, v in doc["results"].items():
+        s, runs = v["summary"], v["runs"]
+        acc = s["mean_test_acc"]
+        diffs = [100 * (a["test_acc"] - b["test_acc"]) for a, b in zip(runs.get("auto", []), runs.get("scratch", []))]
+        se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+        shipped = [r.get("shipped") for r in runs.get("auto+baseline", [])] or [
+            r.get("shipped") for r in (with_baseline(runs, v["data"].get("val")) or [])]
+        cells = [name, str(len(v["seeds"])), f"{100 * v['teacher']['test_acc']:.2f}",
+                 *[f"{100 * acc[m]:.2f}" if m in acc else "-" for m in methods],
+                 f"{s.get('auto_gain_points', float('nan')):+.2f} ± {se:.2f}",
+                 (f"{s['auto_gap_closed']:.2f} ± {s['auto_gap_closed_std'] or 0:.2f}" if "auto_gap_closed" in s
+                  else "no gap"),
+                 f"{s['auto+baseline_gain_points']:+.2f}" if "auto+baseline_gain_points" in s else "-",
+                 f"scratch {shipped.count('scratch')}/{len(shipped)}" if shipped else "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default=",".join(PAIRS))
@@ -368,7 +418,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "distill_suite.json"))
     ap.add_argument("--merge", nargs="+", help="merge the JSONs of several processes into --out")
     ap.add_argument("--grid", nargs="+", help="single runs recipe@lr@optimizer@augment@epochs on the first pair")
+    ap.add_argument("--table", action="store_true", help="print README's per-pair table of --out and exit")
     a = ap.parse_args()
+    if a.table:
+        return print(table(json.loads(Path(a.out).read_text())))
     if a.grid:
         torch.set_num_threads(a.threads)
         return grid(a.pairs.split(",")[0], a.grid)
@@ -387,7 +440,7 @@ def main() -> None:
                     results[k] = v
         merged = {**parts[0], "results": results}
         for v in merged["results"].values():  # recompute with this version's rules
-            v["summary"] = summarise(v["teacher"], v["runs"])
+            v["summary"] = summarise(v["teacher"], v["runs"], v["data"].get("val"))
         merged["summary"] = {b: overall({k: v for k, v in merged["results"].items() if v["epochs"] == int(b)})
                              for b in sorted({str(v["epochs"]) for v in merged["results"].values()})}
         atomic_write_text(a.out, json.dumps(merged, indent=2, default=str) + "\n")
