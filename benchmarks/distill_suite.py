@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/distill_suite.py --epochs 5,20 --seeds 0,1,2   # the full protocol
     .venv/bin/python benchmarks/distill_suite.py --pairs digits-mlp --epochs 20 # one pair
     .venv/bin/python benchmarks/distill_suite.py --merge a.json b.json          # one JSON from several processes
+    .venv/bin/python benchmarks/distill_suite.py --table                        # README's per-pair table of the JSON
     .venv/bin/python benchmarks/distill_suite.py --pairs plain7-tiny3 --grid hinton@0.03@adamw@none@5 ce@0.05@sgd@flip@8
         # single runs (recipe@lr@optimizer@augment@epochs, seed 0), printed: the LR / optimizer study in the JSON
 
@@ -15,6 +16,9 @@ accuracy on the real test set of the epoch picked by val accuracy.
 Methods, all at the same epochs, batch and seeds:
   scratch   labels only (recipe `ce`), with its own LR sweep (the best val of 4 LRs, 3e-3 to 0.1; its test accuracy is
             reported): a fair baseline, not a strawman
+  scratch-probe  labels only with auto's LR probe instead of the 4-LR sweep: what `compress --baseline scratch` trains
+  auto+baseline  derived per seed from auto and scratch-probe: `compress --baseline scratch`, which ships the labels-only
+            student when its val accuracy beats auto's by more than two standard errors of the val split
   hinton    KD T=4, alpha 0.9
   auto      `recipe="auto"`: the probe (its wall time is counted in auto's time) then the chosen recipe
   chain1    teacher -> one assistant derived from the teacher (width, teacher-initialised) -> student, each
