@@ -390,7 +390,7 @@ def grid(pair: str, specs: list[str]) -> None:
 def table(doc: dict, methods=("scratch", "auto", "auto+baseline")) -> str:
     """README's per-pair table from a suite JSON: test accuracy % (seed means), gains and gap closed of auto."""
     head = ["pair @ epochs", "seeds", "teacher", *methods, "auto gain ± se", "auto gap closed ± std",
-            "auto+baseline gain", "baseline shipped"]
+            "auto+baseline gain", "baseline shipped", "s per run (scratch sweep / auto)"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, v in doc["results"].items():
         s, runs = v["summary"], v["runs"]
@@ -405,7 +405,8 @@ def table(doc: dict, methods=("scratch", "auto", "auto+baseline")) -> str:
                  (f"{s['auto_gap_closed']:.2f} ± {s['auto_gap_closed_std'] or 0:.2f}" if "auto_gap_closed" in s
                   else "no gap"),
                  f"{s['auto+baseline_gain_points']:+.2f}" if "auto+baseline_gain_points" in s else "-",
-                 f"scratch {shipped.count('scratch')}/{len(shipped)}" if shipped else "-"]
+                 f"scratch {shipped.count('scratch')}/{len(shipped)}" if shipped else "-",
+                 f"{statistics.mean(r['seconds'] for r in runs['scratch']):.0f} / {s.get('auto_seconds_mean', 0):.0f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
