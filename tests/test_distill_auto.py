@@ -28,11 +28,10 @@ def test_probe_steps_take_the_stated_share():
 def test_the_probe_shrinks_to_its_budget_on_short_runs():
     full = len(LR_FACTORS) + len(LOSS_CANDIDATES)
     assert probe_plan(full * MIN_PROBE_STEPS * 10, 0.1) == (list(LR_FACTORS), LOSS_CANDIDATES)
-    # a short run gets the floor, MIN_PROBE_BUDGET steps (3 trials): the LRs the suite chose most often and x1 (a
-    # teacher-initialised student fine-tunes at the low end), no ce
+    # a short run gets the floor, MIN_PROBE_BUDGET steps (3 trials): the LRs the suite chose most often, no ce
     assert probe_budget(10, 0.15) == MIN_PROBE_BUDGET == 3 * MIN_PROBE_STEPS
-    assert probe_plan(10, 0.15) == ([1.0, 10.0, 30.0], ())
-    assert probe_plan(4 * MIN_PROBE_STEPS * 10, 0.1) == ([1.0, 10.0, 30.0], ("ce",))
+    assert probe_plan(10, 0.15) == ([3.0, 10.0, 30.0], ())
+    assert probe_plan(4 * MIN_PROBE_STEPS * 10, 0.1) == ([3.0, 10.0, 30.0], ("ce",))
     assert probe_plan(10, 0.15, user_lr=True) == ([1.0], LOSS_CANDIDATES)  # the user's LR is never dropped
 
 

@@ -36,12 +36,9 @@ LR_RECIPE = "kd-balanced"
 LR_FACTORS = (1.0, 3.0, 10.0, 30.0)  # times the recipe's base LR (3e-3 for the built-ins, AdamW + OneCycle)
 # The probe gets `share` of the run's steps but never under MIN_PROBE_BUDGET: fewer steps measure nothing, and a
 # run that short takes seconds. When that cannot pay every trial MIN_PROBE_STEPS, trials go in this order:
-# kd-ls, x3, labels only, x1. x10 and x30 won most often on the suite's randomly initialised students (plain7 ->
-# tiny3, digits MLP, ViT -> micro3 at x30, ResNet -> MobileNet-style at x10; x3 won on none of them), but a student
-# that starts from trained weights (`auto:<ratio>`, derived from the teacher) fine-tunes best at x1: on the suite's
-# wide CNN -> auto:0.1 pair, 10 seeds, labels only chose 3e-3 in 17 of 20 runs, and auto without x1 (it picked 0.03)
-# trailed that scratch by 0.36 / 0.39 points at 5 / 20 epochs. So x1 stays when x3 goes.
-DROP_ORDER = (("loss", "kd-ls"), ("lr", 3.0), ("loss", "ce"), ("lr", 1.0), ("lr", 30.0))
+# kd-ls, the x1 LR, labels only, x3 (x10 and x30 won most often on the suite: plain7 -> tiny3, digits MLP, ViT ->
+# micro3 at x30, ResNet -> MobileNet-style at x10).
+DROP_ORDER = (("loss", "kd-ls"), ("lr", 1.0), ("loss", "ce"), ("lr", 3.0), ("lr", 30.0))
 MIN_PROBE_BUDGET = 60
 # tried at the LR stage 1 chose. DKD was a candidate until the session-8 suite: it trailed labels only on
 # every pair at every LR tried (plain7 -> tiny3 at lr 0.1: 85.77 % vs 88.72 %), so its trial only cost steps.
