@@ -74,6 +74,21 @@ def test_auto_probes_every_candidate_then_trains_the_winner(tmp_path):
     assert saved["report"]["chosen"] == auto["chosen"]
 
 
+def test_the_final_training_reads_the_teacher_outputs_the_probe_computed(monkeypatch):
+    import edgekd.distill.auto as auto
+
+    monkeypatch.setattr(auto, "choose", lambda *a, **k: (LR_RECIPE, "forced"))  # a random teacher would lose to ce
+    data = _bundle()
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), data, recipe="auto", epochs=110, batch_size=32, progress=False,
+                  checkpoint_every=0)
+    # the trials covered every training sample, so the final training runs the teacher no more: all of its
+    # 110 x len(train) lookups hit the cache the probe filled (a fresh cache would miss the first epoch's), and the
+    # shared cache's teacher time is the probe's (timings rounded to 3 digits)
+    cache, probe = res.metrics["cache"], res.metrics["auto"]
+    assert cache["enabled"] and cache["hits"] >= 110 * len(data.train)
+    assert cache["teacher_seconds"] == pytest.approx(probe["teacher_seconds"], abs=2e-3)
+
+
 def test_resumed_auto_run_reuses_the_probe(tmp_path, monkeypatch):
     import edgekd.distill.auto as auto
 

@@ -60,6 +60,9 @@ class ProbeReport:
     seconds: float
     tried: list[dict[str, Any]] = field(default_factory=list)
     lr: float | None = None  # the learning rate the chosen recipe trains with
+    # the teacher's forward passes inside the probe: they fill the shared teacher cache, which the final training
+    # then reads instead of running the teacher again (so they are the training's cost, paid early)
+    teacher_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +142,7 @@ def auto_settings(share: float = PROBE_SHARE) -> dict[str, Any]:
 def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
               overrides: dict[str, Any] | None = None, share: float = PROBE_SHARE, device=None,
               progress: bool = False, log=None, lr_recipe: str = LR_RECIPE,
-              losses: tuple[str, ...] = LOSS_CANDIDATES, cache=None) -> ProbeReport:
+              losses: tuple[str, ...] = LOSS_CANDIDATES, cache=None, caches: dict | None = None) -> ProbeReport:
     """Stage 1 picks the LR (Hinton KD), stage 2 the loss mix at that LR; every trial starts from the same
     initial weights and runs a compressed schedule of the same length."""
     from edgekd.distill.engine import distill
@@ -159,11 +162,13 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     lrs = [base_lr * f for f in factors]  # the user's LR is kept (factor 1)
     steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
-    # one teacher cache per augmentation setting, shared by the trials (and with the caller's, if given)
-    caches: dict[tuple, Any] = {}
+    # one teacher cache per augmentation setting, shared by the trials (and with the caller's, if given); `caches`
+    # lets the caller keep them for the final training
+    caches = {} if caches is None else caches
     if cache is not None and not isinstance(cache, bool):
         caches[(load_recipe(lr_recipe, _train_only(ov)).train["augment"], cache.views)] = cache
     t0 = time.perf_counter()
+    teacher0 = _teacher_seconds(caches)
     tried: list[dict[str, Any]] = []
     teacher_acc: list[float] = []  # the teacher's val accuracy, as each trial measured it (the same split)
 
@@ -175,7 +180,7 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
             res = distill(teacher, model, data, recipe=name, epochs=max(1, math.ceil(steps / steps_per_epoch)),
                           max_steps=steps, batch_size=batch_size, seed=seed, lr=lr,
                           overrides=_train_only(ov, drop=("train.lr",)), progress=progress, device=device,
-                          cache=_cache_for(caches, name, ov, len(data.train)))
+                          cache=False if cache is False else _cache_for(caches, name, ov, len(data.train)))
             acc, err = res.metrics.get("best_val_acc"), None
             if res.metrics.get("teacher_val_acc") is not None:
                 teacher_acc.append(float(res.metrics["teacher_val_acc"]))
@@ -201,7 +206,8 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     chosen, reason = (choose(final, len(data.val), teacher_acc[0] if teacher_acc else None) if losses or lr_recipe != "ce"
                       else ("ce", "labels only: the scratch baseline, with the same LR probe"))
     return ProbeReport(chosen, f"lr {lr:.2g} (best of {', '.join(f'{x:.2g}' for x in lrs)} for {lr_recipe}); "
-                       + reason, share, steps, total, round(time.perf_counter() - t0, 2), tried, lr)
+                       + reason, share, steps, total, round(time.perf_counter() - t0, 2), tried, lr,
+                       round(_teacher_seconds(caches) - teacher0, 3))
 
 
 def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
@@ -220,7 +226,7 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
            "overrides": {k: str(v) for k, v in (overrides or {}).items()}, "labels_only": labels_only,
            **auto_settings()}
     saved = Path(output_dir) / "auto_probe.json" if output_dir else None
-    report = None
+    report, caches = None, {}
     if saved is not None and resume and saved.is_file():  # a resumed run does not probe again
         try:
             blob = json.loads(saved.read_text())
@@ -231,12 +237,15 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
     if report is None:
         extra = {"lr_recipe": "ce", "losses": ()} if labels_only else {}
         report = run_probe(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                           seed=seed, overrides=overrides, device=device, cache=kwargs.get("cache"), **extra)
+                           seed=seed, overrides=overrides, device=device, cache=kwargs.get("cache"), caches=caches,
+                           **extra)
         if saved is not None:
             saved.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, json.dumps({"key": key, "report": report.to_dict()}, indent=2, default=str) + "\n")
     _stderr(f"auto: chose '{report.chosen}': {report.reason}")
     final_ov = dict(overrides or {}, **({"train.lr": report.lr} if report.lr else {}))
+    if kwargs.get("cache") is None and caches:  # the teacher outputs the probe computed are not computed again
+        kwargs["cache"] = _cache_for(caches, report.chosen, final_ov, len(data.train))
     res = distill(teacher, student, data, recipe=report.chosen, epochs=epochs, max_steps=max_steps,
                   batch_size=batch_size, seed=seed, overrides=final_ov, output_dir=output_dir, resume=resume,
                   progress=progress, device=device, **kwargs)
@@ -255,6 +264,10 @@ def _stderr(msg: str) -> None:
 def _train_only(overrides: dict[str, Any] | None, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     """Overrides that apply to any candidate: training settings (train.augment, ...)."""
     return {k: v for k, v in (overrides or {}).items() if k.startswith("train.") and k not in drop}
+
+
+def _teacher_seconds(caches: dict) -> float:
+    return sum(c.teacher_seconds for c in caches.values())
 
 
 def _cache_for(caches: dict, name: str, overrides, n: int):
