@@ -64,6 +64,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="digits, tiny settings (smoke run)")
     ap.add_argument("--student", default="mobilenetv3-s")
+    ap.add_argument("--data", default="fashion-mnist", help="fashion-mnist | digits (real data either way)")
+    ap.add_argument("--lr", type=float, default=3e-3, help="fp32 training: Adam learning rate (cosine decay)")
+    ap.add_argument("--calib-samples", type=int, default=256, help="calibration images (edgekd's default: 256)")
     ap.add_argument("--epochs", type=int, default=3, help="fp32 training epochs")
     ap.add_argument("--qat-epochs", type=int, default=2)
     ap.add_argument("--qat-samples", type=int, default=8000)
@@ -76,7 +79,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/qat_recovery.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    data = load_data("digits" if args.quick else "fashion-mnist", seed=args.seed)
+    data = load_data("digits" if args.quick else args.data, seed=args.seed)
     if args.quick:
         args.epochs, args.qat_epochs, args.qat_samples, args.eval = 2, 1, 512, 300
     student = create_model(args.student, in_channels=data.input_shape[0], num_classes=data.num_classes)
@@ -88,7 +91,7 @@ def main() -> None:
         losses, train_s = meta["losses"], meta["seconds"]
     else:
         t0 = time.perf_counter()
-        losses = train_fp32(student, data.train.x, data.train.y, epochs=args.epochs, lr=3e-3, batch=128,
+        losses = train_fp32(student, data.train.x, data.train.y, epochs=args.epochs, lr=args.lr, batch=128,
                             seed=args.seed)
         train_s = time.perf_counter() - t0
         if cache:
@@ -99,7 +102,7 @@ def main() -> None:
     x_test, y_test = data.test.x[:n], data.test.y[:n]
     fp32_acc = accuracy(load_runner(student, threads=1), x_test, y_test)
     print(f"fp32 {args.student}: {fp32_acc:.2f} % on {n} test images after {train_s:.0f} s", flush=True)
-    calib = data.calibration(256, seed=args.seed)
+    calib = data.calibration(args.calib_samples, seed=args.seed)
 
     def write(rows: dict) -> None:
         out = {
@@ -107,10 +110,11 @@ def main() -> None:
                     "under --max-drop, quantization-aware training (edgekd.quantize.qat, KD from the fp32 student)",
             "data": data.describe() | {"evaluated_on": f"the first {n} images of the test split"},
             "student": {"name": args.student, "macs": macs, "params": params, "fp32_epochs": args.epochs,
-                        "fp32_train_seconds": round(train_s, 1), "fp32_epoch_loss": losses,
+                        "fp32_train_seconds": round(train_s, 1), "fp32_epoch_loss": losses, "fp32_lr": args.lr,
                         "fp32_accuracy_pytorch": round(fp32_acc, 3)},
             "teacher": "the fp32 student itself (self-distillation)",
             "max_drop": args.max_drop,
+            "calibration_samples": len(calib),
             "variants": rows,
             "how": {"measured": "accuracy on real test images in ONNX Runtime / LiteRT (CPU), 1 thread; seconds are wall "
                                 "time on this host", "threads": 1, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
