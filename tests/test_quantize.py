@@ -332,3 +332,31 @@ def test_fp16_file_computes_in_fp16_on_arm_only_when_its_metadata_allows(float_f
     # fp16 arithmetic: every activation rounded to fp16 (~1e-2 here), 8 lanes per NEON instruction instead of 4
     assert acc16["numerics"]["max_abs_error"] > 10 * max(plain["numerics"]["max_abs_error"], 1e-6)
     assert acc16["emulated_instructions"] < plain["emulated_instructions"]
+
+
+def test_reduce_range_only_for_x86_without_vnni():
+    """7-bit ONNX weights cost 15 points of top-1 agreement on EfficientNet-Lite0 (real_weights.json); only
+    ORT's non-VNNI x86 kernels (saturating VPMADDUBSW) need them."""
+    from edgekd.quantize.onnx_quant import reduce_range_needed
+
+    assert reduce_range_needed("x86_64", {"avx2", "fma"})[0] is True
+    assert reduce_range_needed("x86_64", {"avx2", "avx512f", "avx512_vnni"})[0] is False
+    assert reduce_range_needed("x86_64", {"avx2", "avx_vnni"})[0] is False
+    assert reduce_range_needed("aarch64", {"asimd", "asimddp"})[0] is False
+
+
+@pytest.mark.parametrize("reduce_range,qmax", [(False, 127), (True, 64)])
+def test_onnx_int8_weights_use_the_full_int8_range_unless_reduce_range(float_files, data, tmp_path, reduce_range,
+                                                                       qmax):
+    """Per-channel symmetric weights: every output channel's largest weight is +-127 (8 bits), or within +-64
+    with reduce_range; the choice is named in the report."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = tmp_path / "q.onnx"
+    rep = quantize(float_files[0], out, mode="int8", calib=data.calibration(16), reduce_range=reduce_range)
+    m = onnx.load(str(out))
+    q = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    weights = [q[n.input[0]] for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q]
+    assert weights and max(int(np.abs(w).max()) for w in weights) == qmax
+    assert any(n.startswith("ONNX int8 weights: " + ("7" if reduce_range else "8") + "-bit") for n in rep.notes)

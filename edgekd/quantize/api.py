@@ -62,9 +62,10 @@ def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: b
 class _Backend:
     """Format-specific calls behind one interface."""
 
-    def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io):
+    def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io,
+                 reduce_range: bool = False):
         self.fmt, self.mode, self.calib = fmt, mode, calib
-        self.method, self.per_channel, self.int8_io = method, per_channel, int8_io
+        self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
         self.work = work
         if fmt == "onnx" and mode == "int8":
             self.float_path = onnx_quant.preprocess(float_path, work / "float_prep.onnx")
@@ -79,7 +80,7 @@ class _Backend:
     def make(self, dest: Path, keep: list[str]) -> Path:
         if self.fmt == "onnx":
             onnx_quant.quantize_onnx(self.float_path, dest, mode=self.mode, calib=self.calib, method=self.method,
-                                     per_channel=self.per_channel, exclude=keep)
+                                     per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range)
         else:
             tflite_quant.quantize_tflite(self.float_path, dest, mode=self.mode, calib=self.calib,
                                          int8_io=self.int8_io, keep_float=[*self.always_float, *keep])
@@ -96,7 +97,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
              per_channel: bool = True, int8_io: bool = False, eval_data: tuple | None = None,
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
              nhwc: bool = True, format: str | None = None, torch_model: Any = None,
-             eval_split: str = "held-out data", coreml: dict | None = None) -> QuantReport:
+             eval_split: str = "held-out data", coreml: dict | None = None,
+             reduce_range: bool | None = None) -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
@@ -108,6 +110,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     The check of record is the budget when max_drop is given, else the parity tolerance against the float file:
     a failed check is an EdgeKDError under a budget (nothing written) unless allow_drop, else a warning in
     report.warnings; report.check carries the verdict for whoever ships the file.
+    reduce_range: ONNX int8 only, 7-bit weights; None decides for the CPU of this machine (only x86 without VNNI
+    needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
     (input, normalisation, color_layout).
@@ -165,7 +169,14 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         float_path = _float_file(source, fmt, sample, work, nhwc)
         report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
         report.float_size_bytes = float_path.stat().st_size
-        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io)
+        rr = False
+        if fmt == "onnx" and mode == "int8":
+            rr, why = onnx_quant.reduce_range_needed()
+            if reduce_range is not None:
+                rr, why = bool(reduce_range), f"{'7' if reduce_range else '8'}-bit weights, as asked (reduce_range " \
+                                              f"{bool(reduce_range)}); for this CPU: {why}"
+            report.notes.append(f"ONNX int8 weights: {why}")
+        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io, rr)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "

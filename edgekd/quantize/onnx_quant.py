@@ -71,9 +71,40 @@ def preprocess(src: Path, dst: Path) -> Path:
     return name_nodes(dst, dst)
 
 
+# x86 CPU flags whose int8 dot products (VPDPBUSD, AMX) accumulate u8 x s8 in 32 bits: no saturation
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def reduce_range_needed(machine: str | None = None, flags: set[str] | None = None) -> tuple[bool, str]:
+    """(7-bit weights?, why) for an int8 ONNX file run by ONNX Runtime on a CPU (default: this host's).
+
+    ORT's CPU kernels multiply u8 activations by s8 weights. x86-64 CPUs without VNNI do it with VPMADDUBSW, which
+    adds pairs of products into a saturating int16 (255 * 127 * 2 > 32767); ORT's docs advise `reduce_range`
+    (7-bit weights) there. Everywhere else (x86 with VNNI / AMX, ARM's dot-product and widening multiplies) the
+    sums are 32-bit and 7-bit weights only cost accuracy: on EfficientNet-Lite0 with real weights, int8 top-1
+    agreement with fp32 fell from 83.6 % to 68.2 % (weights alone, no activation quantization: 90.0 -> 70.9 %;
+    benchmarks/results/real_weights.json)."""
+    from edgekd.quantize.fp16_compute import _arch, cpu_flags
+
+    if machine is None:
+        machine, found = cpu_flags()
+        flags = found if flags is None else flags
+    machine = machine.lower()
+    if _arch(machine) != "x86":
+        return False, f"8-bit weights: {machine} accumulates int8 products in 32 bits (no u8s8 saturation)"
+    if not flags:
+        return False, "8-bit weights: this x86 CPU's flags are unknown; for one without VNNI use --reduce-range"
+    if any(f in flags for f in _VNNI_FLAGS):
+        return False, "8-bit weights: this x86 CPU has VNNI (32-bit int8 dot products, no u8s8 saturation)"
+    return True, ("7-bit weights (reduce_range): this x86 CPU has no VNNI, so ONNX Runtime's u8s8 kernels "
+                  "(VPMADDUBSW) could saturate with 8-bit weights; --no-reduce-range for files that run on ARM or "
+                  "VNNI CPUs")
+
+
 def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, method: str = "minmax",
-                  per_channel: bool = True, exclude: list[str] | None = None) -> None:
-    """Write `out` from the float ONNX file; `exclude` lists layers left in float ('a+b' = nodes a and b)."""
+                  per_channel: bool = True, exclude: list[str] | None = None, reduce_range: bool = False) -> None:
+    """Write `out` from the float ONNX file; `exclude` lists layers left in float ('a+b' = nodes a and b).
+    reduce_range: 7-bit weights (see reduce_range_needed: only for x86 CPUs without VNNI)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     exclude = [n for layer in exclude or [] for n in layer.split("+")]
@@ -96,11 +127,7 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
         quantize_static(str(float_path), str(out), _Reader(name, calib.astype(np.float32), 1 if fixed else 32),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [], calibrate_method=cm,
-                        extra_options=extra, calibration_cache_path=None,
-                        # 7-bit weights: x86 CPUs without VNNI run u8s8 through VPMADDUBSW, whose 16-bit sums
-                        # saturate (ORT's quantization docs). Seen here: cosine to fp32 0.968 -> 0.9997 and
-                        # -4.2 -> +0.3 accuracy points on the example student; on ARM it costs ~nothing.
-                        reduce_range=True)
+                        extra_options=extra, calibration_cache_path=None, reduce_range=reduce_range)
 
 
 _FUSED_ACTIVATIONS = ("Relu", "Clip")  # ORT's QDQ quantizer folds these into the producing node
