@@ -360,3 +360,37 @@ def test_onnx_int8_weights_use_the_full_int8_range_unless_reduce_range(float_fil
     weights = [q[n.input[0]] for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q]
     assert weights and max(int(np.abs(w).max()) for w in weights) == qmax
     assert any(n.startswith("ONNX int8 weights: " + ("7" if reduce_range else "8") + "-bit") for n in rep.notes)
+
+
+def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tmp_path):
+    """On one input constant over space (no padding) each layer's output is W x + b with x = E[x], so after bias
+    correction the graph with int8-grid weights gives the float outputs, where rounding alone shifts them."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgekd.export import export_onnx
+    from edgekd.quantize.onnx_quant import correct_biases
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 6, 1, bias=False),
+                      nn.Flatten(), nn.Linear(6 * 4 * 4, 5)).eval()
+    with torch.no_grad():
+        m[2].weight.mul_(torch.linspace(0.01, 3.0, 8).view(8, 1, 1, 1))  # depthwise channels of mixed scale
+    x = np.tile((np.random.default_rng(0).normal(size=(1, 3, 1, 1)) + 2.0).astype(np.float32), (4, 1, 6, 6))
+    src, fixed, rounded = tmp_path / "f.onnx", tmp_path / "bc.onnx", tmp_path / "r.onnx"
+    export_onnx(m, x[:2], src)
+    assert correct_biases(src, fixed, x) == 4  # 2 convs with bias, 1 given one, the Linear
+    g = onnx.load(str(fixed))  # the same rounded weights with the original biases: rounding alone
+    orig = {t.name: t for t in onnx.load(str(src)).graph.initializer}
+    for t in g.graph.initializer:
+        if t.name in orig and len(t.dims) == 1:
+            t.CopyFrom(orig[t.name])
+    for n in g.graph.node:
+        while len(n.input) > 2 and n.input[2].endswith("_corrected_bias"):
+            n.input.pop()
+    onnx.save(g, str(rounded))
+    run = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {  # noqa: E731
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).get_inputs()[0].name: x})[0]
+    ref, corrected, plain = run(src), run(fixed), run(rounded)
+    err_c, err_p = np.abs(corrected - ref).mean(), np.abs(plain - ref).mean()
+    assert err_c < 0.05 * err_p, (err_c, err_p)  # float32 round-off only, vs int8 rounding's shift

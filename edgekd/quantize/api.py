@@ -63,9 +63,10 @@ class _Backend:
     """Format-specific calls behind one interface."""
 
     def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io,
-                 reduce_range: bool = False):
+                 reduce_range: bool = False, bias_correction: bool = False):
         self.fmt, self.mode, self.calib = fmt, mode, calib
         self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
+        self.bias_correction = bias_correction
         self.work = work
         if fmt == "onnx" and mode == "int8":
             self.float_path = onnx_quant.preprocess(float_path, work / "float_prep.onnx")
@@ -79,7 +80,13 @@ class _Backend:
 
     def make(self, dest: Path, keep: list[str]) -> Path:
         if self.fmt == "onnx":
-            onnx_quant.quantize_onnx(self.float_path, dest, mode=self.mode, calib=self.calib, method=self.method,
+            src = self.float_path
+            if self.bias_correction:
+                src = dest.with_name(dest.stem + "_bc.onnx")
+                self.corrected = onnx_quant.correct_biases(self.float_path, src, self.calib, exclude=keep,
+                                                           per_channel=self.per_channel,
+                                                           reduce_range=self.reduce_range)
+            onnx_quant.quantize_onnx(src, dest, mode=self.mode, calib=self.calib, method=self.method,
                                      per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range)
         else:
             tflite_quant.quantize_tflite(self.float_path, dest, mode=self.mode, calib=self.calib,
@@ -98,7 +105,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
              nhwc: bool = True, format: str | None = None, torch_model: Any = None,
              eval_split: str = "held-out data", coreml: dict | None = None,
-             reduce_range: bool | None = None) -> QuantReport:
+             reduce_range: bool | None = None, bias_correction: bool = True) -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
@@ -112,6 +119,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     report.warnings; report.check carries the verdict for whoever ships the file.
     reduce_range: ONNX int8 only, 7-bit weights; None decides for the CPU of this machine (only x86 without VNNI
     needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
+    bias_correction: ONNX int8, the mean output shift each layer's weight rounding causes is taken out of its bias
+    (onnx_quant.correct_biases).
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
     (input, normalisation, color_layout).
@@ -176,7 +185,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
                 rr, why = bool(reduce_range), f"{'7' if reduce_range else '8'}-bit weights, as asked (reduce_range " \
                                               f"{bool(reduce_range)}); for this CPU: {why}"
             report.notes.append(f"ONNX int8 weights: {why}")
-        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io, rr)
+        bc = bool(bias_correction) and fmt == "onnx" and mode == "int8"
+        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io, rr, bc)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
@@ -188,6 +198,10 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
+        if bc:
+            report.notes.append(f"bias correction: {backend.corrected} layer(s) had the mean shift of their output "
+                                f"from int8 weight rounding taken out of their bias (E[x] over "
+                                f"{min(len(calib), onnx_quant.BIAS_CORRECTION_SAMPLES)} calibration samples)")
         scorer = _scorer(backend.float_path, eval_data, eval_split, max_drop, report)
         chosen, chosen_keep = _within_budget(backend, first, report, calib, scorer, max_drop, allow_drop, work)
         if chosen_keep:
