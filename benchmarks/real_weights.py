@@ -22,6 +22,7 @@ Part 3 of the issue: edgekd.pipeline.precision picks, per target, the precision 
 of record among the files within the budget; the JSON says what it picked and why.
 
     .venv/bin/python benchmarks/real_weights.py [--models lite0,lite1] [--quick]
+    .venv/bin/python benchmarks/real_weights.py --onnx-int8-only   # ONNX int8 rows alone, same views
 """
 
 from __future__ import annotations
@@ -402,6 +403,36 @@ def run_tflite_int8(key: str, args, log) -> dict:
                     "same photos, views and seed as the main rows", "files": rows}
 
 
+def run_onnx_int8(key: str, args, log) -> dict:
+    """--onnx-int8-only: edgekd's ONNX int8 files alone (after the reduce_range and bias-correction changes), same
+    views: the default now (8-bit weights on this VNNI CPU, bias correction), without bias correction, and the
+    file edgekd wrote before (7-bit weights: reduce_range, no bias correction), timed interleaved."""
+    from edgekd.export import export_onnx
+    from edgekd.quantize import quantize
+    from edgekd.quantize.onnx_quant import reduce_range_needed
+
+    model, cal_parts, held, calib, ref = _model_and_views(key, args)
+    with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
+        work = Path(d)
+        paths, reports = {"edgekd onnx fp32": work / "edgekd_fp32.onnx"}, {}
+        export_onnx(model, held[:32], paths["edgekd onnx fp32"])
+        for label, kw in (("edgekd onnx int8", {}),
+                          ("edgekd onnx int8, no bias correction", {"bias_correction": False}),
+                          ("edgekd onnx int8, before: reduce_range (7-bit weights), no bias correction",
+                           {"bias_correction": False, "reduce_range": True})):
+            paths[label], reports[label] = _quantize(quantize, paths["edgekd onnx fp32"], work, label, "int8", calib,
+                                                     held, kw, log)
+        rows = agreement_rows(paths, ref, held)
+        for k, r in reports.items():
+            rows[k]["edgekd_report"] = r
+        log("  timing (interleaved) ...")
+        for k, v in host_latency(paths, held, args.rounds, args.runs).items():
+            rows[k]["host_latency"] = v
+    return {"what": "after the ONNX int8 fixes: 8-bit weights unless the CPU is x86 without VNNI (this one has "
+                    f"VNNI: {reduce_range_needed()[1]}), and bias correction; same photos, views and seed as the "
+                    "main rows", "files": rows}
+
+
 def run_onnx2tf(key: str, args, log) -> dict:
     """--onnx2tf-only: onnx2tf's float and integer_quant / full_integer_quant files through edgekd's onnx2tf
     backend (which hands onnx2tf the calibration views instead of letting it download images)."""
@@ -443,6 +474,9 @@ def summary(results: dict) -> dict:
         out["edgekd"][key] = {"int8_top1_agreement": ship.get("top1"),
                               "android_figure": (ship.get("a76") or {}).get("instructions"),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
+        onnx8 = (r.get("after_onnx_fix") or {}).get("files", {}).get("edgekd onnx int8") or f.get("edgekd onnx int8")
+        if onnx8:
+            out["edgekd"][key]["onnx_int8_top1_agreement"] = onnx8.get("top1")
         f = {**f, **(r.get("onnx2tf") or {}).get("files", {})}
         for peer in ("onnx2tf tflite int8 (integer_quant)", "onnx2tf tflite int8 (full_integer_quant)",
                      "litert-torch tflite int8 (PT2E)", "onnxruntime quantize_static defaults",
@@ -468,6 +502,8 @@ def main(argv=None) -> int:
     ap.add_argument("--onnx2tf-only", action="store_true", help="measure only onnx2tf's files (kept beside)")
     ap.add_argument("--tflite-int8-only", action="store_true",
                     help="re-measure only edgekd's TFLite int8 files (kept beside the earlier rows)")
+    ap.add_argument("--onnx-int8-only", action="store_true",
+                    help="re-measure only edgekd's ONNX int8 files (kept beside the earlier rows)")
     ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -483,6 +519,8 @@ def main(argv=None) -> int:
     for key in args.models.split(","):
         if args.onnx2tf_only:
             results.setdefault(key, {})["onnx2tf"] = run_onnx2tf(key, args, log)
+        elif args.onnx_int8_only:
+            results.setdefault(key, {})["after_onnx_fix"] = run_onnx_int8(key, args, log)
         elif args.tflite_int8_only:
             results.setdefault(key, {})["after_calibration_fix"] = run_tflite_int8(key, args, log)
         else:

@@ -17,6 +17,7 @@ import numpy as np
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize.bias_correction import SAMPLES as BIAS_CORRECTION_SAMPLES
 from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
 
@@ -89,7 +90,12 @@ class _Backend:
             onnx_quant.quantize_onnx(src, dest, mode=self.mode, calib=self.calib, method=self.method,
                                      per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range)
         else:
-            tflite_quant.quantize_tflite(self.float_path, dest, mode=self.mode, calib=self.calib,
+            src = self.float_path
+            if self.bias_correction:
+                src = dest.with_name(dest.stem + "_bc.tflite")
+                self.corrected = tflite_quant.correct_biases(self.float_path, src, self.calib,
+                                                             keep_float=[*self.always_float, *keep])
+            tflite_quant.quantize_tflite(src, dest, mode=self.mode, calib=self.calib,
                                          int8_io=self.int8_io, keep_float=[*self.always_float, *keep])
         return dest
 
@@ -119,7 +125,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     report.warnings; report.check carries the verdict for whoever ships the file.
     reduce_range: ONNX int8 only, 7-bit weights; None decides for the CPU of this machine (only x86 without VNNI
     needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
-    bias_correction: ONNX int8, the mean output shift each layer's weight rounding causes is taken out of its bias
+    bias_correction: int8, the mean output shift each layer's weight rounding causes is taken out of its bias
     (onnx_quant.correct_biases).
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
@@ -185,7 +191,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
                 rr, why = bool(reduce_range), f"{'7' if reduce_range else '8'}-bit weights, as asked (reduce_range " \
                                               f"{bool(reduce_range)}); for this CPU: {why}"
             report.notes.append(f"ONNX int8 weights: {why}")
-        bc = bool(bias_correction) and fmt == "onnx" and mode == "int8"
+        bc = bool(bias_correction) and mode == "int8"
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io, rr, bc)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
@@ -201,7 +207,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         if bc:
             report.notes.append(f"bias correction: {backend.corrected} layer(s) had the mean shift of their output "
                                 f"from int8 weight rounding taken out of their bias (E[x] over "
-                                f"{min(len(calib), onnx_quant.BIAS_CORRECTION_SAMPLES)} calibration samples)")
+                                f"{min(len(calib), BIAS_CORRECTION_SAMPLES)} calibration samples)")
         scorer = _scorer(backend.float_path, eval_data, eval_split, max_drop, report)
         chosen, chosen_keep = _within_budget(backend, first, report, calib, scorer, max_drop, allow_drop, work)
         if chosen_keep:

@@ -130,23 +130,16 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
                         extra_options=extra, calibration_cache_path=None, reduce_range=reduce_range)
 
 
-BIAS_CORRECTION_SAMPLES = 32  # calibration samples whose mean activations the correction uses
-
-
 def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channel: bool = True,
-                   reduce_range: bool = False, exclude: list[str] | None = None,
-                   samples: int = BIAS_CORRECTION_SAMPLES) -> int:
-    """Bias correction (Nagel et al., "Data-Free Quantization", 2019; OpenVINO's and AIMET's default): rounding a
-    layer's weights to int8 shifts the mean of its output by (W_q - W) E[x]; subtract that shift from its bias.
-
-    Writes `dst`: every Conv / Gemm (transB) weight already on the int8 grid ORT's symmetric quantizer will
-    use (max |w| / 127 per output channel, /64 with reduce_range), so ORT quantizes it to the same integers,
-    and its bias corrected with E[x] of the layer's input, measured by running the float file on `calib`.
-    Depthwise layers gain most (few weights per channel, one rounding error each). Returns how many layers."""
+                   reduce_range: bool = False, exclude: list[str] | None = None, samples: int | None = None) -> int:
+    """Bias correction (bias_correction.py) of every Conv / Gemm (transB) of the float file, into `dst`: weights on
+    the int8 grid ORT's symmetric quantizer uses (max |w| / 127 per output channel, / 64 with reduce_range), biases
+    corrected with E[x] of each layer's input over `calib`. Returns how many layers were corrected."""
     import onnx
     from onnx import numpy_helper
 
     from edgekd.export import execute
+    from edgekd.quantize.bias_correction import SAMPLES, output_shift, round_to_grid
 
     m = onnx.load(str(float_path))
     inits = {t.name: t for t in m.graph.initializer}
@@ -156,7 +149,7 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channe
                                          and _attr(n, "transA", 0) == 0))]
     graph_in = m.graph.input[0].name
     sums: dict[str, np.ndarray] = {}
-    x = calib[:samples].astype(np.float32)
+    x = calib[: samples or SAMPLES].astype(np.float32)
     for i in range(len(x)):
         _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
         inter[graph_in] = x[i : i + 1]
@@ -166,22 +159,16 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channe
                 continue
             mu = a.mean(axis=tuple(d for d in range(a.ndim) if d != 1)) if a.ndim > 2 else a.mean(axis=0)
             sums[n.name] = sums.get(n.name, 0.0) + mu.astype(np.float64)
-    qmax = 64.0 if reduce_range else 127.0
     done = 0
     for n in todo:
         if n.name not in sums:
             continue
-        mu = sums[n.name] / len(x)
         w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
-        axes = tuple(range(1, w.ndim)) if per_channel else tuple(range(w.ndim))
-        scale = np.abs(w).max(axis=axes, keepdims=True) / qmax
-        scale = np.where(scale == 0, 1.0, scale)
-        wq = np.clip(np.round(w / scale), -qmax, qmax) * scale
-        d = (wq - w).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)  # (out, in per group)
-        group = _attr(n, "group", 1) if n.op_type == "Conv" else 1
-        if d.shape[1] * group != mu.shape[0]:
+        wq = round_to_grid(w, 0 if per_channel else None, 64.0 if reduce_range else 127.0)
+        delta = (wq - w).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)  # (out, in per group)
+        shift = output_shift(delta, sums[n.name] / len(x), _attr(n, "group", 1) if n.op_type == "Conv" else 1)
+        if shift is None:
             continue
-        shift = np.einsum("goi,gi->go", d.reshape(group, -1, d.shape[1]), mu.reshape(group, -1)).reshape(-1)
         if len(n.input) > 2 and n.input[2] in inits:
             bias = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64)
             inits[n.input[2]].CopyFrom(numpy_helper.from_array((bias - shift).astype(np.float32), n.input[2]))
