@@ -388,6 +388,7 @@ def run_tflite_int8(key: str, args, log) -> dict:
         paths, reports = {"edgekd tflite fp32": work / "edgekd_fp32.tflite"}, {}
         export_tflite(model, held[:32], paths["edgekd tflite fp32"])
         for label, cal, kw in (("edgekd tflite int8", calib, {}), ("edgekd tflite int8 int8-io", calib, {"int8_io": True}),
+                               ("edgekd tflite int8, no bias correction", calib, {"bias_correction": False}),
                                (f"edgekd tflite int8, calib {len(cal_parts)} photos x 1 views",
                                 np.concatenate([c[:1] for c in cal_parts]), {})):
             paths[label], reports[label] = _quantize(quantize, paths["edgekd tflite fp32"], work, label, "int8", cal,
@@ -399,8 +400,9 @@ def run_tflite_int8(key: str, args, log) -> dict:
         for k, v in arm.items():
             if k in rows:
                 rows[k]["a76"] = v
-    return {"what": "after the calibration fix (global min/max instead of ai-edge-quantizer's moving average); "
-                    "same photos, views and seed as the main rows", "files": rows}
+    return {"what": "after the calibration fix (global min/max instead of ai-edge-quantizer's moving average) and "
+                    "with bias correction (the default since; 'no bias correction' row without it); same photos, "
+                    "views and seed as the main rows", "files": rows}
 
 
 def run_onnx_int8(key: str, args, log) -> dict:
