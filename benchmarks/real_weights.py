@@ -473,8 +473,14 @@ def summary(results: dict) -> dict:
     for key, r in results.items():
         f = r.get("files", {})
         ship = (r.get("after_calibration_fix") or {}).get("files", {}).get("edgekd tflite int8") or f.get("edgekd tflite int8", {})
+        a76 = ship.get("a76") or {}
+        if not a76 and (f.get("edgekd tflite int8") or {}).get("a76") and \
+                (f["edgekd tflite int8"].get("op_types") == ship.get("op_types")):
+            a76 = {**f["edgekd tflite int8"]["a76"], "from": "the main run's int8 file: the same ops and shapes "
+                                                              "(bias correction changes weights and biases only)"}
         out["edgekd"][key] = {"int8_top1_agreement": ship.get("top1"),
-                              "android_figure": (ship.get("a76") or {}).get("instructions"),
+                              "android_figure": a76.get("instructions"),
+                              **({"android_figure_from": a76["from"]} if "from" in a76 else {}),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
         onnx8 = (r.get("after_onnx_fix") or {}).get("files", {}).get("edgekd onnx int8") or f.get("edgekd onnx int8")
         if onnx8:

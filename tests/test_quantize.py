@@ -132,7 +132,8 @@ def test_tflite_fp16_and_onnx_dynamic(float_files, data, tmp_path):
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_onnx_calibration_methods(float_files, data, tmp_path, method):
-    rep = quantize(float_files[0], tmp_path / "q.onnx", calib=data.calibration(32), method=method, eval_data=_held(data))
+    # 40 samples: not a multiple of the calibration batch (ORT's histograms refused a short last batch)
+    rep = quantize(float_files[0], tmp_path / "q.onnx", calib=data.calibration(40), method=method, eval_data=_held(data))
     assert rep.method == method and rep.accuracy > rep.accuracy_float - 5
 
 

@@ -124,7 +124,10 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
     # Entropy/Percentile histograms: ORT's defaults (128 bins kept in memory, 99.999th percentile)
     extra = {"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False, "WeightSymmetric": True}
     with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(float_path), str(out), _Reader(name, calib.astype(np.float32), 1 if fixed else 32),
+        # batches of 32 for MinMax; one sample at a time for the histogram methods, whose collector cannot
+        # stack a shorter last batch (onnxruntime 1.32: "inhomogeneous shape")
+        batch = 1 if fixed or method != "minmax" else 32
+        quantize_static(str(float_path), str(out), _Reader(name, calib.astype(np.float32), batch),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [], calibrate_method=cm,
                         extra_options=extra, calibration_cache_path=None, reduce_range=reduce_range)
