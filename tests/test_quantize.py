@@ -96,6 +96,8 @@ def test_tflite_int8_float_io_and_int8_io(float_files, data, tmp_path):
     assert ia["inputs"][0]["dtype"] == "float32" and ib["inputs"][0]["dtype"] == "int8"
     assert ib["outputs"][0]["dtype"] == "int8" and a.ops.get("QUANTIZE") == 1
     assert abs(a.accuracy - a.accuracy_float) < 5 and abs(b.accuracy - b.accuracy_float) < 5
+    # bias correction found and rewrote the buffers of all 3 weight layers (2 convs, the linear layer)
+    assert "bias correction: 3 layer(s)" in " ".join(a.notes)
 
 
 # fp16 weights against the fp32 file: each weight is rounded to fp16, a relative change of at most

@@ -67,7 +67,7 @@ class _Backend:
                  reduce_range: bool = False, bias_correction: bool = False):
         self.fmt, self.mode, self.calib = fmt, mode, calib
         self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
-        self.bias_correction = bias_correction
+        self.bias_correction, self.corrected, self.bc_error = bias_correction, 0, None
         self.work = work
         if fmt == "onnx" and mode == "int8":
             self.float_path = onnx_quant.preprocess(float_path, work / "float_prep.onnx")
@@ -80,24 +80,30 @@ class _Backend:
             self.always_float = tflite_quant.ops_around_shared_outputs(float_path)
 
     def make(self, dest: Path, keep: list[str]) -> Path:
+        src = self._bias_corrected(dest, keep) if self.bias_correction else self.float_path
         if self.fmt == "onnx":
-            src = self.float_path
-            if self.bias_correction:
-                src = dest.with_name(dest.stem + "_bc.onnx")
-                self.corrected = onnx_quant.correct_biases(self.float_path, src, self.calib, exclude=keep,
-                                                           per_channel=self.per_channel,
-                                                           reduce_range=self.reduce_range)
             onnx_quant.quantize_onnx(src, dest, mode=self.mode, calib=self.calib, method=self.method,
                                      per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range)
         else:
-            src = self.float_path
-            if self.bias_correction:
-                src = dest.with_name(dest.stem + "_bc.tflite")
-                self.corrected = tflite_quant.correct_biases(self.float_path, src, self.calib,
-                                                             keep_float=[*self.always_float, *keep])
             tflite_quant.quantize_tflite(src, dest, mode=self.mode, calib=self.calib,
                                          int8_io=self.int8_io, keep_float=[*self.always_float, *keep])
         return dest
+
+    def _bias_corrected(self, dest: Path, keep: list[str]) -> Path:
+        """The float file with bias-corrected, int8-grid weights (bias_correction.py); the float file itself when
+        the correction cannot be made (self.bc_error says why: quantization goes on without it)."""
+        src = dest.with_name(f"{dest.stem}_bc.{self.fmt}")
+        try:
+            if self.fmt == "onnx":
+                self.corrected = onnx_quant.correct_biases(self.float_path, src, self.calib, exclude=keep,
+                                                           per_channel=self.per_channel, reduce_range=self.reduce_range)
+            else:
+                self.corrected = tflite_quant.correct_biases(self.float_path, src, self.calib,
+                                                             keep_float=[*self.always_float, *keep])
+            return src
+        except Exception as exc:  # a model the intermediates cannot be read from: quantize without the correction
+            self.corrected, self.bc_error = 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            return self.float_path
 
     def rank(self, quant_path: Path, samples: np.ndarray) -> list[dict]:
         if self.fmt == "onnx":
@@ -126,7 +132,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     reduce_range: ONNX int8 only, 7-bit weights; None decides for the CPU of this machine (only x86 without VNNI
     needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
     bias_correction: int8, the mean output shift each layer's weight rounding causes is taken out of its bias
-    (onnx_quant.correct_biases).
+    (bias_correction.py; ONNX and TFLite).
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
     (input, normalisation, color_layout).
@@ -204,7 +210,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
-        if bc:
+        if bc and backend.bc_error:
+            report.notes.append(f"bias correction not applied ({backend.bc_error})")
+        elif bc:
             report.notes.append(f"bias correction: {backend.corrected} layer(s) had the mean shift of their output "
                                 f"from int8 weight rounding taken out of their bias (E[x] over "
                                 f"{min(len(calib), BIAS_CORRECTION_SAMPLES)} calibration samples)")
