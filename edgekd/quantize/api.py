@@ -190,15 +190,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         float_path = _float_file(source, fmt, sample, work, nhwc)
         report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
         report.float_size_bytes = float_path.stat().st_size
-        rr = False
-        if fmt == "onnx" and mode == "int8":
-            rr, why = onnx_quant.reduce_range_needed()
-            if reduce_range is not None:
-                rr, why = bool(reduce_range), f"{'7' if reduce_range else '8'}-bit weights, as asked (reduce_range " \
-                                              f"{bool(reduce_range)}); for this CPU: {why}"
-            report.notes.append(f"ONNX int8 weights: {why}")
         bc = bool(bias_correction) and mode == "int8"
-        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io, rr, bc)
+        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
+                           _reduce_range(fmt, mode, reduce_range, report), bc)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
@@ -237,6 +231,19 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _reduce_range(fmt: str, mode: str, asked: bool | None, report: QuantReport) -> bool:
+    """7-bit ONNX int8 weights? As asked, else as this machine's CPU needs (onnx_quant.reduce_range_needed);
+    the report's notes say which and why."""
+    if fmt != "onnx" or mode != "int8":
+        return False
+    rr, why = onnx_quant.reduce_range_needed()
+    if asked is not None:
+        rr, why = bool(asked), f"{'7' if asked else '8'}-bit weights, as asked (reduce_range {bool(asked)}); for " \
+                               f"this CPU: {why}"
+    report.notes.append(f"ONNX int8 weights: {why}")
+    return rr
 
 
 def _within_budget(backend: _Backend, first: Path, report: QuantReport, calib, scorer, max_drop, allow_drop,
