@@ -22,6 +22,7 @@ Part 3 of the issue: edgekd.pipeline.precision picks, per target, the precision 
 of record among the files within the budget; the JSON says what it picked and why.
 
     .venv/bin/python benchmarks/real_weights.py [--models lite0,lite1] [--quick]
+    .venv/bin/python benchmarks/real_weights.py --onnx-int8-only   # ONNX int8 rows alone, same views
 """
 
 from __future__ import annotations
@@ -387,6 +388,7 @@ def run_tflite_int8(key: str, args, log) -> dict:
         paths, reports = {"edgekd tflite fp32": work / "edgekd_fp32.tflite"}, {}
         export_tflite(model, held[:32], paths["edgekd tflite fp32"])
         for label, cal, kw in (("edgekd tflite int8", calib, {}), ("edgekd tflite int8 int8-io", calib, {"int8_io": True}),
+                               ("edgekd tflite int8, no bias correction", calib, {"bias_correction": False}),
                                (f"edgekd tflite int8, calib {len(cal_parts)} photos x 1 views",
                                 np.concatenate([c[:1] for c in cal_parts]), {})):
             paths[label], reports[label] = _quantize(quantize, paths["edgekd tflite fp32"], work, label, "int8", cal,
@@ -398,8 +400,39 @@ def run_tflite_int8(key: str, args, log) -> dict:
         for k, v in arm.items():
             if k in rows:
                 rows[k]["a76"] = v
-    return {"what": "after the calibration fix (global min/max instead of ai-edge-quantizer's moving average); "
-                    "same photos, views and seed as the main rows", "files": rows}
+    return {"what": "after the calibration fix (global min/max instead of ai-edge-quantizer's moving average) and "
+                    "with bias correction (the default since; 'no bias correction' row without it); same photos, "
+                    "views and seed as the main rows", "files": rows}
+
+
+def run_onnx_int8(key: str, args, log) -> dict:
+    """--onnx-int8-only: edgekd's ONNX int8 files alone (after the reduce_range and bias-correction changes), same
+    views: the default now (8-bit weights on this VNNI CPU, bias correction), without bias correction, and the
+    file edgekd wrote before (7-bit weights: reduce_range, no bias correction), timed interleaved."""
+    from edgekd.export import export_onnx
+    from edgekd.quantize import quantize
+    from edgekd.quantize.onnx_quant import reduce_range_needed
+
+    model, cal_parts, held, calib, ref = _model_and_views(key, args)
+    with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
+        work = Path(d)
+        paths, reports = {"edgekd onnx fp32": work / "edgekd_fp32.onnx"}, {}
+        export_onnx(model, held[:32], paths["edgekd onnx fp32"])
+        for label, kw in (("edgekd onnx int8", {}),
+                          ("edgekd onnx int8, no bias correction", {"bias_correction": False}),
+                          ("edgekd onnx int8, before: reduce_range (7-bit weights), no bias correction",
+                           {"bias_correction": False, "reduce_range": True})):
+            paths[label], reports[label] = _quantize(quantize, paths["edgekd onnx fp32"], work, label, "int8", calib,
+                                                     held, kw, log)
+        rows = agreement_rows(paths, ref, held)
+        for k, r in reports.items():
+            rows[k]["edgekd_report"] = r
+        log("  timing (interleaved) ...")
+        for k, v in host_latency(paths, held, args.rounds, args.runs).items():
+            rows[k]["host_latency"] = v
+    return {"what": "after the ONNX int8 fixes: 8-bit weights unless the CPU is x86 without VNNI (this one has "
+                    f"VNNI: {reduce_range_needed()[1]}), and bias correction; same photos, views and seed as the "
+                    "main rows", "files": rows}
 
 
 def run_onnx2tf(key: str, args, log) -> dict:
@@ -440,9 +473,18 @@ def summary(results: dict) -> dict:
     for key, r in results.items():
         f = r.get("files", {})
         ship = (r.get("after_calibration_fix") or {}).get("files", {}).get("edgekd tflite int8") or f.get("edgekd tflite int8", {})
+        a76 = ship.get("a76") or {}
+        if not a76 and (f.get("edgekd tflite int8") or {}).get("a76") and \
+                (f["edgekd tflite int8"].get("op_types") == ship.get("op_types")):
+            a76 = {**f["edgekd tflite int8"]["a76"], "from": "the main run's int8 file: the same ops and shapes "
+                                                              "(bias correction changes weights and biases only)"}
         out["edgekd"][key] = {"int8_top1_agreement": ship.get("top1"),
-                              "android_figure": (ship.get("a76") or {}).get("instructions"),
+                              "android_figure": a76.get("instructions"),
+                              **({"android_figure_from": a76["from"]} if "from" in a76 else {}),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
+        onnx8 = (r.get("after_onnx_fix") or {}).get("files", {}).get("edgekd onnx int8") or f.get("edgekd onnx int8")
+        if onnx8:
+            out["edgekd"][key]["onnx_int8_top1_agreement"] = onnx8.get("top1")
         f = {**f, **(r.get("onnx2tf") or {}).get("files", {})}
         for peer in ("onnx2tf tflite int8 (integer_quant)", "onnx2tf tflite int8 (full_integer_quant)",
                      "litert-torch tflite int8 (PT2E)", "onnxruntime quantize_static defaults",
@@ -468,6 +510,8 @@ def main(argv=None) -> int:
     ap.add_argument("--onnx2tf-only", action="store_true", help="measure only onnx2tf's files (kept beside)")
     ap.add_argument("--tflite-int8-only", action="store_true",
                     help="re-measure only edgekd's TFLite int8 files (kept beside the earlier rows)")
+    ap.add_argument("--onnx-int8-only", action="store_true",
+                    help="re-measure only edgekd's ONNX int8 files (kept beside the earlier rows)")
     ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -483,6 +527,8 @@ def main(argv=None) -> int:
     for key in args.models.split(","):
         if args.onnx2tf_only:
             results.setdefault(key, {})["onnx2tf"] = run_onnx2tf(key, args, log)
+        elif args.onnx_int8_only:
+            results.setdefault(key, {})["after_onnx_fix"] = run_onnx_int8(key, args, log)
         elif args.tflite_int8_only:
             results.setdefault(key, {})["after_calibration_fix"] = run_tflite_int8(key, args, log)
         else:

@@ -21,6 +21,11 @@ def quantize_cmd(
     calib_samples: int = typer.Option(256, "--calib-samples", help="real training images used for calibration"),
     int8_io: bool = typer.Option(False, "--int8-io", help="TFLite int8: int8 input/output tensors (NPUs, MCUs)"),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="weight quantization granularity (ONNX)"),
+    reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--no-reduce-range", help="ONNX int8: 7-bit "
+                                                "weights, needed only by x86 CPUs without VNNI (default: decided for "
+                                                "this machine's CPU)"),
+    bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction", help="int8: take the mean "
+                                         "output shift of each layer's weight rounding out of its bias"),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="allowed top-1 loss in points on held-out data; keeps sensitive layers in float to meet it"),
     allow_drop: bool = typer.Option(False, "--allow-drop", help="keep the best file even when --max-drop cannot be met (exit 0, with a warning)"),
     eval_samples: int = typer.Option(1000, "--eval-samples", help="held-out images scored (the test split when the data has one, else validation)"),
@@ -66,6 +71,7 @@ def quantize_cmd(
     eval_data = (held.x[:n], None if held.y is None else held.y[:n])
     options = dict(mode=mode, calib=bundle.calibration(calib_samples, seed=seed), method=method,
                    per_channel=per_channel, int8_io=int8_io, eval_data=eval_data, max_drop=max_drop,
+                   reduce_range=reduce_range, bias_correction=bias_correction,
                    allow_drop=allow_drop, calib_samples=calib_samples,
                    eval_split=split if n == len(held) else f"the first {n} of {split}")
     if qat:

@@ -17,6 +17,7 @@ import numpy as np
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize.bias_correction import SAMPLES as BIAS_CORRECTION_SAMPLES
 from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
 
@@ -62,9 +63,11 @@ def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: b
 class _Backend:
     """Format-specific calls behind one interface."""
 
-    def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io):
+    def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io,
+                 reduce_range: bool = False, bias_correction: bool = False):
         self.fmt, self.mode, self.calib = fmt, mode, calib
-        self.method, self.per_channel, self.int8_io = method, per_channel, int8_io
+        self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
+        self.bias_correction, self.corrected, self.bc_error = bias_correction, 0, None
         self.work = work
         if fmt == "onnx" and mode == "int8":
             self.float_path = onnx_quant.preprocess(float_path, work / "float_prep.onnx")
@@ -77,13 +80,30 @@ class _Backend:
             self.always_float = tflite_quant.ops_around_shared_outputs(float_path)
 
     def make(self, dest: Path, keep: list[str]) -> Path:
+        src = self._bias_corrected(dest, keep) if self.bias_correction else self.float_path
         if self.fmt == "onnx":
-            onnx_quant.quantize_onnx(self.float_path, dest, mode=self.mode, calib=self.calib, method=self.method,
-                                     per_channel=self.per_channel, exclude=keep)
+            onnx_quant.quantize_onnx(src, dest, mode=self.mode, calib=self.calib, method=self.method,
+                                     per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range)
         else:
-            tflite_quant.quantize_tflite(self.float_path, dest, mode=self.mode, calib=self.calib,
+            tflite_quant.quantize_tflite(src, dest, mode=self.mode, calib=self.calib,
                                          int8_io=self.int8_io, keep_float=[*self.always_float, *keep])
         return dest
+
+    def _bias_corrected(self, dest: Path, keep: list[str]) -> Path:
+        """The float file with bias-corrected, int8-grid weights (bias_correction.py); the float file itself when
+        the correction cannot be made (self.bc_error says why: quantization goes on without it)."""
+        src = dest.with_name(f"{dest.stem}_bc.{self.fmt}")
+        try:
+            if self.fmt == "onnx":
+                self.corrected = onnx_quant.correct_biases(self.float_path, src, self.calib, exclude=keep,
+                                                           per_channel=self.per_channel, reduce_range=self.reduce_range)
+            else:
+                self.corrected = tflite_quant.correct_biases(self.float_path, src, self.calib,
+                                                             keep_float=[*self.always_float, *keep])
+            return src
+        except Exception as exc:  # a model the intermediates cannot be read from: quantize without the correction
+            self.corrected, self.bc_error = 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            return self.float_path
 
     def rank(self, quant_path: Path, samples: np.ndarray) -> list[dict]:
         if self.fmt == "onnx":
@@ -96,7 +116,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
              per_channel: bool = True, int8_io: bool = False, eval_data: tuple | None = None,
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
              nhwc: bool = True, format: str | None = None, torch_model: Any = None,
-             eval_split: str = "held-out data", coreml: dict | None = None) -> QuantReport:
+             eval_split: str = "held-out data", coreml: dict | None = None,
+             reduce_range: bool | None = None, bias_correction: bool = True) -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
@@ -108,6 +129,10 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     The check of record is the budget when max_drop is given, else the parity tolerance against the float file:
     a failed check is an EdgeKDError under a budget (nothing written) unless allow_drop, else a warning in
     report.warnings; report.check carries the verdict for whoever ships the file.
+    reduce_range: ONNX int8 only, 7-bit weights; None decides for the CPU of this machine (only x86 without VNNI
+    needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
+    bias_correction: int8, the mean output shift each layer's weight rounding causes is taken out of its bias
+    (bias_correction.py; ONNX and TFLite).
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
     (input, normalisation, color_layout).
@@ -165,7 +190,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         float_path = _float_file(source, fmt, sample, work, nhwc)
         report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
         report.float_size_bytes = float_path.stat().st_size
-        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io)
+        bc = bool(bias_correction) and mode == "int8"
+        backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
+                           _reduce_range(fmt, mode, reduce_range, report), bc)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
@@ -177,6 +204,12 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
+        if bc and backend.bc_error:
+            report.notes.append(f"bias correction not applied ({backend.bc_error})")
+        elif bc:
+            report.notes.append(f"bias correction: {backend.corrected} layer(s) had the mean shift of their output "
+                                f"from int8 weight rounding taken out of their bias (E[x] over "
+                                f"{min(len(calib), BIAS_CORRECTION_SAMPLES)} calibration samples)")
         scorer = _scorer(backend.float_path, eval_data, eval_split, max_drop, report)
         chosen, chosen_keep = _within_budget(backend, first, report, calib, scorer, max_drop, allow_drop, work)
         if chosen_keep:
@@ -198,6 +231,19 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _reduce_range(fmt: str, mode: str, asked: bool | None, report: QuantReport) -> bool:
+    """7-bit ONNX int8 weights? As asked, else as this machine's CPU needs (onnx_quant.reduce_range_needed);
+    the report's notes say which and why."""
+    if fmt != "onnx" or mode != "int8":
+        return False
+    rr, why = onnx_quant.reduce_range_needed()
+    if asked is not None:
+        rr, why = bool(asked), f"{'7' if asked else '8'}-bit weights, as asked (reduce_range {bool(asked)}); for " \
+                               f"this CPU: {why}"
+    report.notes.append(f"ONNX int8 weights: {why}")
+    return rr
 
 
 def _within_budget(backend: _Backend, first: Path, report: QuantReport, calib, scorer, max_drop, allow_drop,

@@ -71,9 +71,40 @@ def preprocess(src: Path, dst: Path) -> Path:
     return name_nodes(dst, dst)
 
 
+# x86 CPU flags whose int8 dot products (VPDPBUSD, AMX) accumulate u8 x s8 in 32 bits: no saturation
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def reduce_range_needed(machine: str | None = None, flags: set[str] | None = None) -> tuple[bool, str]:
+    """(7-bit weights?, why) for an int8 ONNX file run by ONNX Runtime on a CPU (default: this host's).
+
+    ORT's CPU kernels multiply u8 activations by s8 weights. x86-64 CPUs without VNNI do it with VPMADDUBSW, which
+    adds pairs of products into a saturating int16 (255 * 127 * 2 > 32767); ORT's docs advise `reduce_range`
+    (7-bit weights) there. Everywhere else (x86 with VNNI / AMX, ARM's dot-product and widening multiplies) the
+    sums are 32-bit and 7-bit weights only cost accuracy: on EfficientNet-Lite0 with real weights, int8 top-1
+    agreement with fp32 fell from 83.6 % to 68.2 % (weights alone, no activation quantization: 90.0 -> 70.9 %;
+    benchmarks/results/real_weights.json)."""
+    from edgekd.quantize.fp16_compute import _arch, cpu_flags
+
+    if machine is None:
+        machine, found = cpu_flags()
+        flags = found if flags is None else flags
+    machine = machine.lower()
+    if _arch(machine) != "x86":
+        return False, f"8-bit weights: {machine} accumulates int8 products in 32 bits (no u8s8 saturation)"
+    if not flags:
+        return False, "8-bit weights: this x86 CPU's flags are unknown; for one without VNNI use --reduce-range"
+    if any(f in flags for f in _VNNI_FLAGS):
+        return False, "8-bit weights: this x86 CPU has VNNI (32-bit int8 dot products, no u8s8 saturation)"
+    return True, ("7-bit weights (reduce_range): this x86 CPU has no VNNI, so ONNX Runtime's u8s8 kernels "
+                  "(VPMADDUBSW) could saturate with 8-bit weights; --no-reduce-range for files that run on ARM or "
+                  "VNNI CPUs")
+
+
 def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, method: str = "minmax",
-                  per_channel: bool = True, exclude: list[str] | None = None) -> None:
-    """Write `out` from the float ONNX file; `exclude` lists layers left in float ('a+b' = nodes a and b)."""
+                  per_channel: bool = True, exclude: list[str] | None = None, reduce_range: bool = False) -> None:
+    """Write `out` from the float ONNX file; `exclude` lists layers left in float ('a+b' = nodes a and b).
+    reduce_range: 7-bit weights (see reduce_range_needed: only for x86 CPUs without VNNI)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     exclude = [n for layer in exclude or [] for n in layer.split("+")]
@@ -93,14 +124,71 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
     # Entropy/Percentile histograms: ORT's defaults (128 bins kept in memory, 99.999th percentile)
     extra = {"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False, "WeightSymmetric": True}
     with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(float_path), str(out), _Reader(name, calib.astype(np.float32), 1 if fixed else 32),
+        # batches of 32 for MinMax; one sample at a time for the histogram methods, whose collector cannot
+        # stack a shorter last batch (onnxruntime 1.32: "inhomogeneous shape")
+        batch = 1 if fixed or method != "minmax" else 32
+        quantize_static(str(float_path), str(out), _Reader(name, calib.astype(np.float32), batch),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [], calibrate_method=cm,
-                        extra_options=extra, calibration_cache_path=None,
-                        # 7-bit weights: x86 CPUs without VNNI run u8s8 through VPMADDUBSW, whose 16-bit sums
-                        # saturate (ORT's quantization docs). Seen here: cosine to fp32 0.968 -> 0.9997 and
-                        # -4.2 -> +0.3 accuracy points on the example student; on ARM it costs ~nothing.
-                        reduce_range=True)
+                        extra_options=extra, calibration_cache_path=None, reduce_range=reduce_range)
+
+
+def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channel: bool = True,
+                   reduce_range: bool = False, exclude: list[str] | None = None, samples: int | None = None) -> int:
+    """Bias correction (bias_correction.py) of every Conv / Gemm (transB) of the float file, into `dst`: weights on
+    the int8 grid ORT's symmetric quantizer uses (max |w| / 127 per output channel, / 64 with reduce_range), biases
+    corrected with E[x] of each layer's input over `calib`. Returns how many layers were corrected."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekd.export import execute
+    from edgekd.quantize.bias_correction import SAMPLES, output_shift, round_to_grid
+
+    m = onnx.load(str(float_path))
+    inits = {t.name: t for t in m.graph.initializer}
+    skip = set(exclude or [])
+    todo = [n for n in m.graph.node if n.name not in skip and len(n.input) > 1 and n.input[1] in inits
+            and (n.op_type == "Conv" or (n.op_type == "Gemm" and _attr(n, "transB", 0) == 1
+                                         and _attr(n, "transA", 0) == 0))]
+    graph_in = m.graph.input[0].name
+    sums: dict[str, np.ndarray] = {}
+    x = calib[: samples or SAMPLES].astype(np.float32)
+    for i in range(len(x)):
+        _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
+        inter[graph_in] = x[i : i + 1]
+        for n in todo:
+            a = inter.get(n.input[0])
+            if a is None:
+                continue
+            mu = a.mean(axis=tuple(d for d in range(a.ndim) if d != 1)) if a.ndim > 2 else a.mean(axis=0)
+            sums[n.name] = sums.get(n.name, 0.0) + mu.astype(np.float64)
+    done = 0
+    for n in todo:
+        if n.name not in sums:
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+        wq = round_to_grid(w, 0 if per_channel else None, 64.0 if reduce_range else 127.0)
+        delta = (wq - w).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)  # (out, in per group)
+        shift = output_shift(delta, sums[n.name] / len(x), _attr(n, "group", 1) if n.op_type == "Conv" else 1)
+        if shift is None:
+            continue
+        if len(n.input) > 2 and n.input[2] in inits:
+            bias = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64)
+            inits[n.input[2]].CopyFrom(numpy_helper.from_array((bias - shift).astype(np.float32), n.input[2]))
+        elif len(n.input) == 2:
+            name = f"{n.name}_corrected_bias"
+            m.graph.initializer.append(numpy_helper.from_array((-shift).astype(np.float32), name))
+            n.input.append(name)
+        else:
+            continue
+        inits[n.input[1]].CopyFrom(numpy_helper.from_array(wq.astype(np.float32), n.input[1]))
+        done += 1
+    onnx.save(m, str(dst))
+    return done
+
+
+def _attr(node, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
 
 
 _FUSED_ACTIVATIONS = ("Relu", "Clip")  # ORT's QDQ quantizer folds these into the producing node

@@ -7,7 +7,8 @@ full int8 for TFLite: same calibration, same fallback search, same checks) and s
 
 Fake quantization is PT2E: `torch.export` of the student in train mode, `prepare_qat_pt2e` (torchao) with
 ExecuTorch's XNNPACKQuantizer set to the scheme the format's quantizer writes: int8 per-channel symmetric
-weights (ONNX: 7-bit, [-64, 64], as onnx_quant.py's reduce_range writes them; TFLite: [-127, 127]), int8
+weights ([-127, 127]; ONNX with reduce_range, for x86 CPUs without VNNI: 7-bit, [-64, 64], as onnx_quant.py writes
+them), int8
 per-tensor affine activations, conv + batch-norm folded as the converters fold them. The loss is Hinton KD
 (edgekd.distill.losses.KDLoss) against the teacher's logits, computed once per training sample (the teacher
 never changes), plus cross-entropy when the data has labels. For the last third of the steps the observers
@@ -129,7 +130,8 @@ def _run(student, out: Path, teacher, train_x, train_y, qat, epochs, lr, batch_s
         t_qat = time.perf_counter()
         tuned, info = finetune(student, teacher, train_x, train_y, fmt=fmt, epochs=epochs, lr=lr,
                                batch_size=batch_size, samples=samples, seed=seed,
-                               per_channel=quant.get("per_channel", True))
+                               per_channel=quant.get("per_channel", True),
+                               reduce_range=_reduce_range(fmt, quant))
         figures["seconds"] = round(time.perf_counter() - t_qat, 2)
         say(f"int8 {fmt.upper()} of the QAT-tuned weights")
         tuned_rep, qat_file = _quantize_tuned(tuned, scorer, figures, work, fmt, sample, max_drop, quant)
@@ -225,14 +227,24 @@ def _ship(rep: QuantReport, src: Path, out: Path, t0: float, *, source: str) -> 
     return rep
 
 
-def _quantizer(fmt: str, per_channel: bool = True):
+def _reduce_range(fmt: str, quant: dict) -> bool:
+    """Whether the int8 file will have 7-bit weights (the same decision as quantize(): api.py)."""
+    from edgekd.quantize.onnx_quant import reduce_range_needed
+
+    if fmt != "onnx" or quant.get("mode", "int8") != "int8":
+        return False
+    asked = quant.get("reduce_range")
+    return bool(asked) if asked is not None else reduce_range_needed()[0]
+
+
+def _quantizer(fmt: str, per_channel: bool = True, reduce_range: bool = False):
     """PT2E fake quantization matching what the format's int8 quantizer writes (TFLite: always per-channel)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
 
-    wmin, wmax = (-64, 64) if fmt == "onnx" else (-127, 127)  # ONNX: onnx_quant's reduce_range 7-bit weights
+    wmin, wmax = (-64, 64) if fmt == "onnx" and reduce_range else (-127, 127)  # onnx_quant's reduce_range: 7-bit
     per_channel = per_channel or fmt != "onnx"
     cfg = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=True, weight_qmin=wmin,
                                             weight_qmax=wmax)
@@ -243,7 +255,7 @@ def _quantizer(fmt: str, per_channel: bool = True):
 
 def finetune(student, teacher, x: np.ndarray, y: np.ndarray | None, *, fmt: str, epochs: int = DEFAULT_EPOCHS,
              lr: float = DEFAULT_LR, batch_size: int = DEFAULT_BATCH, samples: int = DEFAULT_SAMPLES,
-             seed: int = 0, per_channel: bool = True) -> tuple[Any, dict]:
+             seed: int = 0, per_channel: bool = True, reduce_range: bool = False) -> tuple[Any, dict]:
     """A copy of `student` fine-tuned with fake quantization (PT2E QAT) and KD from `teacher`; the student
     itself is not modified. Returns (tuned nn.Module in eval mode, what was done)."""
     import torch
@@ -276,7 +288,7 @@ def finetune(student, teacher, x: np.ndarray, y: np.ndarray | None, *, fmt: str,
                           f"{str(exc).splitlines()[0][:200]}") from None
     teacher_seconds = time.perf_counter() - t0
     example = (torch.from_numpy(x[:batch]),)
-    quantizer, scheme = _quantizer(fmt, per_channel)
+    quantizer, scheme = _quantizer(fmt, per_channel, reduce_range)
     try:
         graph = torch.export.export(tuned, example).module()
         prepared = prepare_qat_pt2e(graph, quantizer)

@@ -125,3 +125,72 @@ def ops_around_shared_outputs(float_path: Path) -> list[str]:
     ops = layers(float_path)
     shared = {name for op in ops for name in op["inputs"] if name in outputs}
     return [op["name"] for op in ops if shared & ({op["output"]} | set(op["inputs"]))]
+
+
+# op -> (weight channel axis, how the input channels map to the output channels)
+_BIAS_CORRECTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
+
+
+def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, keep_float: list[str] | None = None,
+                   samples: int | None = None) -> int:
+    """Bias correction (bias_correction.py) of every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED with float32
+    weights and bias, into `dst`: weights on ai-edge-quantizer's symmetric per-channel int8 grid (max |w| / 127
+    along the op's quantized dimension), biases corrected with E[x] of the op's input over `calib`.
+
+    The float file is edited in place byte for byte: each weight and bias buffer is found by its contents and
+    overwritten with arrays of the same size; a layer whose buffers are not found exactly once is left as it is.
+    keep_float: op scopes left in float (not corrected). Returns how many layers were corrected."""
+    from edgekd.export import execute
+    from edgekd.quantize.bias_correction import SAMPLES, output_shift, round_to_grid
+
+    it = execute.tflite_interpreter(float_path)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    skip = set(keep_float or [])
+    todo = []
+    for op in it._get_ops_details():
+        ins = [i for i in op["inputs"]]
+        if op["op_name"] not in _BIAS_CORRECTED or len(ins) < 3 or min(ins) < 0:
+            continue
+        scope = ";".join(tensors[i]["name"] for i in op["outputs"] if i >= 0)
+        if scope in skip or any(tensors[i]["dtype"] != np.float32 for i in ins[1:3]):
+            continue
+        try:
+            w, b = it.get_tensor(ins[1]).copy(), it.get_tensor(ins[2]).copy()
+        except ValueError:
+            continue
+        todo.append((op["op_name"], tensors[ins[0]]["name"], w, b))
+    sums: dict[str, np.ndarray] = {}
+    x = calib[: samples or SAMPLES].astype(np.float32)
+    for i in range(len(x)):
+        _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
+        for _, name, _, _ in todo:
+            if name in inter:  # NHWC / (..., features): channels last
+                a = inter[name]
+                sums[name] = sums.get(name, 0.0) + a.reshape(-1, a.shape[-1]).mean(axis=0).astype(np.float64)
+    raw = bytearray(Path(float_path).read_bytes())
+    done = 0
+    for kind, name, w, b in todo:
+        if name not in sums:
+            continue
+        mu = sums[name] / len(x)
+        axis = _BIAS_CORRECTED[kind]
+        wq = round_to_grid(w, axis)
+        d = wq - w.astype(np.float64)
+        if kind == "DEPTHWISE_CONV_2D":  # (1, kh, kw, out); out channel c reads input channel c // multiplier
+            per_out = d.reshape(-1, d.shape[-1]).sum(axis=0)
+            mult = d.shape[-1] // mu.shape[0] if mu.shape[0] and d.shape[-1] % mu.shape[0] == 0 else 0
+            shift = per_out * np.repeat(mu, mult) if mult else None
+        else:  # CONV_2D (out, kh, kw, in per group), FULLY_CONNECTED (out, in)
+            delta = d.reshape(d.shape[0], -1, d.shape[-1]).sum(axis=1)
+            shift = output_shift(delta, mu, mu.shape[0] // delta.shape[1] if delta.shape[1] else 1)
+        if shift is None or shift.shape != b.shape:
+            continue
+        old_w, old_b = w.astype(np.float32).tobytes(), b.astype(np.float32).tobytes()
+        if raw.count(old_w) != 1 or raw.count(old_b) != 1:
+            continue
+        for old, new in ((old_w, wq.astype(np.float32).tobytes()), (old_b, (b - shift).astype(np.float32).tobytes())):
+            at = raw.find(old)
+            raw[at : at + len(old)] = new
+        done += 1
+    Path(dst).write_bytes(bytes(raw))
+    return done
