@@ -191,3 +191,29 @@ def test_corrupt_gguf_is_one_line(tmp_path, content):
     with pytest.raises(EdgeKDError, match="GGUF") as e:
         load_hf_teacher(f"gguf:{p}")
     assert "\n" not in str(e.value)
+
+
+def test_gguf_teacher_saves_no_copy_of_the_gguf_file(tmp_path):
+    """transformers records the GGUF file as the tokenizer's vocab_file; Llama's fast tokenizer used to copy it as
+    tokenizer.model into every saved folder (student/, teacher-hf/, then onnx*/ and genai/): 98 MB for SmolLM2."""
+    pytest.importorskip("gguf")
+    import transformers as tf
+
+    from decoder_helpers import make_tiny_gguf
+    from edgekd.hf.export import save_student_dir
+    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.teacher import load_hf_teacher
+
+    g = make_tiny_gguf(tmp_path / "g" / "tiny.gguf")
+    t = load_hf_teacher(f"gguf:{g}", max_length=32)
+    assert t.kind == "causal-lm" and t.gguf_file == "tiny.gguf" and t.num_layers == 2
+    student, _ = derive_hf_student(t, layers=1)
+    for name, model in (("student", student), ("teacher-hf", t.model)):
+        out = save_student_dir(model, t, tmp_path / name)
+        files = sorted(p.name for p in out.iterdir())
+        assert "tokenizer.model" not in files and "tokenizer.json" in files, files
+        for p in out.iterdir():
+            with open(p, "rb") as f:
+                assert f.read(4) != b"GGUF", p
+        text = " the man said that the water was hot"
+        assert tf.AutoTokenizer.from_pretrained(out)(text)["input_ids"] == t.tokenizer(text)["input_ids"]
