@@ -217,3 +217,39 @@ def test_gguf_teacher_saves_no_copy_of_the_gguf_file(tmp_path):
                 assert f.read(4) != b"GGUF", p
         text = " the man said that the water was hot"
         assert tf.AutoTokenizer.from_pretrained(out)(text)["input_ids"] == t.tokenizer(text)["input_ids"]
+
+
+def test_gate_on_decode_tokens_per_s(teacher, exported, tmp_path):
+    """`edgekd gate` on two KV-cache decoder files: the timed call is one decode step (prefilled context), so the
+    A/B is on decode tokens/s; a decoder with 4x the layers and 2x the width is a confirmed regression."""
+    import shutil
+
+    from edgekd.gate import Limits, TimingSettings, gate
+    from edgekd.hf.export import export_optimum
+
+    if teacher.model.config.model_type != "gpt2":
+        pytest.skip("one architecture is enough for the gate")
+    fast = TimingSettings(warmup=5, min_pairs=30, max_pairs=300, budget_s=0.6)
+    base = exported["onnx"]
+    same = tmp_path / "same" / base.name
+    shutil.copytree(base.parent, same.parent)
+    r = gate(same, base, "host", timing=fast)
+    ab = r.check("latency.ab")
+    assert ab.status in ("pass", "warn") and "tokens/s" in ab.message, ab.message  # warn: a wide CI on a busy host
+    tps = ab.details["decode_tokens_per_s"]
+    assert tps["baseline"] > 0 and tps["candidate"] > 0
+    lat = r.candidate["latency"]
+    assert lat["decode_tokens_per_s"] > 0 and "decoded token" in lat["metric"]
+    # a stored gate JSON as the baseline: absolute tokens/s from two runs (the weaker comparison), labelled so
+    stored = tmp_path / "base.json"
+    stored.write_text(r.to_json())
+    r2 = gate(same, stored, "host", timing=fast)
+    assert "tokens/s" in r2.check("latency.absolute").message
+
+    big = make_tiny_decoder(tmp_path / "big", "gpt2", layers=8, hidden=64)
+    slow = export_optimum(big, tmp_path / "big-onnx", teacher.export_task)
+    r3 = gate(slow, base, "host", timing=fast, limits=Limits(max_size_growth=100.0, max_macs_growth=100.0))
+    ab = r3.check("latency.ab")
+    assert ab.status == "fail" and "confirmed on re-measure" in ab.message, ab.message
+    assert ab.details["decode_tokens_per_s"]["candidate"] < ab.details["decode_tokens_per_s"]["baseline"]
+    assert not r3.passed
