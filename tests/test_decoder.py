@@ -207,6 +207,8 @@ def test_gguf_teacher_saves_no_copy_of_the_gguf_file(tmp_path):
     g = make_tiny_gguf(tmp_path / "g" / "tiny.gguf")
     t = load_hf_teacher(f"gguf:{g}", max_length=32)
     assert t.kind == "causal-lm" and t.gguf_file == "tiny.gguf" and t.num_layers == 2
+    # the file's EOS (id 2), not its BOS: transformers' converter swaps them, texts are packed and padded with EOS
+    assert (t.tokenizer.eos_token_id, t.tokenizer.bos_token_id, t.tokenizer.pad_token_id) == (2, 1, 2)
     student, _ = derive_hf_student(t, layers=1)
     for name, model in (("student", student), ("teacher-hf", t.model)):
         out = save_student_dir(model, t, tmp_path / name)

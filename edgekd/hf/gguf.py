@@ -48,7 +48,17 @@ def load_gguf(directory: Path, name: str):
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise EdgeKDError(f"cannot load the GGUF teacher {directory / name}: {msg}") from None
     _forget_gguf_vocab(tok)
+    _gguf_eos(tok, model)
     return model, tok
+
+
+def _gguf_eos(tok, model) -> None:
+    """transformers 4.57's GGUF Llama tokenizer converter takes eos_token from tokens[bos_token_id], so SmolLM2's
+    tokenizer said eos = <|im_start|> (its BOS) while the file and the model config say <|im_end|>. Texts were packed
+    with that BOS between them and padded with it; the model config's eos (read from the file) is put back."""
+    eos = getattr(model.config, "eos_token_id", None)
+    if isinstance(eos, int) and 0 <= eos < len(tok) and tok.eos_token_id != eos:
+        tok.eos_token = tok.convert_ids_to_tokens(eos)
 
 
 def _forget_gguf_vocab(tok) -> None:
