@@ -255,3 +255,34 @@ def test_gate_on_decode_tokens_per_s(teacher, exported, tmp_path):
     assert ab.status == "fail" and "confirmed on re-measure" in ab.message, ab.message
     assert ab.details["decode_tokens_per_s"]["candidate"] < ab.details["decode_tokens_per_s"]["baseline"]
     assert not r3.passed
+
+
+def test_int4_quantizes_a_tied_head_read_through_a_transpose(tmp_path):
+    """MatMul(x, Transpose(table)) + Gather(table): the quantizer skipped the head (its weight was not a constant) and
+    the fp32 table stayed beside its int4 copy. Folded, the head is MatMulNBits int8 and no fp32 table is left."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekd.hf.export import quantize_onnx_weight_only
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((256, 64)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["h"]), helper.make_node("Transpose", ["table"], ["tT"], perm=[1, 0]),
+         helper.make_node("MatMul", ["h", "tT"], ["logits"], name="lm_head")], "tied",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 5])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5, 256])], [numpy_helper.from_array(table, "table")])
+    (tmp_path / "src").mkdir()
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "src" / "model.onnx")
+    out = quantize_onnx_weight_only(tmp_path / "src", tmp_path / "q4", bits=4)
+    m = onnx.load(out)
+    ops = [n.op_type for n in m.graph.node]
+    assert "Transpose" not in ops and "GatherBlockQuantized" in ops
+    head = next(n for n in m.graph.node if n.op_type == "MatMulNBits")
+    assert {a.name: helper.get_attribute_value(a) for a in head.attribute}["bits"] == 8
+    assert not [i for i in m.graph.initializer if i.data_type == TensorProto.FLOAT and list(i.dims) == [256, 64]]
+    ids = rng.integers(0, 256, (1, 5)).astype(np.int64)
+    ref = table[ids] @ table.T
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()  # int4 table, int8 head: a few % of the range
