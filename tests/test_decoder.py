@@ -191,3 +191,98 @@ def test_corrupt_gguf_is_one_line(tmp_path, content):
     with pytest.raises(EdgeKDError, match="GGUF") as e:
         load_hf_teacher(f"gguf:{p}")
     assert "\n" not in str(e.value)
+
+
+def test_gguf_teacher_saves_no_copy_of_the_gguf_file(tmp_path):
+    """transformers records the GGUF file as the tokenizer's vocab_file; Llama's fast tokenizer used to copy it as
+    tokenizer.model into every saved folder (student/, teacher-hf/, then onnx*/ and genai/): 98 MB for SmolLM2."""
+    pytest.importorskip("gguf")
+    import transformers as tf
+
+    from decoder_helpers import make_tiny_gguf
+    from edgekd.hf.export import save_student_dir
+    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.teacher import load_hf_teacher
+
+    g = make_tiny_gguf(tmp_path / "g" / "tiny.gguf")
+    t = load_hf_teacher(f"gguf:{g}", max_length=32)
+    assert t.kind == "causal-lm" and t.gguf_file == "tiny.gguf" and t.num_layers == 2
+    # the file's EOS (id 2), not its BOS: transformers' converter swaps them, texts are packed and padded with EOS
+    assert (t.tokenizer.eos_token_id, t.tokenizer.bos_token_id, t.tokenizer.pad_token_id) == (2, 1, 2)
+    student, _ = derive_hf_student(t, layers=1)
+    for name, model in (("student", student), ("teacher-hf", t.model)):
+        out = save_student_dir(model, t, tmp_path / name)
+        files = sorted(p.name for p in out.iterdir())
+        assert "tokenizer.model" not in files and "tokenizer.json" in files, files
+        for p in out.iterdir():
+            with open(p, "rb") as f:
+                assert f.read(4) != b"GGUF", p
+        text = " the man said that the water was hot"
+        assert tf.AutoTokenizer.from_pretrained(out)(text)["input_ids"] == t.tokenizer(text)["input_ids"]
+
+
+def test_gate_on_decode_tokens_per_s(teacher, exported, tmp_path):
+    """`edgekd gate` on two KV-cache decoder files: the timed call is one decode step (prefilled context), so the
+    A/B is on decode tokens/s; a decoder with 4x the layers and 2x the width is a confirmed regression."""
+    import shutil
+
+    from edgekd.gate import Limits, TimingSettings, gate
+    from edgekd.hf.export import export_optimum
+
+    if teacher.model.config.model_type != "gpt2":
+        pytest.skip("one architecture is enough for the gate")
+    fast = TimingSettings(warmup=5, min_pairs=30, max_pairs=300, budget_s=0.6)
+    base = exported["onnx"]
+    same = tmp_path / "same" / base.name
+    shutil.copytree(base.parent, same.parent)
+    r = gate(same, base, "host", timing=fast)
+    ab = r.check("latency.ab")
+    assert ab.status in ("pass", "warn") and "tokens/s" in ab.message, ab.message  # warn: a wide CI on a busy host
+    tps = ab.details["decode_tokens_per_s"]
+    assert tps["baseline"] > 0 and tps["candidate"] > 0
+    lat = r.candidate["latency"]
+    assert lat["decode_tokens_per_s"] > 0 and "decoded token" in lat["metric"]
+    # a stored gate JSON as the baseline: absolute tokens/s from two runs (the weaker comparison), labelled so
+    stored = tmp_path / "base.json"
+    stored.write_text(r.to_json())
+    r2 = gate(same, stored, "host", timing=fast)
+    assert "tokens/s" in r2.check("latency.absolute").message
+
+    big = make_tiny_decoder(tmp_path / "big", "gpt2", layers=8, hidden=64)
+    slow = export_optimum(big, tmp_path / "big-onnx", teacher.export_task)
+    r3 = gate(slow, base, "host", timing=fast, limits=Limits(max_size_growth=100.0, max_macs_growth=100.0))
+    ab = r3.check("latency.ab")
+    assert ab.status == "fail" and "confirmed on re-measure" in ab.message, ab.message
+    assert ab.details["decode_tokens_per_s"]["candidate"] < ab.details["decode_tokens_per_s"]["baseline"]
+    assert not r3.passed
+
+
+def test_int4_quantizes_a_tied_head_read_through_a_transpose(tmp_path):
+    """MatMul(x, Transpose(table)) + Gather(table): the quantizer skipped the head (its weight was not a constant) and
+    the fp32 table stayed beside its int4 copy. Folded, the head is MatMulNBits int8 and no fp32 table is left."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekd.hf.export import quantize_onnx_weight_only
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((256, 64)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["h"]), helper.make_node("Transpose", ["table"], ["tT"], perm=[1, 0]),
+         helper.make_node("MatMul", ["h", "tT"], ["logits"], name="lm_head")], "tied",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 5])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5, 256])], [numpy_helper.from_array(table, "table")])
+    (tmp_path / "src").mkdir()
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "src" / "model.onnx")
+    out = quantize_onnx_weight_only(tmp_path / "src", tmp_path / "q4", bits=4)
+    m = onnx.load(out)
+    ops = [n.op_type for n in m.graph.node]
+    assert "Transpose" not in ops and "GatherBlockQuantized" in ops
+    head = next(n for n in m.graph.node if n.op_type == "MatMulNBits")
+    assert {a.name: helper.get_attribute_value(a) for a in head.attribute}["bits"] == 8
+    assert not [i for i in m.graph.initializer if i.data_type == TensorProto.FLOAT and list(i.dims) == [256, 64]]
+    ids = rng.integers(0, 256, (1, 5)).astype(np.int64)
+    ref = table[ids] @ table.T
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()  # int4 table, int8 head: a few % of the range

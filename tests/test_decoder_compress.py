@@ -30,9 +30,9 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("dec")
     teacher = make_tiny_decoder(root / "teacher", "gpt2")
     data = root / "texts.txt"
-    data.write_text("\n".join(random_texts(160)))
+    data.write_text("\n".join(random_texts(96)))  # a few training blocks: the CLI's route and report are under test
     code = _cli("compress", "--teacher", f"hf:{teacher}", "--data", str(data), "--target", "host", "--output",
-                str(root / "out"), "--runs", "3", "--threads", "1", "--eval-samples", "16", "--json")
+                str(root / "out"), "--runs", "3", "--threads", "1", "--eval-samples", "8", "--json")
     assert code == 0
     return {"root": root, "teacher": teacher, "data": data, "report": json.loads((root / "out" / "report.json").read_text())}
 
@@ -70,7 +70,7 @@ def test_compress_ships_decoder_with_one_report(run):
 def test_rerun_skips_every_stage(run, capsys):
     capsys.readouterr()
     code = _cli("compress", "--teacher", f"hf:{run['teacher']}", "--data", str(run["data"]), "--target", "host",
-                "--output", str(run["root"] / "out"), "--runs", "3", "--threads", "1", "--eval-samples", "16", "--json")
+                "--output", str(run["root"] / "out"), "--runs", "3", "--threads", "1", "--eval-samples", "8", "--json")
     assert code == 0 and "skipped 8 unchanged" in capsys.readouterr().err
 
 

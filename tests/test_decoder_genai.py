@@ -113,10 +113,10 @@ def test_compress_lists_the_genai_folder(tmp_path):
 
     teacher = make_tiny_decoder(tmp_path / "teacher", "llama", hidden=64)
     data = tmp_path / "texts.txt"
-    data.write_text("\n".join(random_texts(160)))
+    data.write_text("\n".join(random_texts(96)))
     r = compress_hf(f"hf:{teacher}", data=data, target="host", output=str(tmp_path / "out"), runs=3, threads=1,
-                    eval_samples=16, tflite=False, compare_teacher=False, prompt_len=8, new_tokens=8,
-                    log=lambda s: None)
+                    eval_samples=8, tflite=False, compare_teacher=False, prompt_len=8, new_tokens=8, continuations=1,
+                    max_length=32, log=lambda s: None)
     arts = {a["name"]: a for a in r["artifacts"]}
     g = arts["student-genai"]
     assert g["format"] == "onnx-genai" and g["path"] == "genai" and g["precision"] == "int4-weight-only"

@@ -248,7 +248,12 @@ def _elements(entries: list) -> list[int | None]:
 
 
 def _check_comparable(base: dict, cand: dict) -> None:
-    """Same number of inputs carrying the same number of values per sample (NCHW vs NHWC is fine)."""
+    """Same number of inputs carrying the same number of values per sample (NCHW vs NHWC is fine); two KV-cache
+    decoders are comparable whatever their layer counts (each is timed per decoded token)."""
+    from edgekd.gate.inputs import is_kv_decoder
+
+    if is_kv_decoder(base.get("inputs")) and is_kv_decoder(cand.get("inputs")):
+        return
     b, c = _elements(base.get("inputs")), _elements(cand.get("inputs"))
     if len(b) != len(c) or any(x is not None and y is not None and x != y for x, y in zip(b, c)):
         raise UsageError(f"candidate and baseline take different inputs ({_shapes(cand)} vs {_shapes(base)}): not comparable")
@@ -326,6 +331,9 @@ def _ab(base_path, cand_path, base_info, cand_info, threads, settings: TimingSet
     pct = f"{final['confidence']:.0%}"
     desc = (f"wall time x{final['ratio']:.3f} ({pct} CI {final['ci_low']:.3f}-{final['ci_high']:.3f}, "
             f"{final['pairs']} ABBA pairs x{final['inner']} invokes, {threads} thread(s))")
+    tps = _decode_tps(final, cand_info)
+    if tps:  # KV-cache decoders: the timed call is one decode step, so a slower step is fewer tokens/s
+        desc = f"decode {tps[0]:.1f} -> {tps[1]:.1f} tokens/s, time per token " + desc[len("wall time "):]
     if confirmed:
         status, msg = "fail", f"{desc}: slower than the allowed x{limit:.3f}, confirmed on re-measure"
     elif len(attempts) == 2:
@@ -338,19 +346,33 @@ def _ab(base_path, cand_path, base_info, cand_info, threads, settings: TimingSet
            "order": "ABBA", "reference_ms": reference_ms(),  # lets this report serve later as a JSON baseline
            "runtime": {"baseline": _runtime_name(base_info["format"]), "candidate": _runtime_name(cand_info["format"])}}
     check = Check("latency.ab", status, msg, "measured", 1.0, final["ratio"], limit,
-                  {"ci": [final["ci_low"], final["ci_high"]], "attempts": len(attempts)})
+                  {"ci": [final["ci_low"], final["ci_high"]], "attempts": len(attempts),
+                   **({"decode_tokens_per_s": {"baseline": tps[0], "candidate": tps[1]}} if tps else {})})
     return out, check
+
+
+def _decode_tps(final: dict, info: dict) -> tuple[float, float] | None:
+    """(baseline, candidate) decode tokens/s of an A/B between KV-cache decoders, else None."""
+    from edgekd.gate.inputs import is_kv_decoder
+
+    if not is_kv_decoder(info.get("inputs")):
+        return None
+    return tuple(round(1000.0 / final[k]["p50_ms"], 2) for k in ("baseline", "candidate"))
 
 
 def _latency(summary: dict, timing_out: dict, threads: int, where: str, cpus, info: dict) -> dict[str, Any]:
     """The project's latency dict (ARCHITECTURE.md) for one side of the measurement."""
     from edgekd.runtime import Latency
 
+    from edgekd.gate.inputs import DECODE_CONTEXT, is_kv_decoder
+
     final = timing_out.get("final") or timing_out
     runs = final.get("runs") or final["pairs"] * final["inner"]
+    extra = ({"metric": f"ms per decoded token (one KV-cache decode step at context {DECODE_CONTEXT}, batch 1)",
+              "decode_tokens_per_s": round(1000.0 / summary["p50_ms"], 2)} if is_kv_decoder(info.get("inputs")) else {})
     return Latency(**{k: summary[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms")}, runs=runs,
                    warmup=timing_out.get("warmup"), threads=threads, runtime=_runtime_name(info["format"]),
-                   kind="measured", where=f"{where}, pinned to CPUs {cpus}" if cpus else where).to_dict()
+                   kind="measured", where=f"{where}, pinned to CPUs {cpus}" if cpus else where, extra=extra).to_dict()
 
 
 def _absolute(cand_path, cand_info, stored, threads, settings: TimingSettings, limits: Limits, input_shape,
@@ -381,6 +403,8 @@ def _absolute(cand_path, cand_info, stored, threads, settings: TimingSettings, l
     if base_threads and base_threads != threads:
         weak += f"; baseline used {base_threads} thread(s), this run {threads}"
     msg = (f"p50 {base_lat['p50_ms']:.3f} -> {one['p50_ms']:.3f} ms, normalised x{ratio:.3f} (limit x{limit:.3f}) - {weak}")
+    if base_lat.get("decode_tokens_per_s") and latency.get("decode_tokens_per_s"):  # two KV-cache decoders
+        msg = f"decode {base_lat['decode_tokens_per_s']:.1f} -> {latency['decode_tokens_per_s']:.1f} tokens/s, " + msg
     out.update(raw_ratio=raw, ratio=ratio, baseline_reference_ms=base_ref, limit_ratio=limit)
     return out, Check("latency.absolute", status, msg, "measured", base_lat["p50_ms"], one["p50_ms"], limit,
                       {"normalised_ratio": ratio, "raw_ratio": raw, "strict": strict}), latency

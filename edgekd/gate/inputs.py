@@ -8,6 +8,8 @@ import numpy as np
 
 from edgekd.errors import UsageError
 
+DECODE_CONTEXT = 16  # a KV-cache decoder is timed one decode step at this context length (ms per token)
+
 
 def concrete_shape(name: str, shape: list, override: tuple[int, ...] | None) -> tuple[int, ...]:
     """Batch 1 for a symbolic batch; any other symbolic dim needs --input-shape (the profiler's rule, shared)."""
@@ -28,12 +30,23 @@ def _array(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.n
     return np.ones(shape, dtype=np.dtype(dtype) if dtype in np.sctypeDict else np.int64)
 
 
+def is_kv_decoder(inputs: list[dict]) -> bool:
+    from edgekd.runtime.decoder import is_kv_decoder as kv
+
+    return kv(inputs)
+
+
 def make_invoke(runner: Any, info: dict, override: tuple[int, ...] | None = None, seed: int = 0) -> Callable[[], object]:
-    """runner.run_once on a prepared sample; multi-input / integer-input files drive the session directly."""
+    """runner.run_once on a prepared sample; multi-input / integer-input files drive the session directly; a KV-cache
+    decoder ONNX file (input_ids + past_key_values.*) runs one decode step after a prefill of DECODE_CONTEXT ids."""
     rng = np.random.default_rng(seed)
     inputs = info.get("inputs") or []
     if not inputs:
         raise UsageError(f"{info.get('path')} declares no inputs")
+    if runner.format == "onnx" and is_kv_decoder(inputs):
+        from edgekd.runtime.decoder import OrtDecoder
+
+        return OrtDecoder(info.get("path") or "decoder.onnx", session=runner.session).step_invoke(DECODE_CONTEXT)
     # One float input (or int8 I/O with the file's own scale): the runner prepares it like any stage does.
     first = inputs[0]
     simple = len(inputs) == 1 and (str(first.get("dtype", "float32")).startswith("float") or first.get("quant") is not None)

@@ -124,10 +124,38 @@ def gemm_to_matmul(model) -> int:
     return n
 
 
+def fold_weight_transposes(model) -> int:
+    """A tied LM head can export as MatMul(x, Transpose(embedding table)): the quantizer takes only MatMuls whose
+    weight is a constant, so the head stayed fp32 and kept the whole fp32 table alive beside its int4 copy (SmolLM2's
+    10-layer student: int4 file 0.60x the fp32 one). Each Transpose of a 2-D initializer becomes the transposed
+    initializer (the same values). Returns the names of the initializers made."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    keep, made = [], []
+    for node in model.graph.node:
+        src = inits.get(node.input[0]) if node.op_type == "Transpose" and node.input else None
+        perm = [helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"]
+        if src is None or len(src.dims) != 2 or (perm and list(perm[0]) != [1, 0]) or node.output[0] in outputs:
+            keep.append(node)
+            continue
+        model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(src).T.copy(), node.output[0]))
+        made.append(node.output[0])
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    used = {i for node in keep for i in node.input} | outputs
+    for init in [i for i in model.graph.initializer if i.name not in used]:
+        model.graph.initializer.remove(init)
+    return made
+
+
 def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block_size: int = 32) -> Path:
     """ONNX Runtime's MatMulNBits quantizer: MatMul weights to `bits` (4 or 8) in blocks of `block_size`,
     symmetric, activations stay float (the on-device LLM scheme). At 4 bits the embedding table is quantized
-    too (GatherBlockQuantized; ORT takes only 4-bit Gathers)."""
+    too (GatherBlockQuantized; ORT takes only 4-bit Gathers), and a tied LM head exported as MatMul(x, Transpose(table))
+    gets its own weight, quantized at 8 bits (int4 RTN on the head cost SmolLM2's student 0.59 -> 0.39 top-1
+    agreement with the fp32 file; at 8 bits the file is still far smaller than with an fp32 head)."""
     import logging
 
     import onnx
@@ -145,9 +173,19 @@ def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block
                                                op_types_to_quantize=ops, quant_axes=axes)
             model = onnx.load(src / ONNX_NAME)
             gemm_to_matmul(model)
-            q = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=True,
-                                     algo_config=cfg, op_types_to_quantize=ops, quant_axes=axes)
+            heads = []
+            if bits == 4:  # the table is quantized too (Gather): the head's own copy replaces an fp32 table
+                made = set(fold_weight_transposes(model))
+                heads = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in made]
+            q = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=True, algo_config=cfg,
+                                     op_types_to_quantize=ops, quant_axes=axes, nodes_to_exclude=heads)
             q.process()
+            if heads:
+                cfg8 = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=8,
+                                                    op_types_to_quantize=("MatMul",), quant_axes=axes)
+                q = MatMulNBitsQuantizer(q.model.model, bits=8, block_size=block_size, is_symmetric=True,
+                                         algo_config=cfg8, op_types_to_quantize=("MatMul",), quant_axes=axes)
+                q.process()
             q.model.save_model_to_file(str(tmp / ONNX_NAME), use_external_data_format=False)
         except Exception as exc:
             raise EdgeKDError(f"ONNX Runtime int{bits} weight-only quantization failed: "

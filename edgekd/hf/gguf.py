@@ -47,7 +47,37 @@ def load_gguf(directory: Path, name: str):
     except Exception as exc:  # the gguf reader raises ValueError, KeyError, struct/numpy errors on a bad file
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise EdgeKDError(f"cannot load the GGUF teacher {directory / name}: {msg}") from None
+    _forget_gguf_vocab(tok)
+    _gguf_eos(tok, model)
     return model, tok
+
+
+def _gguf_eos(tok, model) -> None:
+    """transformers 4.57's GGUF Llama tokenizer converter takes eos_token from tokens[bos_token_id], so SmolLM2's
+    tokenizer said eos = <|im_start|> (its BOS) while the file and the model config say <|im_end|>. Texts were packed
+    with that BOS between them and padded with it; the model config's eos (read from the file) is put back."""
+    eos = getattr(model.config, "eos_token_id", None)
+    if isinstance(eos, int) and 0 <= eos < len(tok) and tok.eos_token_id != eos:
+        tok.eos_token = tok.convert_ids_to_tokens(eos)
+
+
+def _forget_gguf_vocab(tok) -> None:
+    """transformers records the GGUF file as a tokenizer's `vocab_file`; sentencepiece-style fast tokenizers
+    (Llama's, Phi-3's) then copy that file as `tokenizer.model` on every save_pretrained — the whole teacher's
+    weights (~100 MB for SmolLM2) in student/, teacher-hf/, onnx*/ and genai/. The converted tokenizer.json is the
+    tokenizer; without a vocab_file the slow copy is not written."""
+    vf = getattr(tok, "vocab_file", None)
+    if vf and _is_gguf(vf):
+        tok.vocab_file = None
+        tok.init_kwargs.pop("vocab_file", None)
+
+
+def _is_gguf(path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == MAGIC
+    except OSError:
+        return False
 
 
 def gguf_note(name: str) -> str:

@@ -110,20 +110,9 @@ def build_genai(student_dir: str | Path, out: str | Path, precision: str = "int4
         shutil.rmtree(cache, ignore_errors=True)
     if not (tmp / "genai_config.json").is_file():
         raise EdgeKDError(f"onnxruntime-genai model builder wrote no genai_config.json for {student_dir}")
-    _drop_gguf_copy(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
-
-
-def _drop_gguf_copy(folder: Path) -> None:
-    """A tokenizer read from a GGUF file saves that whole file as its tokenizer.model (the teacher's weights, ~100 MB
-    for SmolLM2); the folder's tokenizer.json is the tokenizer, so that copy is left out."""
-    tm = folder / "tokenizer.model"
-    if tm.is_file() and (folder / "tokenizer.json").is_file():
-        with open(tm, "rb") as f:
-            if f.read(4) == b"GGUF":
-                tm.unlink()
 
 
 def _model(path: str | Path, threads: int):
