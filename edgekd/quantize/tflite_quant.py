@@ -158,18 +158,18 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, keep_float
             w, b = it.get_tensor(ins[1]).copy(), it.get_tensor(ins[2]).copy()
         except ValueError:
             continue
-        todo.append((op["op_name"], tensors[ins[0]]["name"], w, b))
+        todo.append((op["op_name"], tensors[ins[0]]["name"], w, b, ins[1], ins[2]))
     sums: dict[str, np.ndarray] = {}
     x = calib[: samples or SAMPLES].astype(np.float32)
     for i in range(len(x)):
         _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
-        for _, name, _, _ in todo:
+        for _, name, *_ in todo:
             if name in inter:  # NHWC / (..., features): channels last
                 a = inter[name]
                 sums[name] = sums.get(name, 0.0) + a.reshape(-1, a.shape[-1]).mean(axis=0).astype(np.float64)
     raw = bytearray(Path(float_path).read_bytes())
-    done = 0
-    for kind, name, w, b in todo:
+    done = []
+    for kind, name, w, b, wi, bi in todo:
         if name not in sums:
             continue
         mu = sums[name] / len(x)
@@ -186,11 +186,29 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, keep_float
         if shift is None or shift.shape != b.shape:
             continue
         old_w, old_b = w.astype(np.float32).tobytes(), b.astype(np.float32).tobytes()
-        if raw.count(old_w) != 1 or raw.count(old_b) != 1:
+        # a buffer of one repeated byte (an all-zero bias: untrained batch norm folded in) can match flatbuffer
+        # structure instead of the data: not found reliably, so left as it is
+        if len(set(old_w)) < 2 or len(set(old_b)) < 2 or raw.count(old_w) != 1 or raw.count(old_b) != 1:
             continue
         for old, new in ((old_w, wq.astype(np.float32).tobytes()), (old_b, (b - shift).astype(np.float32).tobytes())):
             at = raw.find(old)
             raw[at : at + len(old)] = new
-        done += 1
+        done.append((wi, wq, bi, b - shift))
     Path(dst).write_bytes(bytes(raw))
-    return done
+    _check_read_back(dst, done)
+    return len(done)
+
+
+def _check_read_back(path: Path, edits: list) -> None:
+    """The edited file must load and hold the new weights and biases where the interpreter reads them; else the
+    correction is refused (the caller quantizes the float file and says why)."""
+    from edgekd.export import execute
+
+    try:
+        it = execute.tflite_interpreter(path)
+        ok = all(np.array_equal(it.get_tensor(wi), wq.astype(np.float32))
+                 and np.array_equal(it.get_tensor(bi), nb.astype(np.float32)) for wi, wq, bi, nb in edits)
+    except Exception as exc:  # noqa: BLE001 - any failure to read it back means the edit is not trusted
+        raise ValueError(f"the bias-corrected file does not load ({type(exc).__name__})") from None
+    if not ok:
+        raise ValueError("the bias-corrected file does not read back the corrected weights")
