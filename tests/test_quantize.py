@@ -397,3 +397,21 @@ def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tmp_path):
     ref, corrected, plain = run(src), run(fixed), run(rounded)
     err_c, err_p = np.abs(corrected - ref).mean(), np.abs(plain - ref).mean()
     assert err_c < 0.05 * err_p, (err_c, err_p)  # float32 round-off only, vs int8 rounding's shift
+
+
+def test_tflite_bias_correction_leaves_zero_biases_alone_and_writes_a_loadable_file(trained, data, tmp_path):
+    """All-zero biases (untrained batch norm folded in) are byte patterns that can match the flatbuffer's own
+    structure: editing them once corrupted the file. They are left as they are; the file loads and works."""
+    import copy
+
+    from edgekd.export import export_tflite
+    from edgekd.runtime import load_runner
+
+    m = copy.deepcopy(trained)
+    with torch.no_grad():
+        for layer in (m[0], m[2], m[6]):
+            layer.bias.zero_()
+    export_tflite(m, data.test.x[:16], tmp_path / "f.tflite", converters=("litert-torch",))
+    rep = quantize(tmp_path / "f.tflite", tmp_path / "q.tflite", calib=data.calibration(32), eval_data=_held(data))
+    assert rep.precision == "int8" and load_runner(tmp_path / "q.tflite").predict(data.val.x[:4]).shape == (4, 10)
+    assert "bias correction: 0 layer(s)" in " ".join(rep.notes) or "bias correction not applied" in " ".join(rep.notes)
