@@ -68,6 +68,7 @@ class _Backend:
         self.fmt, self.mode, self.calib = fmt, mode, calib
         self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
         self.bias_correction, self.corrected, self.bc_error = bias_correction, 0, None
+        self.layer_means: dict = {}  # E[x] per layer input for bias correction: measured once, for every candidate
         self.work = work
         if fmt == "onnx" and mode == "int8":
             self.float_path = onnx_quant.preprocess(float_path, work / "float_prep.onnx")
@@ -96,10 +97,12 @@ class _Backend:
         try:
             if self.fmt == "onnx":
                 self.corrected = onnx_quant.correct_biases(self.float_path, src, self.calib, exclude=keep,
-                                                           per_channel=self.per_channel, reduce_range=self.reduce_range)
+                                                           per_channel=self.per_channel, reduce_range=self.reduce_range,
+                                                           means=self.layer_means)
             else:
                 self.corrected = tflite_quant.correct_biases(self.float_path, src, self.calib,
-                                                             keep_float=[*self.always_float, *keep])
+                                                             keep_float=[*self.always_float, *keep],
+                                                             means=self.layer_means)
             return src
         except Exception as exc:  # a model the intermediates cannot be read from: quantize without the correction
             self.corrected, self.bc_error = 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"

@@ -16,6 +16,37 @@ import numpy as np
 SAMPLES = 32  # calibration samples whose mean activations the correction uses
 
 
+def mean_inputs(float_path, calib: np.ndarray, names: list[str], *, channels_last: bool, means: dict | None = None,
+                samples: int | None = None, graph_input: str | None = None) -> dict[str, np.ndarray]:
+    """E[x] per channel of the tensors `names` of the float file over the first `samples` calibration samples
+    (one run each, intermediates read back). `means`: a cache of earlier results, filled in and returned, so the
+    float-fallback search, which writes a corrected file per candidate, runs the calibration passes once.
+    graph_input: the name under which the model's own input is looked up (ONNX does not list it as an
+    intermediate)."""
+    from edgekd.export import execute
+
+    means = {} if means is None else means
+    todo = [n for n in dict.fromkeys(names) if n not in means]
+    if not todo:
+        return means
+    x = calib[: samples or SAMPLES].astype(np.float32)
+    sums: dict[str, np.ndarray] = {}
+    for i in range(len(x)):
+        _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
+        if graph_input is not None:
+            inter[graph_input] = x[i : i + 1]
+        for name in todo:
+            if (a := inter.get(name)) is None:
+                continue
+            if channels_last:  # NHWC / (..., features)
+                mu = a.reshape(-1, a.shape[-1]).mean(axis=0)
+            else:  # NCHW / (batch, features)
+                mu = a.mean(axis=tuple(d for d in range(a.ndim) if d != 1)) if a.ndim > 2 else a.mean(axis=0)
+            sums[name] = sums.get(name, 0.0) + mu.astype(np.float64)
+    means.update({k: v / len(x) for k, v in sums.items()})
+    return means
+
+
 def round_to_grid(w: np.ndarray, channel_axis: int | None, qmax: float = 127.0) -> np.ndarray:
     """w on the symmetric int8 grid: scale max |w| / qmax per slice along channel_axis (None: the whole tensor)."""
     w = w.astype(np.float64)

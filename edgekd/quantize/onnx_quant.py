@@ -134,15 +134,16 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
 
 
 def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channel: bool = True,
-                   reduce_range: bool = False, exclude: list[str] | None = None, samples: int | None = None) -> int:
+                   reduce_range: bool = False, exclude: list[str] | None = None, samples: int | None = None,
+                   means: dict | None = None) -> int:
     """Bias correction (bias_correction.py) of every Conv / Gemm (transB) of the float file, into `dst`: weights on
     the int8 grid ORT's symmetric quantizer uses (max |w| / 127 per output channel, / 64 with reduce_range), biases
-    corrected with E[x] of each layer's input over `calib`. Returns how many layers were corrected."""
+    corrected with E[x] of each layer's input over `calib` (`means`: mean_inputs' cache). Returns how many layers
+    were corrected."""
     import onnx
     from onnx import numpy_helper
 
-    from edgekd.export import execute
-    from edgekd.quantize.bias_correction import SAMPLES, output_shift, round_to_grid
+    from edgekd.quantize.bias_correction import mean_inputs, output_shift, round_to_grid
 
     m = onnx.load(str(float_path))
     inits = {t.name: t for t in m.graph.initializer}
@@ -150,26 +151,16 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channe
     todo = [n for n in m.graph.node if n.name not in skip and len(n.input) > 1 and n.input[1] in inits
             and (n.op_type == "Conv" or (n.op_type == "Gemm" and _attr(n, "transB", 0) == 1
                                          and _attr(n, "transA", 0) == 0))]
-    graph_in = m.graph.input[0].name
-    sums: dict[str, np.ndarray] = {}
-    x = calib[: samples or SAMPLES].astype(np.float32)
-    for i in range(len(x)):
-        _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
-        inter[graph_in] = x[i : i + 1]
-        for n in todo:
-            a = inter.get(n.input[0])
-            if a is None:
-                continue
-            mu = a.mean(axis=tuple(d for d in range(a.ndim) if d != 1)) if a.ndim > 2 else a.mean(axis=0)
-            sums[n.name] = sums.get(n.name, 0.0) + mu.astype(np.float64)
+    mu = mean_inputs(float_path, calib, [n.input[0] for n in todo], channels_last=False, means=means,
+                     samples=samples, graph_input=m.graph.input[0].name)
     done = 0
     for n in todo:
-        if n.name not in sums:
+        if n.input[0] not in mu:
             continue
         w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
         wq = round_to_grid(w, 0 if per_channel else None, 64.0 if reduce_range else 127.0)
         delta = (wq - w).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)  # (out, in per group)
-        shift = output_shift(delta, sums[n.name] / len(x), _attr(n, "group", 1) if n.op_type == "Conv" else 1)
+        shift = output_shift(delta, mu[n.input[0]], _attr(n, "group", 1) if n.op_type == "Conv" else 1)
         if shift is None:
             continue
         if len(n.input) > 2 and n.input[2] in inits:

@@ -132,16 +132,17 @@ _BIAS_CORRECTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
 
 
 def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, keep_float: list[str] | None = None,
-                   samples: int | None = None) -> int:
+                   samples: int | None = None, means: dict | None = None) -> int:
     """Bias correction (bias_correction.py) of every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED with float32
     weights and bias, into `dst`: weights on ai-edge-quantizer's symmetric per-channel int8 grid (max |w| / 127
     along the op's quantized dimension), biases corrected with E[x] of the op's input over `calib`.
 
     The float file is edited in place byte for byte: each weight and bias buffer is found by its contents and
     overwritten with arrays of the same size; a layer whose buffers are not found exactly once is left as it is.
-    keep_float: op scopes left in float (not corrected). Returns how many layers were corrected."""
+    keep_float: op scopes left in float (not corrected); means: mean_inputs' cache. Returns how many layers were
+    corrected."""
     from edgekd.export import execute
-    from edgekd.quantize.bias_correction import SAMPLES, output_shift, round_to_grid
+    from edgekd.quantize.bias_correction import mean_inputs, output_shift, round_to_grid
 
     it = execute.tflite_interpreter(float_path)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
@@ -159,20 +160,14 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, keep_float
         except ValueError:
             continue
         todo.append((op["op_name"], tensors[ins[0]]["name"], w, b, ins[1], ins[2]))
-    sums: dict[str, np.ndarray] = {}
-    x = calib[: samples or SAMPLES].astype(np.float32)
-    for i in range(len(x)):
-        _, inter = execute.run_file(float_path, [x[i : i + 1]], intermediates=True)
-        for _, name, *_ in todo:
-            if name in inter:  # NHWC / (..., features): channels last
-                a = inter[name]
-                sums[name] = sums.get(name, 0.0) + a.reshape(-1, a.shape[-1]).mean(axis=0).astype(np.float64)
+    means = mean_inputs(float_path, calib, [name for _, name, *_ in todo], channels_last=True, means=means,
+                        samples=samples)
     raw = bytearray(Path(float_path).read_bytes())
     done = []
     for kind, name, w, b, wi, bi in todo:
-        if name not in sums:
+        if name not in means:
             continue
-        mu = sums[name] / len(x)
+        mu = means[name]
         axis = _BIAS_CORRECTED[kind]
         wq = round_to_grid(w, axis)
         d = wq - w.astype(np.float64)
