@@ -324,9 +324,12 @@ def with_baseline(runs: dict, n_val: int) -> list[dict] | None:
     pairs = list(zip(runs.get("auto") or [], runs.get("scratch-probe") or []))
     if not pairs or any(a.get("val_acc") is None for a, _ in pairs):
         return None
-    return [dict(b if b["val_acc"] - a["val_acc"] > noise_margin(a["val_acc"], n_val) else a, shipped="scratch"
-                 if b["val_acc"] - a["val_acc"] > noise_margin(a["val_acc"], n_val) else "auto",
-                 seconds=a["seconds"] + b["seconds"]) for a, b in pairs]
+    out = []
+    for a, b in pairs:
+        scratch = b["val_acc"] - a["val_acc"] > noise_margin(a["val_acc"], n_val)
+        out.append(dict(b if scratch else a, shipped="scratch" if scratch else "auto",
+                        seconds=a["seconds"] + b["seconds"]))
+    return out
 
 
 def summarise(t_info: dict, runs: dict, n_val: int | None = None) -> dict:
