@@ -250,7 +250,7 @@ def _elements(entries: list) -> list[int | None]:
 def _check_comparable(base: dict, cand: dict) -> None:
     """Same number of inputs carrying the same number of values per sample (NCHW vs NHWC is fine); two KV-cache
     decoders are comparable whatever their layer counts (each is timed per decoded token)."""
-    from edgekd.gate.inputs import is_kv_decoder
+    from edgekd.runtime.decoder import is_kv_decoder
 
     if is_kv_decoder(base.get("inputs")) and is_kv_decoder(cand.get("inputs")):
         return
@@ -353,7 +353,7 @@ def _ab(base_path, cand_path, base_info, cand_info, threads, settings: TimingSet
 
 def _decode_tps(final: dict, info: dict) -> tuple[float, float] | None:
     """(baseline, candidate) decode tokens/s of an A/B between KV-cache decoders, else None."""
-    from edgekd.gate.inputs import is_kv_decoder
+    from edgekd.runtime.decoder import is_kv_decoder
 
     if not is_kv_decoder(info.get("inputs")):
         return None
@@ -364,7 +364,8 @@ def _latency(summary: dict, timing_out: dict, threads: int, where: str, cpus, in
     """The project's latency dict (ARCHITECTURE.md) for one side of the measurement."""
     from edgekd.runtime import Latency
 
-    from edgekd.gate.inputs import DECODE_CONTEXT, is_kv_decoder
+    from edgekd.gate.inputs import DECODE_CONTEXT
+    from edgekd.runtime.decoder import is_kv_decoder
 
     final = timing_out.get("final") or timing_out
     runs = final.get("runs") or final["pairs"] * final["inner"]

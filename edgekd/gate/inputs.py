@@ -30,12 +30,6 @@ def _array(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.n
     return np.ones(shape, dtype=np.dtype(dtype) if dtype in np.sctypeDict else np.int64)
 
 
-def is_kv_decoder(inputs: list[dict]) -> bool:
-    from edgekd.runtime.decoder import is_kv_decoder as kv
-
-    return kv(inputs)
-
-
 def make_invoke(runner: Any, info: dict, override: tuple[int, ...] | None = None, seed: int = 0) -> Callable[[], object]:
     """runner.run_once on a prepared sample; multi-input / integer-input files drive the session directly; a KV-cache
     decoder ONNX file (input_ids + past_key_values.*) runs one decode step after a prefill of DECODE_CONTEXT ids."""
@@ -43,8 +37,9 @@ def make_invoke(runner: Any, info: dict, override: tuple[int, ...] | None = None
     inputs = info.get("inputs") or []
     if not inputs:
         raise UsageError(f"{info.get('path')} declares no inputs")
+    from edgekd.runtime.decoder import OrtDecoder, is_kv_decoder
+
     if runner.format == "onnx" and is_kv_decoder(inputs):
-        from edgekd.runtime.decoder import OrtDecoder
 
         return OrtDecoder(info.get("path") or "decoder.onnx", session=runner.session).step_invoke(DECODE_CONTEXT)
     # One float input (or int8 I/O with the file's own scale): the runner prepares it like any stage does.
