@@ -167,6 +167,9 @@ PAIRS = {
     "digits-resnet14-mobile": ("digits", resnet14, 100, mobile_s),
     "digits-vit8-micro3": ("digits", vit8, 150, micro3),
     "digits-wide8-auto0.1": ("digits", wide8, 100, "auto:0.1"),
+    # more teacher-initialised students (derived by edgekd.prune.derive), added in stop 30 to check the rule for them
+    "digits-resnet14-auto0.1": ("digits", resnet14, 100, "auto:0.1"),
+    "digits-mlp-auto0.1": ("digits-features", lambda: mlp([64, 256, 256]), 60, "auto:0.1"),
 }
 FLIP_TEACHER = {"fashion-mnist"}  # mirrored clothes are clothes; a mirrored digit is not always the same digit
 

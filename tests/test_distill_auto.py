@@ -9,8 +9,8 @@ import torch
 from tiny_vectors import mlp as _mlp, tiny_bundle
 
 from edgekd.distill import distill
-from edgekd.distill.auto import (LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_BUDGET,
-                                 MIN_PROBE_STEPS, choose, probe_budget, probe_plan, probe_steps)
+from edgekd.distill.auto import (LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_STEPS,
+                                 PRIOR_LR_FACTOR, PRIOR_RECIPE, choose, probe_budget, probe_plan, probe_steps)
 
 torch.set_num_threads(1)
 
@@ -21,18 +21,31 @@ def _bundle():
 
 def test_probe_steps_take_the_stated_share():
     assert probe_steps(1000, 5, 0.15) == 30
-    assert probe_steps(10, 5, 0.15) == 20  # a floor: fewer steps say nothing
     assert probe_steps(10_000, 6, 0.15) == 250
+    assert probe_budget(1000, 0.15) == 150 and probe_budget(100, 0.15) == 15  # no floor above the share
 
 
 def test_the_probe_shrinks_to_its_budget_on_short_runs():
     full = len(LR_FACTORS) + len(LOSS_CANDIDATES)
     assert probe_plan(full * MIN_PROBE_STEPS * 10, 0.1) == (list(LR_FACTORS), LOSS_CANDIDATES)
-    # a short run gets the floor, MIN_PROBE_BUDGET steps (3 trials): the LRs the suite chose most often, no ce
-    assert probe_budget(10, 0.15) == MIN_PROBE_BUDGET == 3 * MIN_PROBE_STEPS
-    assert probe_plan(10, 0.15) == ([3.0, 10.0, 30.0], ())
+    # three trials fit: the LRs the suite chose most often, no ce
+    assert probe_plan(3 * MIN_PROBE_STEPS * 10, 0.1) == ([3.0, 10.0, 30.0], ())
     assert probe_plan(4 * MIN_PROBE_STEPS * 10, 0.1) == ([3.0, 10.0, 30.0], ("ce",))
-    assert probe_plan(10, 0.15, user_lr=True) == ([1.0], LOSS_CANDIDATES)  # the user's LR is never dropped
+    assert probe_plan(2 * MIN_PROBE_STEPS * 10, 0.1, user_lr=True) == ([1.0], ("ce",))  # the user's LR stays
+    # under two trials' worth there is nothing to compare: no probe at all
+    assert probe_plan(2 * MIN_PROBE_STEPS * 10 - 1, 0.1) == ([], ())
+    assert probe_plan(10, 0.15, user_lr=True) == ([], ())
+
+
+def test_a_run_too_short_to_probe_trains_the_prior_and_says_why():
+    teacher = _mlp(64, 0).eval()
+    res = distill(teacher, _mlp(8, 1), _bundle(), recipe="auto", epochs=5, batch_size=32, progress=False)
+    auto = res.metrics["auto"]  # 40 steps: 15 % is 6 steps, under two 20-step trials
+    assert auto["tried"] == [] and auto["seconds"] == 0.0 and auto["chosen"] == PRIOR_RECIPE
+    assert "no probe" in auto["reason"] and "267 steps" in auto["reason"]
+    assert res.metrics["steps"] == 40  # the whole budget trains the prior
+    base = 3e-3 * (32 / 128) ** 0.5  # the recipes' base LR at batch 32 (square-root rule)
+    assert auto["lr"] == pytest.approx(base * PRIOR_LR_FACTOR) == res.recipe["train"]["lr"]
 
 
 def test_choose_prefers_distillation_within_noise_and_ce_beyond_it():
@@ -102,7 +115,7 @@ def test_resumed_auto_run_reuses_the_probe(tmp_path, monkeypatch):
 
 
 def test_a_learning_rate_the_user_gave_is_kept():
-    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=2, batch_size=32, lr=0.02,
-                  progress=False)
-    assert {t["lr"] for t in res.metrics["auto"]["tried"]} == {0.02}
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=40, batch_size=32, lr=0.02,
+                  progress=False)  # 320 steps: a probe of the loss mix at the user's LR fits in 15 %
+    assert res.metrics["auto"]["tried"] and {t["lr"] for t in res.metrics["auto"]["tried"]} == {0.02}
     assert res.recipe["train"]["lr"] == 0.02

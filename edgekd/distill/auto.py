@@ -12,9 +12,11 @@ and a base LR fitted to one pair was several times too low for another (digits M
 Then the loss mix at that LR: LOSS_CANDIDATES. The LR stage uses the even mix, not Hinton's alpha 0.9,
 because alpha 0.9 trails at every LR on low-capacity students and would pick the LR for a loss that loses.
 
-The probe takes `share` of the run's steps, never under MIN_PROBE_BUDGET steps (so on runs under 400 steps, a few
-seconds each, it costs more than the share); when that cannot give every trial MIN_PROBE_STEPS, trials are
-dropped in DROP_ORDER (probe_plan).
+The probe takes at most `share` of the run's steps. When that cannot give every trial MIN_PROBE_STEPS, trials
+are dropped in DROP_ORDER (probe_plan); when it cannot pay two trials (a run under 2 * MIN_PROBE_STEPS / share
+steps, 267 at 15 %), there is nothing to compare and auto trains the prior (PRIOR_RECIPE at PRIOR_LR_FACTOR times
+the base LR) without a probe, and says so. Until stop 30 a 60-step floor probed such runs anyway, at 30-55 % of
+their wall time (the digits pairs of the suite, 50-200 steps).
 
 Labels only (`ce`) is tried too, as the reference the teacher must beat: when the teacher's own val accuracy
 is no better than the labels-only trial's (within two standard errors, at least `MIN_MARGIN`), it has nothing
@@ -34,12 +36,15 @@ from edgekd.errors import EdgeKDError
 
 LR_RECIPE = "kd-balanced"
 LR_FACTORS = (1.0, 3.0, 10.0, 30.0)  # times the recipe's base LR (3e-3 for the built-ins, AdamW + OneCycle)
-# The probe gets `share` of the run's steps but never under MIN_PROBE_BUDGET: fewer steps measure nothing, and a
-# run that short takes seconds. When that cannot pay every trial MIN_PROBE_STEPS, trials go in this order:
+# The probe gets `share` of the run's steps. When that cannot pay every trial MIN_PROBE_STEPS, trials go in this order:
 # kd-ls, the x1 LR, labels only, x3 (x10 and x30 won most often on the suite: plain7 -> tiny3, digits MLP, ViT ->
 # micro3 at x30, ResNet -> MobileNet-style at x10).
 DROP_ORDER = (("loss", "kd-ls"), ("lr", 1.0), ("loss", "ce"), ("lr", 3.0), ("lr", 30.0))
-MIN_PROBE_BUDGET = 60
+# Too short to probe: the LR factor with the smallest loss to the best fixed LR over the suite's 7 digits pairs
+# (kd-balanced, 5 seeds, stop 30): at 5 epochs (~50 steps) x10 / x20 / x30 lost 1.23 / 0.33 / 0.76 points on
+# average (worst 3.96 / 0.78 / 1.79); at 20 epochs (~200 steps) x10 / x17 / x30 lost 0.35 / 0.12 / 0.21.
+PRIOR_RECIPE = "kd-balanced"
+PRIOR_LR_FACTOR = 20.0
 # tried at the LR stage 1 chose. DKD was a candidate until the session-8 suite: it trailed labels only on
 # every pair at every LR tried (plain7 -> tiny3 at lr 0.1: 85.77 % vs 88.72 %), so its trial only cost steps.
 LOSS_CANDIDATES = ("kd-ls", "ce")
@@ -69,7 +74,7 @@ class ProbeReport:
 
 
 def probe_budget(total_steps: int, share: float = PROBE_SHARE) -> int:
-    return max(MIN_PROBE_BUDGET, int(total_steps * share))
+    return int(total_steps * share)
 
 
 def probe_steps(total_steps: int, n_candidates: int, share: float = PROBE_SHARE) -> int:
@@ -79,8 +84,11 @@ def probe_steps(total_steps: int, n_candidates: int, share: float = PROBE_SHARE)
 def probe_plan(total_steps: int, share: float = PROBE_SHARE, user_lr: bool = False,
                losses: tuple[str, ...] = LOSS_CANDIDATES) -> tuple[list[float], tuple[str, ...]]:
     """(LR factors, loss candidates) that the probe budget can give MIN_PROBE_STEPS each: the whole ladder when
-    it fits, else trials dropped in DROP_ORDER (never the last LR). With the user's LR the one factor is 1."""
+    it fits, else trials dropped in DROP_ORDER (never the last LR). With the user's LR the one factor is 1.
+    ([], ()) when the budget cannot pay two trials: one trial compares nothing (see `prior`)."""
     fit = probe_budget(total_steps, share) // MIN_PROBE_STEPS
+    if fit < 2:
+        return [], ()
     cands = [("lr", f) for f in ([1.0] if user_lr else LR_FACTORS)] + [("loss", c) for c in losses]
     for drop in DROP_ORDER:
         if len(cands) <= fit:
@@ -159,6 +167,8 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
+    if not factors:
+        return prior(lr_recipe, base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR, total, share)
     lrs = [base_lr * f for f in factors]  # the user's LR is kept (factor 1)
     steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
@@ -208,6 +218,15 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     return ProbeReport(chosen, f"lr {lr:.2g} (best of {', '.join(f'{x:.2g}' for x in lrs)} for {lr_recipe}); "
                        + reason, share, steps, total, round(time.perf_counter() - t0, 2), tried, lr,
                        round(_teacher_seconds(caches) - teacher0, 3))
+
+
+def prior(lr_recipe: str, lr: float, total: int, share: float) -> ProbeReport:
+    """No probe: the run is too short for two trials inside `share` of it."""
+    chosen = "ce" if lr_recipe == "ce" else PRIOR_RECIPE
+    need = math.ceil(2 * MIN_PROBE_STEPS / share)
+    return ProbeReport(chosen, f"no probe: {total} steps are too few to compare two {MIN_PROBE_STEPS}-step trials "
+                       f"inside {share:.0%} of the run (that takes {need} steps or more); trains the prior, {chosen} "
+                       f"at lr {lr:.2g}", share, 0, total, 0.0, [], lr)
 
 
 def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
