@@ -215,8 +215,8 @@ def train_teacher(name: str, factory, epochs: int, data, flip: bool = True) -> t
         for idx in torch.randperm(len(x)).split(bs):
             xb = x[idx]
             if flip and xb.ndim == 4:  # random horizontal flips: a stronger teacher at the same cost
-                flip = torch.rand(len(xb)) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+                mirror = torch.rand(len(xb)) < 0.5
+                xb = torch.where(mirror[:, None, None, None], xb.flip(-1), xb)
             loss = nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
             loss.backward()
