@@ -2,6 +2,7 @@
 falls back to labels only only when distillation loses by more than the noise, and is resumable."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 from tiny_vectors import mlp as _mlp, tiny_bundle
 
 from edgekd.distill import distill
+from edgekd.errors import EdgeKDError
 from edgekd.distill.auto import (LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_STEPS,
                                  PRIOR_LR_FACTOR, PRIOR_RECIPE, choose, probe_budget, probe_plan, probe_steps)
 
@@ -119,3 +121,15 @@ def test_a_learning_rate_the_user_gave_is_kept():
                   progress=False)  # 320 steps: a probe of the loss mix at the user's LR fits in 15 %
     assert res.metrics["auto"]["tried"] and {t["lr"] for t in res.metrics["auto"]["tried"]} == {0.02}
     assert res.recipe["train"]["lr"] == 0.02
+
+
+def test_auto_share_buys_a_probe_on_a_short_run_and_bad_values_are_one_line_errors():
+    teacher, data = _mlp(64, 0).eval(), _bundle()
+    res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=6, batch_size=32, progress=False,
+                  overrides={"auto.share": 0.9})  # 48 steps, 43 for the probe: the x10 and x30 trials
+    auto = res.metrics["auto"]
+    assert auto["share"] == 0.9 and len(auto["tried"]) == 2 and res.metrics["steps"] == 48
+    for bad, msg in (({"auto.share": 1.5}, "must lie in (0, 1)"), ({"auto.share": "x"}, "must be a number"),
+                     ({"auto.sahre": 0.5}, "unknown auto setting")):
+        with pytest.raises(EdgeKDError, match=re.escape(msg)):
+            distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=1, batch_size=32, progress=False, overrides=bad)

@@ -241,9 +241,10 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
     from edgekd.core import atomic_write_text
     from edgekd.distill.engine import distill
 
+    overrides, share = probe_share(overrides)
     key = {"epochs": epochs, "max_steps": max_steps, "batch": batch_size, "seed": seed,
            "overrides": {k: str(v) for k, v in (overrides or {}).items()}, "labels_only": labels_only,
-           **auto_settings()}
+           **auto_settings(share)}
     saved = Path(output_dir) / "auto_probe.json" if output_dir else None
     report, caches = None, {}
     if saved is not None and resume and saved.is_file():  # a resumed run does not probe again
@@ -257,7 +258,7 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
         extra = {"lr_recipe": "ce", "losses": ()} if labels_only else {}
         report = run_probe(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                            seed=seed, overrides=overrides, device=device, cache=kwargs.get("cache"), caches=caches,
-                           **extra)
+                           share=share, **extra)
         if saved is not None:
             saved.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, json.dumps({"key": key, "report": report.to_dict()}, indent=2, default=str) + "\n")
@@ -271,6 +272,23 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
     res.metrics["auto"] = report.to_dict()
     res.metrics["recipe"] = "scratch:ce" if labels_only else f"auto:{report.chosen}"
     return res
+
+
+def probe_share(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], float]:
+    """(the recipe overrides, the probe's share): `auto.share` is auto's own setting, not a recipe field (a
+    user with a seconds-long run may rather pay a larger share for a probe than train the prior)."""
+    ov = dict(overrides or {})
+    extra = sorted(k for k in ov if k.startswith("auto.") and k != "auto.share")
+    if extra:
+        raise EdgeKDError(f"unknown auto setting(s) {extra}; known: auto.share (the probe's share of the steps)")
+    raw = ov.pop("auto.share", PROBE_SHARE)
+    try:
+        share = float(raw)
+    except (TypeError, ValueError):
+        raise EdgeKDError(f"auto.share must be a number in (0, 1), got {raw!r}") from None
+    if not 0 < share < 1:
+        raise EdgeKDError(f"auto.share must lie in (0, 1), got {share}")
+    return ov, share
 
 
 def _stderr(msg: str) -> None:

@@ -63,12 +63,16 @@ class ClassifierModality:
             raise UsageError("--set does not apply with --chain (each link uses the chain's own recipe)")
         from edgekd.distill import load_recipe
 
+        overrides = self.cfg.overrides
         if self.cfg.recipe == "auto":
-            loss_keys = [k for k in self.cfg.overrides if not k.startswith("train.") and "." in k]
+            from edgekd.distill.auto import probe_share
+
+            overrides = probe_share(overrides)[0]  # auto.share is auto's own setting, checked there
+            loss_keys = [k for k in overrides if not k.startswith("train.") and "." in k]
             if loss_keys:
-                raise UsageError(f"--set {loss_keys[0]}: with --recipe auto only train.* fields can be set (the "
-                                 "probe chooses the losses); name a --recipe (e.g. hinton) to set its loss fields")
-        load_recipe("hinton" if self.cfg.recipe == "auto" else self.cfg.recipe, self.cfg.overrides)
+                raise UsageError(f"--set {loss_keys[0]}: with --recipe auto only train.* fields and auto.share can be "
+                                 "set (the probe chooses the losses); name a --recipe (e.g. hinton) to set its loss fields")
+        load_recipe("hinton" if self.cfg.recipe == "auto" else self.cfg.recipe, overrides)
 
     def prepare(self, run, log: Callable[[str], None]) -> None:
         import numpy as np
