@@ -168,7 +168,8 @@ def _quantize(quantize, src: Path, work: Path, name: str, mode: str, calib, held
                    eval_split="held-out views", **kw)
     log(f"  {name}: {time.perf_counter() - t:.0f} s, agreement with its float file {rep.agreement.get('top1')} %"
         f"{' WARN ' + rep.warnings[0][:80] if rep.warnings else ''}")
-    return out, {k: getattr(rep, k) for k in ("agreement", "check", "warnings", "parity", "calib_samples", "seconds")}
+    return out, {**{k: getattr(rep, k) for k in ("agreement", "check", "warnings", "parity", "calib_samples", "seconds")},
+                 "float_head": rep.float_head}
 
 
 def onnx2tf_files(model, calib: np.ndarray, work: Path) -> dict:
@@ -435,6 +436,68 @@ def run_onnx_int8(key: str, args, log) -> dict:
                     "main rows", "files": rows}
 
 
+def run_float_head(key: str, args, log) -> dict:
+    """--float-head-only: edgekd's ONNX and TFLite int8 files with the float head rule (the default: the layer
+    producing the logits stays float, edgekd/quantize/float_head.py) and without it (--int8-head), same views;
+    agreement, where the remaining disagreements are, host latency interleaved, A76 instructions when the arm
+    environment is built."""
+    from edgekd.export import export_onnx, export_tflite
+    from edgekd.quantize import quantize
+
+    model, cal_parts, held, calib, ref = _model_and_views(key, args)
+    names = [n for i, (n, _) in enumerate(photos()) if i % 2 == 1]  # split_views' held-out photos, in order
+    with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
+        work = Path(d)
+        paths, reports = {"edgekd onnx fp32": work / "edgekd_fp32.onnx", "edgekd tflite fp32": work / "fp32.tflite"}, {}
+        export_onnx(model, held[:32], paths["edgekd onnx fp32"])
+        export_tflite(model, held[:32], paths["edgekd tflite fp32"])
+        for fmt in ("onnx", "tflite"):
+            for label, kw in ((f"edgekd {fmt} int8", {}), (f"edgekd {fmt} int8, int8 head", {"float_head": False})):
+                paths[label], reports[label] = _quantize(quantize, paths[f"edgekd {fmt} fp32"], work, label, "int8",
+                                                         calib, held, kw, log)
+        rows = agreement_rows(paths, ref, held, args.logits and f"{args.logits}_{key}_float_head.npz")
+        for k, r in reports.items():
+            rows[k]["edgekd_report"] = r
+            rows[k]["disagreements"] = disagreements(ref, load_logits(paths[k], held), names, args.held_views)
+        log("  timing (interleaved) ...")
+        for k, v in host_latency(paths, held, args.rounds, args.runs).items():
+            rows[k]["host_latency"] = v
+        for fmt in ("onnx", "tflite"):
+            a, b = rows[f"edgekd {fmt} int8"], rows[f"edgekd {fmt} int8, int8 head"]
+            a["float_head_cost"] = {"host_p50_ratio_vs_int8_head": round(a["host_latency"]["p50_ms"] /
+                                                                        b["host_latency"]["p50_ms"], 3),
+                                    "size_ratio_vs_int8_head": round(a["size_bytes"] / b["size_bytes"], 3)}
+        arm = arm_instructions(paths, ["edgekd tflite int8", "edgekd tflite int8, int8 head"], log) \
+            if args.arm_files else {}
+        for k, v in arm.items():
+            if k in rows:
+                rows[k]["a76"] = v
+    return {"what": "the float head rule (default for static int8 with float I/O: the layer producing the logits "
+                    "stays float) against --int8-head; same photos, views and seed as the main rows", "files": rows,
+            "arm": arm}
+
+
+def load_logits(path: Path, x: np.ndarray) -> np.ndarray:
+    from edgekd.runtime import load_runner
+
+    return load_runner(path, threads=1).predict(x)
+
+
+def disagreements(ref: np.ndarray, got: np.ndarray, photos_held: list[str], per_photo: int) -> list[dict]:
+    """Every held-out view whose top-1 differs from fp32's: which photo, fp32's confidence and its top-1/top-2
+    margin (a near tie when small), and whether the file picked fp32's second class."""
+    from edgekd.quantize.evaluation import _softmax
+
+    p = _softmax(ref.astype(np.float64))
+    out = []
+    for i in np.flatnonzero(ref.argmax(1) != got.argmax(1)):
+        order = np.argsort(-p[i])
+        out.append({"view": int(i), "photo": photos_held[i // per_photo], "fp32_top1_p": round(float(p[i, order[0]]), 4),
+                    "fp32_top1_minus_top2_p": round(float(p[i, order[0]] - p[i, order[1]]), 4),
+                    "picked_fp32_rank": int(np.flatnonzero(order == got[i].argmax())[0]) + 1})
+    return out
+
+
 def run_onnx2tf(key: str, args, log) -> dict:
     """--onnx2tf-only: onnx2tf's float and integer_quant / full_integer_quant files through edgekd's onnx2tf
     backend (which hands onnx2tf the calibration views instead of letting it download images)."""
@@ -512,6 +575,8 @@ def main(argv=None) -> int:
                     help="re-measure only edgekd's TFLite int8 files (kept beside the earlier rows)")
     ap.add_argument("--onnx-int8-only", action="store_true",
                     help="re-measure only edgekd's ONNX int8 files (kept beside the earlier rows)")
+    ap.add_argument("--float-head-only", action="store_true",
+                    help="measure only edgekd's int8 files with and without the float head rule (kept beside)")
     ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -529,6 +594,8 @@ def main(argv=None) -> int:
             results.setdefault(key, {})["onnx2tf"] = run_onnx2tf(key, args, log)
         elif args.onnx_int8_only:
             results.setdefault(key, {})["after_onnx_fix"] = run_onnx_int8(key, args, log)
+        elif args.float_head_only:
+            results.setdefault(key, {})["float_head"] = run_float_head(key, args, log)
         elif args.tflite_int8_only:
             results.setdefault(key, {})["after_calibration_fix"] = run_tflite_int8(key, args, log)
         else:

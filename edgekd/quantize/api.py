@@ -17,6 +17,7 @@ import numpy as np
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize import float_head as head_rule
 from edgekd.quantize.bias_correction import SAMPLES as BIAS_CORRECTION_SAMPLES
 from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
@@ -64,7 +65,7 @@ class _Backend:
     """Format-specific calls behind one interface."""
 
     def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io,
-                 reduce_range: bool = False, bias_correction: bool = False):
+                 reduce_range: bool = False, bias_correction: bool = False, head: bool = False):
         self.fmt, self.mode, self.calib = fmt, mode, calib
         self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
         self.bias_correction, self.corrected, self.bc_error = bias_correction, 0, None
@@ -79,8 +80,14 @@ class _Backend:
         self.always_float: list[str] = []
         if fmt == "tflite" and mode in ("int8", "int16x8") and not int8_io:
             self.always_float = tflite_quant.ops_around_shared_outputs(float_path)
+        # the float head rule (float_head.py): the layers producing the output logits, kept float in every candidate
+        self.head: list[str] = []
+        if head:
+            found = head_rule.onnx_head(self.float_path) if fmt == "onnx" else head_rule.tflite_head(self.float_path)
+            self.head = [n for n in found if n not in self.always_float]
 
     def make(self, dest: Path, keep: list[str]) -> Path:
+        keep = [*self.head, *(k for k in keep if k not in self.head)]
         src = self._bias_corrected(dest, keep) if self.bias_correction else self.float_path
         if self.fmt == "onnx":
             onnx_quant.quantize_onnx(src, dest, mode=self.mode, calib=self.calib, method=self.method,
@@ -120,7 +127,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
              nhwc: bool = True, format: str | None = None, torch_model: Any = None,
              eval_split: str = "held-out data", coreml: dict | None = None,
-             reduce_range: bool | None = None, bias_correction: bool = True) -> QuantReport:
+             reduce_range: bool | None = None, bias_correction: bool = True,
+             float_head: bool | None = None) -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
@@ -136,6 +144,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
     bias_correction: int8, the mean output shift each layer's weight rounding causes is taken out of its bias
     (bias_correction.py; ONNX and TFLite).
+    float_head: static int8, the layer producing the output logits (the last Gemm / MatMul / FULLY_CONNECTED and
+    the ops after it) stays float (float_head.py); None: the rule, on with float I/O, off with int8_io; False:
+    int8 too (full-integer graphs: NPU targets pass False). report.float_head says which layers and why.
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
     (input, normalisation, color_layout).
@@ -168,6 +179,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         raise EdgeKDError("--int8-io applies to TFLite int8 files only")
     if calib_samples < 1:
         raise EdgeKDError(f"--calib-samples must be at least 1, got {calib_samples}")
+    if float_head and int8_io:
+        raise EdgeKDError("--float-head needs float I/O: with --int8-io the logits are int8 (use --int8-head)")
     if calib is not None:
         calib = _check_array("calibration data", calib)[:calib_samples]
     eval_data = _check_eval(eval_data)
@@ -194,8 +207,10 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
         report.float_size_bytes = float_path.stat().st_size
         bc = bool(bias_correction) and mode == "int8"
+        head, why = head_rule.decide(float_head, mode, int8_io)
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
-                           _reduce_range(fmt, mode, reduce_range, report), bc)
+                           _reduce_range(fmt, mode, reduce_range, report), bc, head)
+        _head_report(report, head, why, backend.head)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
@@ -234,6 +249,16 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _head_report(report: QuantReport, asked: bool, why: str, layers: list[str]) -> None:
+    """report.float_head and a note: which layers stayed float by the float head rule, and why."""
+    if asked and not layers:
+        why = "not applied: no Gemm / MatMul / FULLY_CONNECTED produces the model's output (nothing kept float)"
+    report.float_head = {"applied": bool(layers), "layers": layers, "why": why}
+    if layers:
+        report.notes.append(f"float head: {len(layers)} op(s) producing the output stay float "
+                            f"({', '.join(n.split(';')[0][-60:] for n in layers)}): {why}")
 
 
 def _reduce_range(fmt: str, mode: str, asked: bool | None, report: QuantReport) -> bool:
