@@ -452,7 +452,8 @@ def run_float_head(key: str, args, log) -> dict:
         export_onnx(model, held[:32], paths["edgekd onnx fp32"])
         export_tflite(model, held[:32], paths["edgekd tflite fp32"])
         for fmt in ("onnx", "tflite"):
-            for label, kw in ((f"edgekd {fmt} int8", {}), (f"edgekd {fmt} int8, int8 head", {"float_head": False})):
+            for label, kw in ((f"edgekd {fmt} int8", {}), (f"edgekd {fmt} int8, int8 head", {"float_head": False}),
+                              (f"edgekd {fmt} int8, float head with fp32 weights", {"float_head_weights": "float"})):
                 paths[label], reports[label] = _quantize(quantize, paths[f"edgekd {fmt} fp32"], work, label, "int8",
                                                          calib, held, kw, log)
         rows = agreement_rows(paths, ref, held, args.logits and f"{args.logits}_{key}_float_head.npz")
@@ -462,18 +463,19 @@ def run_float_head(key: str, args, log) -> dict:
         log("  timing (interleaved) ...")
         for k, v in host_latency(paths, held, args.rounds, args.runs).items():
             rows[k]["host_latency"] = v
-        for fmt in ("onnx", "tflite"):
-            a, b = rows[f"edgekd {fmt} int8"], rows[f"edgekd {fmt} int8, int8 head"]
+        for k in [k for k in rows if "int8" in k and "int8 head" not in k]:
+            a, b = rows[k], rows[f"{k.split(',')[0]}, int8 head"]
             a["float_head_cost"] = {"host_p50_ratio_vs_int8_head": round(a["host_latency"]["p50_ms"] /
                                                                         b["host_latency"]["p50_ms"], 3),
                                     "size_ratio_vs_int8_head": round(a["size_bytes"] / b["size_bytes"], 3)}
-        arm = arm_instructions(paths, ["edgekd tflite int8", "edgekd tflite int8, int8 head"], log) \
+        arm = arm_instructions(paths, [k for k in rows if k.startswith("edgekd tflite int8")], log) \
             if args.arm_files else {}
         for k, v in arm.items():
             if k in rows:
                 rows[k]["a76"] = v
     return {"what": "the float head rule (default for static int8 with float I/O: the layer producing the logits "
-                    "stays float) against --int8-head; same photos, views and seed as the main rows", "files": rows,
+                    "gives float logits, its weights int8) against --int8-head and against a head with fp32 weights "
+                    "(float_head_weights='float'); same photos, views and seed as the main rows", "files": rows,
             "arm": arm}
 
 

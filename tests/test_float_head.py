@@ -1,5 +1,6 @@
-"""The float head rule of static int8 (edgekd/quantize/float_head.py): the layer producing the logits stays float
-by default in ONNX QDQ and TFLite full-int8 with float I/O, goes int8 with --int8-head, and the report says which."""
+"""The float head rule of static int8 (edgekd/quantize/float_head.py): the layer producing the logits gives float
+logits by default in ONNX QDQ and TFLite full-int8 with float I/O (int8 weights; fp32 weights when asked), goes
+int8 with --int8-head, and the report says which."""
 
 from __future__ import annotations
 
@@ -56,27 +57,34 @@ def _tflite_fc(path):
     return tensors[fc["inputs"][1]]["dtype"], tensors[fc["outputs"][0]]["dtype"]
 
 
-def test_onnx_head_stays_float_by_default_and_goes_int8_when_asked(files, calib, tmp_path):
+def test_onnx_head_gives_float_logits_by_default_and_goes_int8_when_asked(files, calib, tmp_path):
     rep = quantize(files[0], tmp_path / "q.onnx", calib=calib, eval_data=(calib, None))
-    assert rep.float_head["applied"] and len(rep.float_head["layers"]) == 1 and "logits" in rep.float_head["why"]
-    assert any(n.startswith("float head: 1 op(s)") for n in rep.notes), rep.notes
-    assert _onnx_gemm(tmp_path / "q.onnx") == (True, False)
+    fh = rep.float_head
+    assert fh["applied"] and len(fh["layers"]) == 1 and fh["weights"] == "int8" and "logits" in fh["why"]
+    assert any(n.startswith("float head: ") and "float logits" in n for n in rep.notes), rep.notes
+    assert _onnx_gemm(tmp_path / "q.onnx") == (False, False)  # int8 weights, output not requantized
     assert rep.ops["Conv"] == 1 and rep.ops["QuantizeLinear"] >= 1  # the body is still int8
     assert rep.agreement["top1"] >= 90.0 and rep.agreement["cosine_mean"] > 0.99
 
+    f32 = quantize(files[0], tmp_path / "f.onnx", calib=calib, float_head_weights="float")
+    assert f32.float_head["weights"] == "float" and _onnx_gemm(tmp_path / "f.onnx") == (True, False)
+
     off = quantize(files[0], tmp_path / "i.onnx", calib=calib, float_head=False)
-    assert off.float_head == {"applied": False, "layers": [], "why": off.float_head["why"]}
+    assert not off.float_head["applied"] and off.float_head["layers"] == [] and off.float_head["weights"] is None
     assert "--int8-head" in off.float_head["why"]
     assert _onnx_gemm(tmp_path / "i.onnx") == (False, True)
     assert not any(n.startswith("float head") for n in off.notes)
 
 
-def test_tflite_head_stays_float_by_default_and_goes_int8_when_asked(files, calib, tmp_path):
+def test_tflite_head_gives_float_logits_by_default_and_goes_int8_when_asked(files, calib, tmp_path):
     rep = quantize(files[1], tmp_path / "q.tflite", calib=calib, eval_data=(calib, None))
-    assert rep.float_head["applied"] and len(rep.float_head["layers"]) == 1
-    assert _tflite_fc(tmp_path / "q.tflite") == (np.float32, np.float32)
+    assert rep.float_head["applied"] and len(rep.float_head["layers"]) == 1 and "dynamic-range" in rep.float_head["how"]
+    assert _tflite_fc(tmp_path / "q.tflite") == (np.int8, np.float32)  # int8 weights, float logits
     assert rep.ops.get("QUANTIZE", 0) >= 1 and rep.ops.get("DEQUANTIZE", 0) >= 1  # int8 body, float head
     assert rep.agreement["top1"] >= 90.0 and rep.agreement["cosine_mean"] > 0.99
+
+    quantize(files[1], tmp_path / "f.tflite", calib=calib, float_head_weights="float")
+    assert _tflite_fc(tmp_path / "f.tflite") == (np.float32, np.float32)
 
     off = quantize(files[1], tmp_path / "i.tflite", calib=calib, float_head=False)
     assert not off.float_head["applied"] and "--int8-head" in off.float_head["why"]

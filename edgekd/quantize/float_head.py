@@ -27,9 +27,9 @@ WHY = ("the layer producing the output logits stays float (a small share of a cl
        "decide near-ties between classes by rounding): --int8-head quantizes it too")
 
 
-def onnx_head(path: Path) -> list[str]:
-    """Names of the nodes of the float ONNX file to keep float: per graph output, the Gemm/MatMul producing it
-    and the nodes after it. Empty when an output is not produced that way."""
+def onnx_head(path: Path) -> tuple[list[str], list[str]]:
+    """(head layers, ops after them) of the float ONNX file, by node name: per graph output, the Gemm/MatMul
+    producing it and the nodes between it and the output. Empty when no output is produced that way."""
     import onnx
 
     m = onnx.load(str(path), load_external_data=False)
@@ -39,7 +39,7 @@ def onnx_head(path: Path) -> list[str]:
     return _walk([o.name for o in m.graph.output], by_output, ONNX_HEADS, ONNX_AFTER)
 
 
-def tflite_head(path: Path) -> list[str]:
+def tflite_head(path: Path) -> tuple[list[str], list[str]]:
     """Op scopes (tflite_quant.layers names) of the float TFLite file to keep float, as onnx_head."""
     from edgekd.export import execute
     from edgekd.quantize.tflite_quant import layers
@@ -50,16 +50,18 @@ def tflite_head(path: Path) -> list[str]:
     return _walk([d["name"] for d in it.get_output_details()], by_output, TFLITE_HEADS, TFLITE_AFTER)
 
 
-def _walk(outputs: list[str], by_output: dict, heads: tuple, after: tuple) -> list[str]:
-    keep: list[str] = []
+def _walk(outputs: list[str], by_output: dict, heads: tuple, after: tuple) -> tuple[list[str], list[str]]:
+    found: list[str] = []
+    following: list[str] = []
     for out in outputs:
         chain, op = [], by_output.get(out)
         while op is not None and op["op"] in after and len(op["inputs"]) == 1:
             chain.append(op["name"])
             op = by_output.get(op["inputs"][0])
-        if op is not None and op["op"] in heads:
-            keep += [n for n in (op["name"], *chain) if n not in keep]
-    return keep
+        if op is not None and op["op"] in heads and op["name"] not in found:
+            found.append(op["name"])
+            following += [n for n in reversed(chain) if n not in following]
+    return found, following
 
 
 def decide(asked: bool | None, mode: str, int8_io: bool) -> tuple[bool, str]:
