@@ -23,6 +23,7 @@ of record among the files within the budget; the JSON says what it picked and wh
 
     .venv/bin/python benchmarks/real_weights.py [--models lite0,lite1] [--quick]
     .venv/bin/python benchmarks/real_weights.py --onnx-int8-only   # ONNX int8 rows alone, same views
+    .venv/bin/python benchmarks/real_weights.py --float-head-only  # int8 with / without the float head rule
 """
 
 from __future__ import annotations
@@ -537,7 +538,8 @@ def summary(results: dict) -> dict:
     out: dict = {"edgekd": {}, "peers": {}}
     for key, r in results.items():
         f = r.get("files", {})
-        ship = (r.get("after_calibration_fix") or {}).get("files", {}).get("edgekd tflite int8") or f.get("edgekd tflite int8", {})
+        newest = [(r.get(sec) or {}).get("files", {}) for sec in ("float_head", "after_calibration_fix")]
+        ship = next((n["edgekd tflite int8"] for n in newest if "edgekd tflite int8" in n), f.get("edgekd tflite int8", {}))
         a76 = ship.get("a76") or {}
         if not a76 and (f.get("edgekd tflite int8") or {}).get("a76") and \
                 (f["edgekd tflite int8"].get("op_types") == ship.get("op_types")):
@@ -547,7 +549,8 @@ def summary(results: dict) -> dict:
                               "android_figure": a76.get("instructions"),
                               **({"android_figure_from": a76["from"]} if "from" in a76 else {}),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
-        onnx8 = (r.get("after_onnx_fix") or {}).get("files", {}).get("edgekd onnx int8") or f.get("edgekd onnx int8")
+        onnx8 = next((n["edgekd onnx int8"] for n in [(r.get(sec) or {}).get("files", {}) for sec in
+                      ("float_head", "after_onnx_fix")] if "edgekd onnx int8" in n), f.get("edgekd onnx int8"))
         if onnx8:
             out["edgekd"][key]["onnx_int8_top1_agreement"] = onnx8.get("top1")
         f = {**f, **(r.get("onnx2tf") or {}).get("files", {})}
