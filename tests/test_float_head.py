@@ -125,3 +125,13 @@ def test_cli_int8_head_flag(files, tmp_path):
                                        str(tmp_path / "x.npz"), "--calib-samples", "32", "--json", *flag])
         assert res.exit_code == 0, res.output
         assert json.loads(res.output[res.output.index("{"):])["float_head"]["applied"] is applied
+
+
+def test_report_claims_float_logits_only_when_the_file_has_them(files, calib, tmp_path, monkeypatch):
+    """If the head's output is requantized anyway, the report says so instead of claiming float logits."""
+    from edgekd.quantize import onnx_quant
+
+    monkeypatch.setattr(onnx_quant, "_drop_output_qdq", lambda path, nodes: None)
+    rep = quantize(files[0], tmp_path / "q.onnx", calib=calib)
+    assert not rep.float_head["applied"] and "requantized the output" in rep.float_head["why"]
+    assert _onnx_gemm(tmp_path / "q.onnx") == (False, True)

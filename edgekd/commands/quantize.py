@@ -26,9 +26,10 @@ def quantize_cmd(
                                                 "this machine's CPU)"),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction", help="int8: take the mean "
                                          "output shift of each layer's weight rounding out of its bias"),
-    float_head: Optional[bool] = typer.Option(None, "--float-head/--int8-head", help="int8: keep the layer producing "
-                                              "the output logits (last Gemm/MatMul/FULLY_CONNECTED) in float (default "
-                                              "with float I/O; --int8-head for full-integer graphs)"),
+    float_head: Optional[bool] = typer.Option(None, "--float-head/--int8-head", help="int8: float logits: the layer "
+                                              "producing the output (last Gemm/MatMul/FULLY_CONNECTED) keeps int8 "
+                                              "weights but does not requantize its output (default with float I/O; "
+                                              "--int8-head for full-integer graphs)"),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="allowed top-1 loss in points on held-out data; keeps sensitive layers in float to meet it"),
     allow_drop: bool = typer.Option(False, "--allow-drop", help="keep the best file even when --max-drop cannot be met (exit 0, with a warning)"),
     eval_samples: int = typer.Option(1000, "--eval-samples", help="held-out images scored (the test split when the data has one, else validation)"),

@@ -227,7 +227,6 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         head, why = head_rule.decide(float_head, mode, int8_io)
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
                            _reduce_range(fmt, mode, reduce_range, report), bc, head, float_head_weights)
-        _head_report(report, head, why, backend)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
@@ -239,6 +238,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
+        _head_report(report, head, why, backend, head_rule.float_in_file(first, fmt, backend.head))
         if bc and backend.bc_error:
             report.notes.append(f"bias correction not applied ({backend.bc_error})")
         elif bc:
@@ -268,11 +268,15 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     return report
 
 
-def _head_report(report: QuantReport, asked: bool, why: str, backend: _Backend) -> None:
-    """report.float_head and a note: which layers stayed float by the float head rule, how, and why."""
-    layers = backend.head
-    if asked and not layers:
+def _head_report(report: QuantReport, asked: bool, why: str, backend: _Backend, verified: list[str]) -> None:
+    """report.float_head and a note: which layers give float logits by the float head rule, how, and why; only
+    what the written file shows (`verified`: head layers whose output is float in it)."""
+    layers = [n for n in backend.head if n in verified]
+    if asked and not backend.head:
         why = "not applied: no Gemm / MatMul / FULLY_CONNECTED produces the model's output (nothing kept float)"
+    elif asked and not layers:
+        why = (f"not applied: the quantizer requantized the output of {', '.join(backend.head)} anyway "
+               "(the file's logits are int8)")
     how = None
     if layers:
         how = ("fp32 weights and arithmetic" if backend.head_weights == "float" else

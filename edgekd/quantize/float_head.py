@@ -1,13 +1,16 @@
-"""The float head rule of static int8: the layer that produces the model's output logits stays in float.
+"""The float head rule of static int8: the layer that produces the model's output logits gives float logits.
 
 In a classifier the last fully-connected layer is a tiny share of the compute (EfficientNet-Lite0: 1.3 M of
-~400 M MACs), but quantizing it costs agreement with the float model twice: its input (the pooled features) is
-rounded to 8 bits, and its output, the logits, is requantized to 8 bits, so near-ties between classes are
-decided by rounding. Kept float, the file's logits are float arithmetic on int8 features.
+~400 M MACs), but full int8 requantizes its output, the logits, to 8 bits, so near-ties between classes are
+decided by rounding: on EfficientNet-Lite0 with real weights that was half of int8's KL from fp32
+(benchmarks/results/real_weights.json, `float_head`).
 
 The head is found by walking back from each graph output through ops that only reshape, add a constant bias or
-normalise (softmax), to the Gemm / MatMul / FULLY_CONNECTED / BATCH_MATMUL feeding it: that layer and the ops
-after it stay float. No such layer (a conv classifier, a detector): nothing is kept, and the report says so.
+normalise (softmax), to the Gemm / MatMul / FULLY_CONNECTED feeding it. By default its weights stay int8 and only
+its output is float (the file is no larger): ONNX, int8 inputs and weights with no requantization of the output
+(ONNX Runtime's QGemm / MatMulIntegerToFloat with a float output); TFLite, a dynamic-range FULLY_CONNECTED (float
+input and output, int8 weights). With weights "float" the layer is fp32 throughout. The ops after it stay float.
+No such layer (a conv classifier, a detector): nothing changes, and the report says so.
 Not applied with int8 I/O or for targets that need full-integer graphs (NPUs): their callers pass False.
 """
 
@@ -15,16 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 ONNX_HEADS = ("Gemm", "MatMul")
 # ops between the head layer and the output that keep the logits' meaning (one activation input each)
 ONNX_AFTER = ("Add", "Mul", "Softmax", "LogSoftmax", "Sigmoid", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
               "Identity", "Transpose", "Cast")
-TFLITE_HEADS = ("FULLY_CONNECTED", "BATCH_MATMUL")
+TFLITE_HEADS = ("FULLY_CONNECTED",)
 TFLITE_AFTER = ("ADD", "MUL", "SOFTMAX", "LOG_SOFTMAX", "LOGISTIC", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
                 "TRANSPOSE", "CAST")
 
-WHY = ("the layer producing the output logits stays float (a small share of a classifier's compute; int8 logits "
-       "decide near-ties between classes by rounding): --int8-head quantizes it too")
+WHY = ("the layer producing the output logits gives float logits (a small share of a classifier's compute; int8 "
+       "logits decide near-ties between classes by rounding): --int8-head requantizes them to int8")
 
 
 def onnx_head(path: Path) -> tuple[list[str], list[str]]:
@@ -62,6 +67,21 @@ def _walk(outputs: list[str], by_output: dict, heads: tuple, after: tuple) -> tu
             found.append(op["name"])
             following += [n for n in reversed(chain) if n not in following]
     return found, following
+
+
+def float_in_file(path: Path, fmt: str, names: list[str]) -> list[str]:
+    """Which of the head layers `names` give a float output in the quantized file (what the report may claim)."""
+    if fmt == "onnx":
+        import onnx
+
+        g = onnx.load(str(path), load_external_data=False).graph
+        requantized = {i for n in g.node if n.op_type == "QuantizeLinear" for i in n.input}
+        return [n.name for n in g.node if n.name in names and not requantized & set(n.output)]
+    from edgekd.export import execute
+
+    it = execute.tflite_interpreter(path)
+    floats = {t["name"] for t in it.get_tensor_details() if t["dtype"] == np.float32}
+    return [n for n in names if all(part in floats for part in n.split(";") if part)]
 
 
 def decide(asked: bool | None, mode: str, int8_io: bool) -> tuple[bool, str]:
