@@ -135,3 +135,20 @@ def test_report_claims_float_logits_only_when_the_file_has_them(files, calib, tm
     rep = quantize(files[0], tmp_path / "q.onnx", calib=calib)
     assert not rep.float_head["applied"] and "requantized the output" in rep.float_head["why"]
     assert _onnx_gemm(tmp_path / "q.onnx") == (False, True)
+
+
+@pytest.mark.parametrize("target, float_head, int8_io", [("android", True, False), ("host", True, False),
+                                                         ("ethos-u55-128", False, True), ("qualcomm-htp", False, False)])
+def test_npu_targets_get_full_integer_heads(target, float_head, int8_io, monkeypatch, tmp_path):
+    """compress's candidate files: float logits on CPU targets, an int8 head on NPUs (full-integer graphs)."""
+    import edgekd.quantize
+    from edgekd.modalities.classifier.student_search import _shipped_file
+    from edgekd.targets import load_target
+
+    seen = {}
+    monkeypatch.setattr(edgekd.quantize, "quantize", lambda *a, **kw: seen.update(kw))
+    t = load_target(target)
+    if t.ships[0].precision != "int8":
+        pytest.skip(f"{target} ships {t.ships[0].precision}")
+    _shipped_file(None, None, t, tmp_path, None)
+    assert seen["float_head"] is float_head and seen["int8_io"] is int8_io
