@@ -280,14 +280,22 @@ def agreement_rows(paths: dict, ref: np.ndarray, held: np.ndarray, logits_out: s
     return rows
 
 
-def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int) -> dict:
+def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int, pairs: dict | None = None) -> dict:
+    """p50 per file; for each (file: baseline) in pairs also the median over rounds of the file's per-round median
+    divided by the baseline's in the same round (both timed back to back, so load drifts cancel) and its IQR."""
     from export_peers import interleaved
 
     times = interleaved(paths, x, rounds, runs)
     where = (f"host {platform.machine()}, ai-edge-litert + XNNPACK / ORT CPU, 1 thread, interleaved {rounds} rounds x "
              f"{runs} runs, 20 warm-up, shared 2-core VM")
-    return {k: {"p50_ms": round(float(np.median(v)), 3), "runs": len(v), "threads": 1, "kind": "measured",
-                "where": where} for k, v in times.items()}
+    out = {k: {"p50_ms": round(float(np.median(v)), 3), "runs": len(v), "threads": 1, "kind": "measured",
+               "where": where} for k, v in times.items()}
+    for k, base in (pairs or {}).items():
+        a, b = (np.median(np.reshape(times[n], (rounds, runs)), axis=1) for n in (k, base))
+        r = a / b
+        out[k]["paired_ratio"] = {"vs": base, "median": round(float(np.median(r)), 3),
+                                  "iqr": [round(float(q), 3) for q in np.percentile(r, [25, 75])], "rounds": rounds}
+    return out
 
 
 def arm_instructions(paths: dict, keys: list[str], log) -> dict:
@@ -462,12 +470,14 @@ def run_float_head(key: str, args, log) -> dict:
             rows[k]["edgekd_report"] = r
             rows[k]["disagreements"] = disagreements(ref, load_logits(paths[k], held), names, args.held_views)
         log("  timing (interleaved) ...")
-        for k, v in host_latency(paths, held, args.rounds, args.runs).items():
+        pairs = {k: f"{k.split(',')[0]}, int8 head" for k in rows if "int8" in k and "int8 head" not in k}
+        for k, v in host_latency(paths, held, args.rounds, args.runs, pairs).items():
             rows[k]["host_latency"] = v
-        for k in [k for k in rows if "int8" in k and "int8 head" not in k]:
-            a, b = rows[k], rows[f"{k.split(',')[0]}, int8 head"]
+        for k, base in pairs.items():
+            a, b = rows[k], rows[base]
             a["float_head_cost"] = {"host_p50_ratio_vs_int8_head": round(a["host_latency"]["p50_ms"] /
                                                                         b["host_latency"]["p50_ms"], 3),
+                                    "host_paired_ratio_vs_int8_head": a["host_latency"]["paired_ratio"]["median"],
                                     "size_ratio_vs_int8_head": round(a["size_bytes"] / b["size_bytes"], 3)}
         arm = arm_instructions(paths, [k for k in rows if k.startswith("edgekd tflite int8")], log) \
             if args.arm_files else {}
