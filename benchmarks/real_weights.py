@@ -23,6 +23,7 @@ of record among the files within the budget; the JSON says what it picked and wh
 
     .venv/bin/python benchmarks/real_weights.py [--models lite0,lite1] [--quick]
     .venv/bin/python benchmarks/real_weights.py --onnx-int8-only   # ONNX int8 rows alone, same views
+    .venv/bin/python benchmarks/real_weights.py --float-head-only  # int8 with / without the float head rule
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ def _quantize(quantize, src: Path, work: Path, name: str, mode: str, calib, held
                    eval_split="held-out views", **kw)
     log(f"  {name}: {time.perf_counter() - t:.0f} s, agreement with its float file {rep.agreement.get('top1')} %"
         f"{' WARN ' + rep.warnings[0][:80] if rep.warnings else ''}")
-    return out, {k: getattr(rep, k) for k in ("agreement", "check", "warnings", "parity", "calib_samples", "seconds")}
+    return out, {**{k: getattr(rep, k) for k in ("agreement", "check", "warnings", "parity", "calib_samples", "seconds")},
+                 "float_head": rep.float_head}
 
 
 def onnx2tf_files(model, calib: np.ndarray, work: Path) -> dict:
@@ -278,14 +280,22 @@ def agreement_rows(paths: dict, ref: np.ndarray, held: np.ndarray, logits_out: s
     return rows
 
 
-def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int) -> dict:
+def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int, pairs: dict | None = None) -> dict:
+    """p50 per file; for each (file: baseline) in pairs also the median over rounds of the file's per-round median
+    divided by the baseline's in the same round (both timed back to back, so load drifts cancel) and its IQR."""
     from export_peers import interleaved
 
     times = interleaved(paths, x, rounds, runs)
     where = (f"host {platform.machine()}, ai-edge-litert + XNNPACK / ORT CPU, 1 thread, interleaved {rounds} rounds x "
              f"{runs} runs, 20 warm-up, shared 2-core VM")
-    return {k: {"p50_ms": round(float(np.median(v)), 3), "runs": len(v), "threads": 1, "kind": "measured",
-                "where": where} for k, v in times.items()}
+    out = {k: {"p50_ms": round(float(np.median(v)), 3), "runs": len(v), "threads": 1, "kind": "measured",
+               "where": where} for k, v in times.items()}
+    for k, base in (pairs or {}).items():
+        a, b = (np.median(np.reshape(times[n], (rounds, runs)), axis=1) for n in (k, base))
+        r = a / b
+        out[k]["paired_ratio"] = {"vs": base, "median": round(float(np.median(r)), 3),
+                                  "iqr": [round(float(q), 3) for q in np.percentile(r, [25, 75])], "rounds": rounds}
+    return out
 
 
 def arm_instructions(paths: dict, keys: list[str], log) -> dict:
@@ -435,6 +445,72 @@ def run_onnx_int8(key: str, args, log) -> dict:
                     "main rows", "files": rows}
 
 
+def run_float_head(key: str, args, log) -> dict:
+    """--float-head-only: edgekd's ONNX and TFLite int8 files with the float head rule (the default: the layer
+    producing the logits stays float, edgekd/quantize/float_head.py) and without it (--int8-head), same views;
+    agreement, where the remaining disagreements are, host latency interleaved, A76 instructions when the arm
+    environment is built."""
+    from edgekd.export import export_onnx, export_tflite
+    from edgekd.quantize import quantize
+
+    model, cal_parts, held, calib, ref = _model_and_views(key, args)
+    names = [n for i, (n, _) in enumerate(photos()) if i % 2 == 1]  # split_views' held-out photos, in order
+    with tempfile.TemporaryDirectory(prefix=f"edgekd-real-{key}-") as d:
+        work = Path(d)
+        paths, reports = {"edgekd onnx fp32": work / "edgekd_fp32.onnx", "edgekd tflite fp32": work / "fp32.tflite"}, {}
+        export_onnx(model, held[:32], paths["edgekd onnx fp32"])
+        export_tflite(model, held[:32], paths["edgekd tflite fp32"])
+        for fmt in ("onnx", "tflite"):
+            for label, kw in ((f"edgekd {fmt} int8", {}), (f"edgekd {fmt} int8, int8 head", {"float_head": False}),
+                              (f"edgekd {fmt} int8, float head with fp32 weights", {"float_head_weights": "float"})):
+                paths[label], reports[label] = _quantize(quantize, paths[f"edgekd {fmt} fp32"], work, label, "int8",
+                                                         calib, held, kw, log)
+        rows = agreement_rows(paths, ref, held, args.logits and f"{args.logits}_{key}_float_head.npz")
+        for k, r in reports.items():
+            rows[k]["edgekd_report"] = r
+            rows[k]["disagreements"] = disagreements(ref, load_logits(paths[k], held), names, args.held_views)
+        log("  timing (interleaved) ...")
+        pairs = {k: f"{k.split(',')[0]}, int8 head" for k in rows if "int8" in k and "int8 head" not in k}
+        for k, v in host_latency(paths, held, args.rounds, args.runs, pairs).items():
+            rows[k]["host_latency"] = v
+        for k, base in pairs.items():
+            a, b = rows[k], rows[base]
+            a["float_head_cost"] = {"host_p50_ratio_vs_int8_head": round(a["host_latency"]["p50_ms"] /
+                                                                        b["host_latency"]["p50_ms"], 3),
+                                    "host_paired_ratio_vs_int8_head": a["host_latency"]["paired_ratio"]["median"],
+                                    "size_ratio_vs_int8_head": round(a["size_bytes"] / b["size_bytes"], 3)}
+        arm = arm_instructions(paths, [k for k in rows if k.startswith("edgekd tflite int8")], log) \
+            if args.arm_files else {}
+        for k, v in arm.items():
+            if k in rows:
+                rows[k]["a76"] = v
+    return {"what": "the float head rule (default for static int8 with float I/O: the layer producing the logits "
+                    "gives float logits, its weights int8) against --int8-head and against a head with fp32 weights "
+                    "(float_head_weights='float'); same photos, views and seed as the main rows", "files": rows,
+            "arm": arm}
+
+
+def load_logits(path: Path, x: np.ndarray) -> np.ndarray:
+    from edgekd.runtime import load_runner
+
+    return load_runner(path, threads=1).predict(x)
+
+
+def disagreements(ref: np.ndarray, got: np.ndarray, photos_held: list[str], per_photo: int) -> list[dict]:
+    """Every held-out view whose top-1 differs from fp32's: which photo, fp32's confidence and its top-1/top-2
+    margin (a near tie when small), and whether the file picked fp32's second class."""
+    from edgekd.quantize.evaluation import _softmax
+
+    p = _softmax(ref.astype(np.float64))
+    out = []
+    for i in np.flatnonzero(ref.argmax(1) != got.argmax(1)):
+        order = np.argsort(-p[i])
+        out.append({"view": int(i), "photo": photos_held[i // per_photo], "fp32_top1_p": round(float(p[i, order[0]]), 4),
+                    "fp32_top1_minus_top2_p": round(float(p[i, order[0]] - p[i, order[1]]), 4),
+                    "picked_fp32_rank": int(np.flatnonzero(order == got[i].argmax())[0]) + 1})
+    return out
+
+
 def run_onnx2tf(key: str, args, log) -> dict:
     """--onnx2tf-only: onnx2tf's float and integer_quant / full_integer_quant files through edgekd's onnx2tf
     backend (which hands onnx2tf the calibration views instead of letting it download images)."""
@@ -472,7 +548,8 @@ def summary(results: dict) -> dict:
     out: dict = {"edgekd": {}, "peers": {}}
     for key, r in results.items():
         f = r.get("files", {})
-        ship = (r.get("after_calibration_fix") or {}).get("files", {}).get("edgekd tflite int8") or f.get("edgekd tflite int8", {})
+        newest = [(r.get(sec) or {}).get("files", {}) for sec in ("float_head", "after_calibration_fix")]
+        ship = next((n["edgekd tflite int8"] for n in newest if "edgekd tflite int8" in n), f.get("edgekd tflite int8", {}))
         a76 = ship.get("a76") or {}
         if not a76 and (f.get("edgekd tflite int8") or {}).get("a76") and \
                 (f["edgekd tflite int8"].get("op_types") == ship.get("op_types")):
@@ -482,7 +559,8 @@ def summary(results: dict) -> dict:
                               "android_figure": a76.get("instructions"),
                               **({"android_figure_from": a76["from"]} if "from" in a76 else {}),
                               "android_figure_kind": "emulated Cortex-A76 instructions per inference"}
-        onnx8 = (r.get("after_onnx_fix") or {}).get("files", {}).get("edgekd onnx int8") or f.get("edgekd onnx int8")
+        onnx8 = next((n["edgekd onnx int8"] for n in [(r.get(sec) or {}).get("files", {}) for sec in
+                      ("float_head", "after_onnx_fix")] if "edgekd onnx int8" in n), f.get("edgekd onnx int8"))
         if onnx8:
             out["edgekd"][key]["onnx_int8_top1_agreement"] = onnx8.get("top1")
         f = {**f, **(r.get("onnx2tf") or {}).get("files", {})}
@@ -512,6 +590,8 @@ def main(argv=None) -> int:
                     help="re-measure only edgekd's TFLite int8 files (kept beside the earlier rows)")
     ap.add_argument("--onnx-int8-only", action="store_true",
                     help="re-measure only edgekd's ONNX int8 files (kept beside the earlier rows)")
+    ap.add_argument("--float-head-only", action="store_true",
+                    help="measure only edgekd's int8 files with and without the float head rule (kept beside)")
     ap.add_argument("--logits", help="also save every file's held-out logits to LOGITS_<model>.npz")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -529,6 +609,8 @@ def main(argv=None) -> int:
             results.setdefault(key, {})["onnx2tf"] = run_onnx2tf(key, args, log)
         elif args.onnx_int8_only:
             results.setdefault(key, {})["after_onnx_fix"] = run_onnx_int8(key, args, log)
+        elif args.float_head_only:
+            results.setdefault(key, {})["float_head"] = run_float_head(key, args, log)
         elif args.tflite_int8_only:
             results.setdefault(key, {})["after_calibration_fix"] = run_tflite_int8(key, args, log)
         else:

@@ -26,6 +26,10 @@ def quantize_cmd(
                                                 "this machine's CPU)"),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction", help="int8: take the mean "
                                          "output shift of each layer's weight rounding out of its bias"),
+    float_head: Optional[bool] = typer.Option(None, "--float-head/--int8-head", help="int8: float logits: the layer "
+                                              "producing the output (last Gemm/MatMul/FULLY_CONNECTED) keeps int8 "
+                                              "weights but does not requantize its output (default with float I/O; "
+                                              "--int8-head for full-integer graphs)"),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="allowed top-1 loss in points on held-out data; keeps sensitive layers in float to meet it"),
     allow_drop: bool = typer.Option(False, "--allow-drop", help="keep the best file even when --max-drop cannot be met (exit 0, with a warning)"),
     eval_samples: int = typer.Option(1000, "--eval-samples", help="held-out images scored (the test split when the data has one, else validation)"),
@@ -71,7 +75,7 @@ def quantize_cmd(
     eval_data = (held.x[:n], None if held.y is None else held.y[:n])
     options = dict(mode=mode, calib=bundle.calibration(calib_samples, seed=seed), method=method,
                    per_channel=per_channel, int8_io=int8_io, eval_data=eval_data, max_drop=max_drop,
-                   reduce_range=reduce_range, bias_correction=bias_correction,
+                   reduce_range=reduce_range, bias_correction=bias_correction, float_head=float_head,
                    allow_drop=allow_drop, calib_samples=calib_samples,
                    eval_split=split if n == len(held) else f"the first {n} of {split}")
     if qat:

@@ -17,6 +17,7 @@ import numpy as np
 from edgekd.core import atomic_path
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
+from edgekd.quantize import float_head as head_rule
 from edgekd.quantize.bias_correction import SAMPLES as BIAS_CORRECTION_SAMPLES
 from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
@@ -64,7 +65,8 @@ class _Backend:
     """Format-specific calls behind one interface."""
 
     def __init__(self, fmt: str, float_path: Path, work: Path, mode: str, calib, method, per_channel, int8_io,
-                 reduce_range: bool = False, bias_correction: bool = False):
+                 reduce_range: bool = False, bias_correction: bool = False, head: bool = False,
+                 head_weights: str = "int8"):
         self.fmt, self.mode, self.calib = fmt, mode, calib
         self.method, self.per_channel, self.int8_io, self.reduce_range = method, per_channel, int8_io, reduce_range
         self.bias_correction, self.corrected, self.bc_error = bias_correction, 0, None
@@ -79,15 +81,33 @@ class _Backend:
         self.always_float: list[str] = []
         if fmt == "tflite" and mode in ("int8", "int16x8") and not int8_io:
             self.always_float = tflite_quant.ops_around_shared_outputs(float_path)
+        # the float head rule (float_head.py): the layers producing the output logits, kept float in every candidate
+        # head_weights int8: the head layers keep int8 weights and inputs and give float outputs (ONNX: no output
+        # requantization; TFLite: dynamic-range FULLY_CONNECTED); float: fp32 weights and arithmetic
+        self.head: list[str] = []  # the head layers
+        self.head_after: list[str] = []  # ops after them, to the output: float
+        self.head_weights = head_weights
+        if head:
+            found, after = (head_rule.onnx_head if fmt == "onnx" else head_rule.tflite_head)(self.float_path)
+            self.head = [n for n in found if n not in self.always_float]
+            self.head_after = [n for n in after if n not in self.always_float]
+
+    def _float_layers(self) -> list[str]:
+        """What the float head rule keeps float in every candidate."""
+        return self.head_after + (self.head if self.head_weights == "float" else [])
 
     def make(self, dest: Path, keep: list[str]) -> Path:
+        fixed = self._float_layers()
+        keep = [*fixed, *(k for k in keep if k not in fixed)]
         src = self._bias_corrected(dest, keep) if self.bias_correction else self.float_path
+        int8_head = [n for n in self.head if n not in keep]  # int8 weights, float output
         if self.fmt == "onnx":
             onnx_quant.quantize_onnx(src, dest, mode=self.mode, calib=self.calib, method=self.method,
-                                     per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range)
+                                     per_channel=self.per_channel, exclude=keep, reduce_range=self.reduce_range,
+                                     float_output=int8_head)
         else:
-            tflite_quant.quantize_tflite(src, dest, mode=self.mode, calib=self.calib,
-                                         int8_io=self.int8_io, keep_float=[*self.always_float, *keep])
+            tflite_quant.quantize_tflite(src, dest, mode=self.mode, calib=self.calib, int8_io=self.int8_io,
+                                         keep_float=[*self.always_float, *keep], dynamic=int8_head)
         return dest
 
     def _bias_corrected(self, dest: Path, keep: list[str]) -> Path:
@@ -120,7 +140,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
              max_drop: float | None = None, allow_drop: bool = False, calib_samples: int = 256,
              nhwc: bool = True, format: str | None = None, torch_model: Any = None,
              eval_split: str = "held-out data", coreml: dict | None = None,
-             reduce_range: bool | None = None, bias_correction: bool = True) -> QuantReport:
+             reduce_range: bool | None = None, bias_correction: bool = True,
+             float_head: bool | None = None, float_head_weights: str = "int8") -> QuantReport:
     """Quantize `source` (float .onnx / .tflite path, or an nn.Module) into `out_path` (.onnx or .tflite).
 
     mode: int8 (static, calibrated; ONNX QDQ per-channel, TFLite full-int8) | dynamic | fp16 (TFLite)
@@ -136,6 +157,11 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
     needs it: onnx_quant.reduce_range_needed), and the report's notes say which and why.
     bias_correction: int8, the mean output shift each layer's weight rounding causes is taken out of its bias
     (bias_correction.py; ONNX and TFLite).
+    float_head: static int8, the layer producing the output logits (the last Gemm / MatMul / FULLY_CONNECTED and
+    the ops after it) stays float (float_head.py); None: the rule, on with float I/O, off with int8_io; False:
+    int8 too (full-integer graphs: NPU targets pass False). report.float_head says which layers and why.
+    float_head_weights: int8 (default) keeps the head's weights int8, so the file is no larger: ONNX int8 inputs and
+    weights with a float output (QGemm), TFLite a dynamic-range FULLY_CONNECTED; float: fp32 weights and arithmetic.
     format: optional check that out_path has this suffix; torch_model: the PyTorch model, exported when
     `source` is not given (None) or is missing on disk. coreml: export_coreml's input options for a .mlpackage
     (input, normalisation, color_layout).
@@ -168,6 +194,10 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         raise EdgeKDError("--int8-io applies to TFLite int8 files only")
     if calib_samples < 1:
         raise EdgeKDError(f"--calib-samples must be at least 1, got {calib_samples}")
+    if float_head_weights not in ("int8", "float"):
+        raise EdgeKDError(f"float_head_weights must be int8 or float, got {float_head_weights!r}")
+    if float_head and int8_io:
+        raise EdgeKDError("--float-head needs float I/O: with --int8-io the logits are int8 (use --int8-head)")
     if calib is not None:
         calib = _check_array("calibration data", calib)[:calib_samples]
     eval_data = _check_eval(eval_data)
@@ -194,8 +224,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.source = str(source) if isinstance(source, (str, Path)) else f"exported float .{fmt}"
         report.float_size_bytes = float_path.stat().st_size
         bc = bool(bias_correction) and mode == "int8"
+        head, why = head_rule.decide(float_head, mode, int8_io)
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
-                           _reduce_range(fmt, mode, reduce_range, report), bc)
+                           _reduce_range(fmt, mode, reduce_range, report), bc, head, float_head_weights)
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
@@ -207,6 +238,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         except Exception as exc:
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
+        _head_report(report, head, why, backend, head_rule.float_in_file(first, fmt, backend.head))
         if bc and backend.bc_error:
             report.notes.append(f"bias correction not applied ({backend.bc_error})")
         elif bc:
@@ -234,6 +266,28 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _head_report(report: QuantReport, asked: bool, why: str, backend: _Backend, verified: list[str]) -> None:
+    """report.float_head and a note: which layers give float logits by the float head rule, how, and why; only
+    what the written file shows (`verified`: head layers whose output is float in it)."""
+    layers = [n for n in backend.head if n in verified]
+    if asked and not backend.head:
+        why = "not applied: no Gemm / MatMul / FULLY_CONNECTED produces the model's output (nothing kept float)"
+    elif asked and not layers:
+        why = (f"not applied: the quantizer requantized the output of {', '.join(backend.head)} anyway "
+               "(the file's logits are int8)")
+    how = None
+    if layers:
+        how = ("fp32 weights and arithmetic" if backend.head_weights == "float" else
+               "int8 weights and inputs, float output (ONNX Runtime QGemm / MatMulIntegerToFloat)"
+               if backend.fmt == "onnx" else "int8 weights, float input and output (dynamic-range FULLY_CONNECTED)")
+    report.float_head = {"applied": bool(layers), "layers": layers, "after": backend.head_after if layers else [],
+                         "weights": backend.head_weights if layers else None, "how": how, "why": why}
+    if layers:
+        names = ", ".join(n.split(";")[0][-60:] for n in layers)
+        report.notes.append(f"float head: {names} gives float logits ({how}), and {len(backend.head_after)} op(s) "
+                            f"after it stay float: {why}")
 
 
 def _reduce_range(fmt: str, mode: str, asked: bool | None, report: QuantReport) -> bool:

@@ -102,9 +102,12 @@ def reduce_range_needed(machine: str | None = None, flags: set[str] | None = Non
 
 
 def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, method: str = "minmax",
-                  per_channel: bool = True, exclude: list[str] | None = None, reduce_range: bool = False) -> None:
+                  per_channel: bool = True, exclude: list[str] | None = None, reduce_range: bool = False,
+                  float_output: list[str] | None = None) -> None:
     """Write `out` from the float ONNX file; `exclude` lists layers left in float ('a+b' = nodes a and b).
-    reduce_range: 7-bit weights (see reduce_range_needed: only for x86 CPUs without VNNI)."""
+    reduce_range: 7-bit weights (see reduce_range_needed: only for x86 CPUs without VNNI).
+    float_output: nodes quantized (int8 inputs and weights) whose output is not requantized: ONNX Runtime runs
+    them as QGemm / MatMulIntegerToFloat with a float output (the float head rule, float_head.py)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     exclude = [n for layer in exclude or [] for n in layer.split("+")]
@@ -131,6 +134,39 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [], calibrate_method=cm,
                         extra_options=extra, calibration_cache_path=None, reduce_range=reduce_range)
+    if float_output:
+        _drop_output_qdq(out, set(float_output))
+
+
+def _drop_output_qdq(path: Path, nodes: set[str]) -> None:
+    """Remove the QuantizeLinear -> DequantizeLinear pair on the output of each named node: its readers (or the
+    graph output) take the node's float output."""
+    import onnx
+
+    m = onnx.load(str(path))
+    g = m.graph
+    readers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    drop = []
+    for n in g.node:
+        if n.name not in nodes or len(n.output) != 1:
+            continue
+        q = readers.get(n.output[0], [])
+        if len(q) != 1 or q[0].op_type != "QuantizeLinear" or n.output[0] in {o.name for o in g.output}:
+            continue
+        dq = readers.get(q[0].output[0], [])
+        if len(dq) != 1 or dq[0].op_type != "DequantizeLinear":
+            continue
+        n.output[0] = dq[0].output[0]  # the DQ output's name: the graph output or what the readers read
+        drop += [q[0], dq[0]]
+    for d in drop:
+        g.node.remove(d)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:  # the dropped pair's scale and zero point
+        g.initializer.remove(t)
+    onnx.save(m, str(path))
 
 
 def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channel: bool = True,

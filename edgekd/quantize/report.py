@@ -26,6 +26,8 @@ class QuantReport:
     max_drop: float | None = None
     budget_met: bool | None = None
     kept_float: list[str] = field(default_factory=list)  # layers left in float to meet the budget
+    # the float head rule (float_head.py): applied, the layers producing the output kept float, and why (or why not)
+    float_head: dict[str, Any] = field(default_factory=dict)
     search: list[dict[str, Any]] = field(default_factory=list)  # each candidate tried: kept layers, accuracy
     sensitivity: list[dict[str, Any]] = field(default_factory=list)  # most sensitive layers first
     latency: dict[str, Any] | None = None  # host timing of all-int8 vs the shipped file

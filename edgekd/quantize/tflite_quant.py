@@ -40,8 +40,10 @@ def _calibration_feed(float_path: Path, calib: np.ndarray) -> dict:
 
 
 def quantize_tflite(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, int8_io: bool = False,
-                    keep_float: list[str] | None = None) -> None:
-    """Write `out` from the float TFLite file. keep_float: op scopes (output tensor names) left in float."""
+                    keep_float: list[str] | None = None, dynamic: list[str] | None = None) -> None:
+    """Write `out` from the float TFLite file. keep_float: op scopes (output tensor names) left in float.
+    dynamic: op scopes given dynamic-range int8 instead (float input and output, int8 weights, the input
+    quantized at run time): the float head rule with int8 weights (float_head.py)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -60,6 +62,10 @@ def quantize_tflite(float_path: Path, out: Path, *, mode: str, calib: np.ndarray
             # later, narrower entries win over the '.*' recipe
             q.update_quantization_recipe(regex="^" + re.escape(scope) + ";$", operation_name=ops.ALL_SUPPORTED,
                                          algorithm_key=AlgorithmName.NO_QUANTIZE)
+        dynamic_config = _dynamic_config(recipe.dynamic_wi8_afp32())
+        for scope in dynamic or []:
+            q.update_quantization_recipe(regex="^" + re.escape(scope) + ";$", operation_name=ops.ALL_SUPPORTED,
+                                         op_config=dynamic_config, algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
         if not int8_io:  # float in/out with QUANTIZE/DEQUANTIZE inside: a drop-in for the float file
             for op in (ops.INPUT, ops.OUTPUT):
                 q.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=AlgorithmName.NO_QUANTIZE)
@@ -71,6 +77,13 @@ def quantize_tflite(float_path: Path, out: Path, *, mode: str, calib: np.ndarray
                 raise EdgeKDError(f"TFLite {mode} quantization needs calibration samples")
             result = _calibrate_min_max(q, _calibration_feed(float_path, calib))
         q.quantize(result, enable_progress_bar=False, enable_progress_report=False).export_model(str(out), overwrite=True)
+
+
+def _dynamic_config(entries: list[dict]):
+    """The op config of ai-edge-quantizer's own dynamic-range recipe (int8 channelwise weights, integer compute)."""
+    from ai_edge_quantizer import qtyping
+
+    return qtyping.OpQuantizationConfig.from_dict(entries[0]["op_config"])
 
 
 def _calibrate_min_max(q, feed: dict) -> dict:

@@ -256,8 +256,11 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
 
     name = f"student_{precision}{FORMATS[fmt].suffix}"
     int8_io = ctx.target.kind == "npu" and fmt == "tflite"
+    float_head = ctx.target.kind != "npu"  # NPUs run full-integer graphs: the logits layer too (quantize/float_head.py)
     settings = {"model": student_key, "fmt": fmt, "precision": precision, "calib_samples": cfg.calib_samples,
                 "seed": cfg.seed, "max_drop": cfg.max_drop, "allow_drop": cfg.allow_drop, "int8_io": int8_io}
+    if float_head and precision == "int8" and fmt in ("onnx", "tflite"):  # only then: the file differs from before
+        settings["float_head"] = True
     coreml = None
     if fmt == "coreml":  # the target's input kind; an image input folds the run's data normalisation
         opts = ctx.target.coreml
@@ -273,7 +276,7 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         source = run.path(f"student_fp32{FORMATS[fmt].suffix}")
         val = ctx.data.val
         options = dict(format=fmt, mode=precision, calib=calib, eval_data=(val.x[:1000], val.y[:1000]),
-                       max_drop=cfg.max_drop, allow_drop=cfg.allow_drop, int8_io=int8_io,
+                       max_drop=cfg.max_drop, allow_drop=cfg.allow_drop, int8_io=int8_io, float_head=float_head,
                        eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
                        **({"coreml": coreml} if coreml is not None else {}))
         if qat != "off":  # PTQ, float fallback, then QAT distilling from the teacher if the budget is still missed

@@ -69,7 +69,8 @@ def _shipped_file(model, data, target, dest, calib):
         (export_tflite if ship.format == "tflite" else export_onnx)(model, data.test.x[:16], path)
     else:
         int8_io = target.kind == "npu" and ship.format == "tflite"
-        quantize(None, path, mode=ship.precision, calib=calib, torch_model=model, allow_drop=True, int8_io=int8_io)
+        quantize(None, path, mode=ship.precision, calib=calib, torch_model=model, allow_drop=True, int8_io=int8_io,
+                 float_head=target.kind != "npu")
     return path
 
 
