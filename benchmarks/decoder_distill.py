@@ -63,13 +63,18 @@ def main() -> None:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="the budget's clock (cpu: process CPU time)")
     ap.add_argument("--runs", type=int, default=5, help="timed rounds per file (decode and prefill)")
     ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--layer-choice", choices=("influence", "even"), default="influence",
+                    help="which teacher layers the student keeps: by block influence (edgekd's decoder default) or evenly spread")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--eval-blocks", type=int, default=16)
+    ap.add_argument("--soft", type=float, default=1.0, help="the KD student's token-KD weight")
+    ap.add_argument("--hard", type=float, default=1.0, help="the KD student's next-token CE weight (the baseline: CE only)")
     ap.add_argument("--work", default="/tmp/edgekd_decoder_bench")
+    ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args()
     import numpy as np
     import torch
@@ -93,10 +98,21 @@ def main() -> None:
     data = load_texts(DATA, seed=0)
     test = lm_batches(teacher.tokenizer, data.test.texts, max_length=a.block, batch_size=a.batch, limit=a.eval_blocks)
     test = [b for b in test if b["input_ids"].shape[1] == a.block]
-    kd, info = derive_hf_student(teacher, layers=a.layers)
+    # both layer choices, untrained, on the held-out blocks: what choosing layers by influence buys before training
+    choices = {"even": a.layers, "influence": f"influence:{a.layers}"}
+    students = {k: derive_hf_student(teacher, layers=v, texts=data.train.texts, max_length=a.block)
+                for k, v in choices.items()}
+    untrained = score_lms({k: torch_logits(s) for k, (s, _) in students.items()}, torch_logits(teacher.model), test,
+                          reference="even")
+    layer_choice = {k: {"layers": students[k][1]["layers"], "untrained_perplexity": untrained[k]["perplexity"],
+                        "untrained_kl_to_teacher": untrained[k]["kl_to_teacher"]} for k in choices}
+    layer_choice["trained"] = a.layer_choice
+    layer_choice["block_influence"] = students["influence"][1]["block_influence"]
+    print({k: v for k, v in layer_choice.items() if k != "block_influence"}, flush=True)
+    kd, info = students[a.layer_choice]
     ce = copy.deepcopy(kd)
     phase("data + derive")
-    h_kd = train(teacher, kd, data.train.texts, budget=a.budget, steps=None, weights={"soft": 1.0, "hard": 1.0}, a=a)
+    h_kd = train(teacher, kd, data.train.texts, budget=a.budget, steps=None, weights={"soft": a.soft, "hard": a.hard}, a=a)
     phase("train kd")
     h_ce = train(teacher, ce, data.train.texts, budget=None, steps=h_kd["steps"], weights={"soft": 0.0, "hard": 1.0}, a=a)
     phase("train ce")
@@ -147,7 +163,7 @@ def main() -> None:
         "train": {"kd": {k: h_kd[k] for k in ("steps", "seconds", "wall_seconds", "stopped", "train_tokens", "weights", "lr", "batch_size")},
                   "ce": {k: h_ce[k] for k in ("steps", "seconds", "wall_seconds", "stopped", "train_tokens", "weights", "lr", "batch_size")},
                   "tokens_seen": h_kd["steps"] * a.batch * a.block},
-        "scores": scores,
+        "scores": scores, "layer_choice": layer_choice,
         "sizes_bytes": sizes, "latency": lat,
         "host": {"machine": platform.machine(), "cpu": platform.processor(), "threads": a.threads},
         "notes": ["optimum writes the tied embedding twice in the fp32 ONNX (the Gather table and the LM head's "
@@ -156,8 +172,9 @@ def main() -> None:
         "phases": PHASES, "args": vars(a),
         "wall_seconds": round(time.time() - t0, 1), "cpu_seconds": round(time.process_time(), 1),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2, default=float) + "\n")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=float) + "\n")
     print(json.dumps(res["summary"]), res["targets_met"])
 
 

@@ -58,6 +58,28 @@ def test_derive_keeps_first_last_layers_tied_embeddings(teacher):
     assert torch.equal(s[last_s], t[last_s.replace(".1.", ".3.", 1)])  # student layer 1 is teacher layer 3
 
 
+def test_layers_by_block_influence(teacher):
+    """`influence:k` keeps the first, the last and the layers that turn the hidden state most, measured on text;
+    a bad spec or no text is a one-line error."""
+    from edgekd.hf.layer_influence import block_influence, most_influential
+    from edgekd.hf.student import derive_hf_student, parse_layers
+
+    assert most_influential([0.9, 0.1, 0.5, 0.2, 0.8], 3) == [0, 2, 4]  # ends kept, then the highest
+    assert most_influential([0.9, 0.3, 0.3, 0.9], 3) == [0, 1, 3]  # a tie goes to the earlier layer
+    assert parse_layers("influence:2", 4, [0.9, 0.1, 0.5, 0.2]) == [0, 3]
+    texts = random_texts(8, seed=3)
+    infl = block_influence(teacher, texts, max_length=32)
+    assert len(infl) == teacher.num_layers and all(-1e-9 <= x <= 2 for x in infl)
+    student, info = derive_hf_student(teacher, layers="influence:3", texts=texts, max_length=32)
+    assert info["layers"] == most_influential(infl, 3) and info["layers"][0] == 0 and info["layers"][-1] == 3
+    assert info["block_influence"] == infl and "influence" in info["layer_choice"]
+    for bad, msg in (("influence:x", "want influence or influence:<count>"), ("influence:9", "want 1..4")):
+        with pytest.raises(EdgeKDError, match=msg):
+            derive_hf_student(teacher, layers=bad, texts=texts)
+    with pytest.raises(EdgeKDError, match="needs texts"):
+        derive_hf_student(teacher, layers="influence")
+
+
 def test_narrower_mlp(teacher):
     from edgekd.hf.student import derive_hf_student
 

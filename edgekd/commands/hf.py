@@ -14,7 +14,7 @@ def hf_compress_cmd(
     data: Optional[str] = typer.Option(None, help="Text: a .txt (one example per line), .jsonl or .csv file, or an installed Debian corpus: fortunes (the default), wordnet, python-docs; join sources with +."),
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file."),
     output: Path = typer.Option(Path("runs/hf"), help="Run directory (rerunning with the same one skips unchanged stages)."),
-    layers: Optional[str] = typer.Option(None, help="Teacher layers the student keeps: a count (spread evenly) or a list like 0,2,4, or every-other. Default: half the layers spread evenly, first and last kept (6 -> 0,2,5)."),
+    layers: Optional[str] = typer.Option(None, help="Teacher layers the student keeps: a count (spread evenly), a list like 0,2,4, every-other, or influence[:COUNT] (the layers that change the hidden state most, measured on the training text; first and last kept). Default: half the layers; decoders by influence, encoders spread evenly with first and last kept (6 -> 0,2,5)."),
     hidden_size: Optional[int] = typer.Option(None, min=1, help="Narrower student (a multiple of the head size); default: the teacher's width."),
     text_column: str = typer.Option("text", help="Field/column holding the text in .jsonl/.csv files."),
     label_column: Optional[str] = typer.Option(None, help="Field/column with labels (classification teachers: adds the hard task loss)."),

@@ -20,10 +20,35 @@ from typing import Sequence
 from edgekd.errors import EdgeKDError
 
 
-def parse_layers(layers: str | int | Sequence[int] | None, n_teacher: int) -> list[int]:
+INFLUENCE = "influence"
+
+
+def influence_count(layers, n_teacher: int) -> int | None:
+    """k for an "influence[:k]" spec (k defaults to half the layers, rounded up), else None."""
+    if not (isinstance(layers, str) and layers.split(":")[0].strip() == INFLUENCE):
+        return None
+    _, _, k = layers.partition(":")
+    if k and not k.strip().isdigit():
+        raise EdgeKDError(f"--layers {layers!r}: want influence or influence:<count>")
+    k = int(k) if k else (n_teacher + 1) // 2
+    if not 1 <= k <= n_teacher:
+        raise EdgeKDError(f"--layers {layers!r}: the teacher has {n_teacher} layers, want 1..{n_teacher}")
+    return k
+
+
+def parse_layers(layers: str | int | Sequence[int] | None, n_teacher: int,
+                 influence: Sequence[float] | None = None) -> list[int]:
     """None -> half the layers (rounded up) spread evenly, first and last kept (6 -> 0,2,5);
     int k -> k layers spread the same way (k=1 -> the first); "every-other" -> 0,2,4,... (DistilBERT);
-    "0,2,4" or a list -> exactly those teacher layers."""
+    "influence[:k]" -> the k layers of highest block influence (edgekd.hf.layer_influence; `influence` holds
+    the scores), first and last kept; "0,2,4" or a list -> exactly those teacher layers."""
+    k_infl = influence_count(layers, n_teacher)
+    if k_infl is not None:
+        from edgekd.hf.layer_influence import most_influential
+
+        if influence is None or len(influence) != n_teacher:
+            raise EdgeKDError(f"--layers {layers!r} needs the teacher's block influence per layer (texts to measure it)")
+        return most_influential(influence, k_infl)
     if layers == "every-other":
         sel = list(range(0, n_teacher, 2))
     elif layers is None or layers == "" or isinstance(layers, int) or (isinstance(layers, str) and layers.strip().isdigit()):
@@ -87,13 +112,32 @@ def _student_config(teacher, sel: list[int], intermediate_size: int | None):
     return cfg
 
 
+def _layer_choice(layers, influence) -> str:
+    if influence is not None:
+        return "block influence (ShortGPT), first and last kept"
+    if layers == "every-other":
+        return "every other layer (DistilBERT)"
+    if layers in (None, "") or isinstance(layers, int) or str(layers).strip().isdigit():
+        return "evenly spread, first and last kept"
+    return "the layers given"
+
+
 def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = None,
-                      hidden_size: int | None = None, intermediate_size: int | None = None, seed: int = 0):
-    """Return (student model, info dict). `teacher` is an edgekd.hf.HFTeacher."""
+                      hidden_size: int | None = None, intermediate_size: int | None = None, seed: int = 0,
+                      texts: Sequence[str] | None = None, max_length: int = 128):
+    """Return (student model, info dict). `teacher` is an edgekd.hf.HFTeacher. `texts`: what block influence
+    is measured on when layers is "influence[:k]"."""
     import torch
 
     n = teacher.num_layers
-    sel = parse_layers(layers, n)
+    influence = None
+    if influence_count(layers, n) is not None:
+        from edgekd.hf.layer_influence import block_influence
+
+        if not texts:
+            raise EdgeKDError(f"--layers {layers}: choosing layers by influence needs texts to measure it on")
+        influence = block_influence(teacher, texts, max_length=max_length)
+    sel = parse_layers(layers, n, influence)
     cfg = _student_config(teacher, sel, intermediate_size)
     t_hidden = teacher.hidden_size
     if hidden_size is not None:
@@ -141,5 +185,7 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
             "init": "teacher" if not missing else f"teacher (except {len(missing)} tensors)",
             "intermediate_size": getattr(cfg, "intermediate_size", getattr(cfg, "n_inner", None)),
             "tied_embeddings": bool(getattr(cfg, "tie_word_embeddings", False)),
+            "layer_choice": _layer_choice(layers, influence),
+            **({"block_influence": influence} if influence is not None else {}),
             "mode": "layer-selection" if hidden_size in (None, t_hidden) else "smaller-hidden"}
     return student, info

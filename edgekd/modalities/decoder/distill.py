@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from edgekd.core import Artifact, StageResult
 
+DEFAULT_LAYERS = "influence"  # half the teacher's layers, the most influential (first and last kept)
+
 
 def val_scores(m, student) -> dict:
     from edgekd.hf.lm_eval import lm_batches, score_lms, torch_logits
@@ -26,12 +28,16 @@ def distill_stage(m):
     cfg = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, max_length=c.max_length, seed=c.seed,
                       time_budget_s=c.time_budget_s, freeze_embeddings=c.freeze_embeddings, pack=True,
                       temperature=c.temperature, weights=dict(c.weights))
-    settings = {"teacher": m.t_key, "data": _data_key(c.data), "layers": str(c.layers), "layer_loss": c.layer_loss,
+    # a decoder's layers differ widely in how much they change the residual stream: by default keep the ones that
+    # change it most (edgekd.hf.layer_influence), not an even spread
+    layers = DEFAULT_LAYERS if c.layers is None else c.layers
+    settings = {"teacher": m.t_key, "data": _data_key(c.data), "layers": str(layers), "layer_loss": c.layer_loss,
                 "intermediate_size": c.intermediate_size, "train": {**cfg.__dict__}, "limit": c.train_limit}
 
     def run_distill() -> StageResult:
-        student, info = derive_hf_student(teacher, layers=c.layers, intermediate_size=c.intermediate_size, seed=c.seed)
-        say(f"student: layers {info['layers']} of {info['teacher_layers']}, {info['params']:,} params "
+        student, info = derive_hf_student(teacher, layers=layers, intermediate_size=c.intermediate_size, seed=c.seed,
+                                          texts=m.texts.train.texts, max_length=c.max_length)
+        say(f"student: layers {info['layers']} of {info['teacher_layers']} ({info['layer_choice']}), {info['params']:,} params "
             f"(teacher {info['teacher_params']:,})")
         before = val_scores(m, student)
         say(f"untrained student val perplexity {before['student']['perplexity']:.2f} (teacher "
