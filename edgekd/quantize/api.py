@@ -183,32 +183,11 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         source = torch_model
     if source is None:
         raise EdgeKDError("nothing to quantize: give a float model file or a PyTorch model")
-    valid = ("int8", "dynamic") if fmt == "onnx" else tflite_quant.MODES
-    if mode not in valid:
-        raise EdgeKDError(f"mode '{mode}' is not available for .{fmt}: choose from {', '.join(valid)}")
-    if method not in onnx_quant.METHODS:
-        raise EdgeKDError(f"unknown calibration method '{method}': choose from {', '.join(onnx_quant.METHODS)}")
-    if fmt == "tflite" and method != "minmax" and mode in ("int8", "int16x8"):
-        raise EdgeKDError("TFLite calibration supports --method minmax only (entropy/percentile are ONNX options)")
-    if int8_io and (fmt != "tflite" or mode != "int8"):
-        raise EdgeKDError("--int8-io applies to TFLite int8 files only")
-    if calib_samples < 1:
-        raise EdgeKDError(f"--calib-samples must be at least 1, got {calib_samples}")
-    if float_head_weights not in ("int8", "float"):
-        raise EdgeKDError(f"float_head_weights must be int8 or float, got {float_head_weights!r}")
-    if float_head and int8_io:
-        raise EdgeKDError("--float-head needs float I/O: with --int8-io the logits are int8 (use --int8-head)")
+    _check_options(fmt, mode, method, int8_io, calib_samples, float_head, float_head_weights)
     if calib is not None:
         calib = _check_array("calibration data", calib)[:calib_samples]
     eval_data = _check_eval(eval_data)
-    if max_drop is not None:
-        if max_drop < 0:
-            raise EdgeKDError(f"--max-drop must be >= 0 points, got {max_drop}")
-        if eval_data is None:
-            raise EdgeKDError("--max-drop needs held-out data (labelled for accuracy, or unlabeled for agreement "
-                              "with the float file) to measure the drop")
-        if (problem := evaluation.size_problem(len(eval_data[0]), max_drop)) and problem[1]:
-            raise EdgeKDError(problem[0])
+    _check_budget(max_drop, eval_data)
     needs_calib = mode in ("int8", "int16x8")
     if needs_calib and calib is None:
         raise EdgeKDError(f"{mode} quantization needs calibration samples (real training data)")
@@ -239,12 +218,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
             raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
         _check_runs(first, sample, mode, fmt)
         _head_report(report, head, why, backend, head_rule.float_in_file(first, fmt, backend.head))
-        if bc and backend.bc_error:
-            report.notes.append(f"bias correction not applied ({backend.bc_error})")
-        elif bc:
-            report.notes.append(f"bias correction: {backend.corrected} layer(s) had the mean shift of their output "
-                                f"from int8 weight rounding taken out of their bias (E[x] over "
-                                f"{min(len(calib), BIAS_CORRECTION_SAMPLES)} calibration samples)")
+        if bc:
+            report.notes.append(_bias_note(backend, len(calib)))
         scorer = _scorer(backend.float_path, eval_data, eval_split, max_drop, report)
         chosen, chosen_keep = _within_budget(backend, first, report, calib, scorer, max_drop, allow_drop, work)
         if chosen_keep:
@@ -266,6 +241,45 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _check_options(fmt: str, mode: str, method: str, int8_io: bool, calib_samples: int, float_head, float_head_weights):
+    """One-line errors for options that do not fit the output format or each other."""
+    valid = ("int8", "dynamic") if fmt == "onnx" else tflite_quant.MODES
+    if mode not in valid:
+        raise EdgeKDError(f"mode '{mode}' is not available for .{fmt}: choose from {', '.join(valid)}")
+    if method not in onnx_quant.METHODS:
+        raise EdgeKDError(f"unknown calibration method '{method}': choose from {', '.join(onnx_quant.METHODS)}")
+    if fmt == "tflite" and method != "minmax" and mode in ("int8", "int16x8"):
+        raise EdgeKDError("TFLite calibration supports --method minmax only (entropy/percentile are ONNX options)")
+    if int8_io and (fmt != "tflite" or mode != "int8"):
+        raise EdgeKDError("--int8-io applies to TFLite int8 files only")
+    if calib_samples < 1:
+        raise EdgeKDError(f"--calib-samples must be at least 1, got {calib_samples}")
+    if float_head_weights not in ("int8", "float"):
+        raise EdgeKDError(f"float_head_weights must be int8 or float, got {float_head_weights!r}")
+    if float_head and int8_io:
+        raise EdgeKDError("--float-head needs float I/O: with --int8-io the logits are int8 (use --int8-head)")
+
+
+def _check_budget(max_drop: float | None, eval_data) -> None:
+    """An accuracy budget needs enough held-out data to measure a drop that small."""
+    if max_drop is None:
+        return
+    if max_drop < 0:
+        raise EdgeKDError(f"--max-drop must be >= 0 points, got {max_drop}")
+    if eval_data is None:
+        raise EdgeKDError("--max-drop needs held-out data (labelled for accuracy, or unlabeled for agreement "
+                          "with the float file) to measure the drop")
+    if (problem := evaluation.size_problem(len(eval_data[0]), max_drop)) and problem[1]:
+        raise EdgeKDError(problem[0])
+
+
+def _bias_note(backend, n_calib: int) -> str:
+    if backend.bc_error:
+        return f"bias correction not applied ({backend.bc_error})"
+    return (f"bias correction: {backend.corrected} layer(s) had the mean shift of their output from int8 weight "
+            f"rounding taken out of their bias (E[x] over {min(n_calib, BIAS_CORRECTION_SAMPLES)} calibration samples)")
 
 
 def _head_report(report: QuantReport, asked: bool, why: str, backend: _Backend, verified: list[str]) -> None:
