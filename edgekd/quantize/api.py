@@ -196,6 +196,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         bc = bool(bias_correction) and mode == "int8"
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
                            _reduce_range(fmt, mode, reduce_range, report), bc)
+        if fmt == "onnx" and not per_channel:
+            report.notes.append("weights quantized per tensor (one int8 scale per weight tensor), as asked")
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "
