@@ -43,6 +43,8 @@ def quantize_cmd(
     qat_epochs: int = typer.Option(2, "--qat-epochs", help="--qat: fine-tuning epochs"),
     qat_samples: int = typer.Option(20000, "--qat-samples", help="--qat: training samples fine-tuned on"),
     qat_lr: float = typer.Option(5e-4, "--qat-lr", help="--qat: Adam learning rate (cosine decay)"),
+    qat_bn: str = typer.Option("train", "--qat-bn", help="--qat: batch norm: train (batch statistics until the last "
+                               "third) | frozen (the model's own statistics throughout: a pretrained model, few images)"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Quantize to int8 / dynamic / fp16, calibrated on real data, optionally within an accuracy budget."""
@@ -85,7 +87,7 @@ def quantize_cmd(
 
         rep = quantize_qat(src, output, teacher=_teacher(teacher, teacher_weights, src, bundle),
                            train_x=bundle.train.x, train_y=bundle.train.y, qat="auto" if max_drop is not None else "on",
-                           epochs=qat_epochs, samples=qat_samples, lr=qat_lr, seed=seed,
+                           epochs=qat_epochs, samples=qat_samples, lr=qat_lr, seed=seed, bn=qat_bn,
                            log=lambda m: typer.echo(f"edgekd {m}", err=True), **options)
     else:
         rep = quantize(src, output, **options)
