@@ -1,6 +1,7 @@
 """Benchmark (issue 21, part 3): QAT where post-training int8 really loses points, with real ImageNet weights.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/qat_recovery_lite0.py    # ~40 min, 1 thread
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/qat_recovery_lite0.py    # ~10 min, 1 thread
+    # (2 QAT epochs; --qat-epochs 4 --out benchmarks/results/qat_recovery_lite0_4ep.json: the longer run)
 
 Model: EfficientNet-Lite0 with its published ImageNet weights (benchmarks/real_weights.py's loader), 224 px.
 Per-tensor int8 weights (one scale per weight tensor, what many DSP / NPU toolchains take; `[quantize] weights =
