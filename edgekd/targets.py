@@ -22,6 +22,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8")
 KINDS = ("cpu", "npu")
 COREML_INPUTS = ("image", "tensor")  # [coreml] input (edgekd/export/coreml_image.py)
 COREML_COLOR_LAYOUTS = ("RGB", "BGR")  # [coreml] color_layout: the order of a 3-channel model's channels
+WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")  # [quantize] weights: int8 scales per output channel | per tensor
 # What the CPU runners (host, ssh, adb) execute, and the format each ships by default; NPU runtimes and
 # all connection kinds come from the backends (edgekd/backends.py).
 CPU_RUNTIMES = {"onnxruntime": "onnx", "litert": "tflite"}
@@ -83,6 +84,18 @@ class CoreMLInput:
 
 
 @dataclass(frozen=True)
+class QuantizeSettings:
+    """[quantize]: how the target's int8 ONNX files are made (edgekd.quantize). Per-tensor weights (one scale per
+    weight tensor) are what many DSP / NPU toolchains take; ONNX Runtime's QDQ writes either."""
+
+    weights: str = "per-channel"  # per-channel | per-tensor
+
+    @property
+    def per_channel(self) -> bool:
+        return self.weights == "per-channel"
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     description: str
@@ -100,14 +113,17 @@ class Target:
     emulation: Emulation | None = None
     npu: dict[str, Any] = field(default_factory=dict)  # compiler settings (soc_model, accelerator_config ...)
     coreml: CoreMLInput = field(default_factory=CoreMLInput)
+    quantize: QuantizeSettings = field(default_factory=QuantizeSettings)
     source: str = ""  # file it was read from
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (tuples become lists). [coreml] only when the file has one: a stage fingerprinted on the
-        target (profile, student search) keeps its cache for targets written before the table existed."""
+        """JSON-ready (tuples become lists). [coreml] and [quantize] only when not the defaults: a stage
+        fingerprinted on the target (profile, student search) keeps its cache for targets written before the
+        tables existed."""
         d = json.loads(json.dumps(dataclasses.asdict(self)))
-        if self.coreml == CoreMLInput():
-            del d["coreml"]
+        for key, default in (("coreml", CoreMLInput()), ("quantize", QuantizeSettings())):
+            if getattr(self, key) == default:
+                del d[key]
         return d
 
 
@@ -335,6 +351,19 @@ def _coreml(r: TableReader) -> CoreMLInput:
     return opts
 
 
+def _quantize(r: TableReader, ships: list[Ship]) -> QuantizeSettings:
+    qr = r.sub("quantize")
+    if qr is None:
+        return QuantizeSettings()
+    opts = QuantizeSettings(weights=qr.get("weights", str, "per-channel", WEIGHT_GRANULARITIES))
+    if not opts.per_channel and not any(s.format == "onnx" for s in ships):
+        raise qr.fail("weights", f"= {opts.weights!r} applies to int8 .onnx files (ONNX Runtime QDQ), and this target "
+                                 f"ships {', '.join(sorted({s.format for s in ships}))}: its quantizers write "
+                                 "per-channel weights")
+    qr.done()
+    return opts
+
+
 def _parse(path: Path) -> Target:
     r = TableReader(path, _read_toml(path), "")
     name = _name(r)
@@ -355,7 +384,7 @@ def _parse(path: Path) -> Target:
 
     target = Target(
         name=name, description=description, kind=kind, arch=arch, ships=tuple(ships), connection=conn,
-        benchmark=_benchmark(r), budgets=_budgets(r), emulation=_emulation(r), coreml=_coreml(r), npu=dict(r.get("npu", dict, {})),
+        benchmark=_benchmark(r), budgets=_budgets(r), emulation=_emulation(r), coreml=_coreml(r), quantize=_quantize(r, ships), npu=dict(r.get("npu", dict, {})),
         source=str(path), **runtime,
     )
     tables = SubTables(connection=cr, npu=TableReader(path, target.npu, "npu."))

@@ -108,6 +108,20 @@ def test_finetune_leaves_student_and_maps_weights_back(student, data):
     assert torch.isfinite(tuned(x)).all()
 
 
+def test_finetune_with_frozen_batch_norm_keeps_the_models_statistics(student, data):
+    """bn="frozen" (fine-tuning a pretrained model on few images): running means / variances stay the student's,
+    weights still train; a bad value is a one-line error."""
+    tuned, info = finetune(student, student, data.train.x, None, fmt="onnx", epochs=1, samples=64, batch_size=32,
+                           bn="frozen")
+    sd, orig = tuned.state_dict(), student.state_dict()
+    stats = [k for k in sd if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(sd[k], orig[k]) for k in stats)
+    assert any(not torch.equal(sd[k], orig[k]) for k in sd if k.endswith("weight"))
+    assert "frozen" in info["batch_norm"]
+    with pytest.raises(EdgeKDError, match="batch norm 'eval' is not one of train, frozen"):
+        quantize_qat(student, "q.onnx", teacher=student, train_x=data.train.x, qat="on", bn="eval", **_opts(data))
+
+
 @pytest.mark.parametrize("kw, msg", [
     (dict(qat="sometimes"), "is not one of off, auto, on"),
     (dict(teacher=None), "give --teacher"),
@@ -147,12 +161,13 @@ def test_cli_quantize_qat(student, data, tmp_path, capsys):
     assert e.value.code == 2 and "give --teacher" in err and len(err.strip().splitlines()) == 1 and not out.exists()
     with pytest.raises(SystemExit) as e:
         main(base + ["--teacher", "self", "--qat-epochs", "1", "--qat-samples", "128", "--calib-samples", "32",
-                     "--json"])
+                     "--qat-bn", "frozen", "--json"])
     printed = capsys.readouterr().out
     assert e.value.code == 0, printed
     rep = json.loads(printed[printed.index("{\n"):])  # converters may print progress lines before the JSON
     q = rep["qat"]
     assert out.is_file() and q["ran"] and q["mode"] == "on" and q["seconds"] > 0  # no --max-drop: QAT always runs
+    assert "frozen" in q["batch_norm"]  # --qat-bn reached the fine-tuning
     from edgekd.quantize.onnx_quant import reduce_range_needed
 
     # ONNX weights are 7-bit only on x86 without VNNI (where the int8 dot product can saturate), else 8-bit

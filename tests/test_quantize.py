@@ -399,6 +399,30 @@ def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tmp_path):
     assert err_c < 0.05 * err_p, (err_c, err_p)  # float32 round-off only, vs int8 rounding's shift
 
 
+def test_bias_correction_leaves_fused_layers_kept_float_alone(float_files, data, tmp_path):
+    """A layer the fallback keeps float is named 'Conv+Relu' (one layer to ORT): its weights must stay float,
+    not be moved onto the int8 grid (which kept the per-tensor rounding loss in every "float" conv)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekd.quantize.onnx_quant import correct_biases, layers
+
+    src, dst = float_files[0], tmp_path / "bc.onnx"
+    fused = [layer for layer in layers(src) if layer["op"] == "Conv+Relu"]
+    assert len(fused) == 2 and "+" in fused[0]["name"]
+    assert correct_biases(src, dst, data.calibration(16), per_channel=False, exclude=[fused[0]["name"]]) == 2
+
+    def conv_weights(path):
+        g = onnx.load(str(path)).graph
+        init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        return [init[n.input[1]] for n in g.node if n.op_type == "Conv"]
+
+    before, after = conv_weights(src), conv_weights(dst)
+    assert np.array_equal(before[0], after[0])  # kept float: untouched
+    assert not np.array_equal(before[1], after[1])  # quantized: on the per-tensor int8 grid
+    assert len(np.unique(np.round(after[1] / (np.abs(after[1]).max() / 127), 3))) <= 255
+
+
 def test_tflite_bias_correction_leaves_zero_biases_alone_and_writes_a_loadable_file(trained, data, tmp_path):
     """All-zero biases (untrained batch norm folded in) are byte patterns that can match the flatbuffer's own
     structure: editing them once corrupted the file. They are left as they are; the file loads and works."""

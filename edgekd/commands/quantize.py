@@ -20,7 +20,11 @@ def quantize_cmd(
     method: str = typer.Option("minmax", "--method", help="int8 calibration: minmax | entropy | percentile (ONNX)"),
     calib_samples: int = typer.Option(256, "--calib-samples", help="real training images used for calibration"),
     int8_io: bool = typer.Option(False, "--int8-io", help="TFLite int8: int8 input/output tensors (NPUs, MCUs)"),
-    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="weight quantization granularity (ONNX)"),
+    per_channel: Optional[bool] = typer.Option(None, "--per-channel/--per-tensor", help="int8 weight scales per output "
+                                               "channel or per tensor (ONNX; default: the --target file's [quantize] "
+                                               "weights, else per-channel)"),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="built-in target or .toml file whose [quantize] "
+                                         "settings apply (weights = \"per-tensor\")"),
     reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--no-reduce-range", help="ONNX int8: 7-bit "
                                                 "weights, needed only by x86 CPUs without VNNI (default: decided for "
                                                 "this machine's CPU)"),
@@ -43,6 +47,8 @@ def quantize_cmd(
     qat_epochs: int = typer.Option(2, "--qat-epochs", help="--qat: fine-tuning epochs"),
     qat_samples: int = typer.Option(20000, "--qat-samples", help="--qat: training samples fine-tuned on"),
     qat_lr: float = typer.Option(5e-4, "--qat-lr", help="--qat: Adam learning rate (cosine decay)"),
+    qat_bn: str = typer.Option("train", "--qat-bn", help="--qat: batch norm: train (batch statistics until the last "
+                               "third) | frozen (the model's own statistics throughout: a pretrained model, few images)"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Quantize to int8 / dynamic / fp16, calibrated on real data, optionally within an accuracy budget."""
@@ -53,6 +59,8 @@ def quantize_cmd(
     if calib_samples < 1 or eval_samples < 1:
         raise UsageError("--calib-samples and --eval-samples must be at least 1")
     source = Path(model)
+    if per_channel is None:
+        per_channel = _target_per_channel(target, output)
     if qat:
         _check_qat_options(source, output, mode, teacher)
     bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize, need_labels=False)
@@ -83,7 +91,7 @@ def quantize_cmd(
 
         rep = quantize_qat(src, output, teacher=_teacher(teacher, teacher_weights, src, bundle),
                            train_x=bundle.train.x, train_y=bundle.train.y, qat="auto" if max_drop is not None else "on",
-                           epochs=qat_epochs, samples=qat_samples, lr=qat_lr, seed=seed,
+                           epochs=qat_epochs, samples=qat_samples, lr=qat_lr, seed=seed, bn=qat_bn,
                            log=lambda m: typer.echo(f"edgekd {m}", err=True), **options)
     else:
         rep = quantize(src, output, **options)
@@ -122,6 +130,20 @@ def quantize_cmd(
         con.print(f"  latency p50 (measured, host, 1 thread): float {lat['float']['p50_ms']:.3f} ms, all-int8 "
                   f"{lat['int8_all']['p50_ms']:.3f} ms, shipped {lat['shipped']['p50_ms']:.3f} ms "
                   f"(x{lat['shipped_vs_int8_all']} of all-int8)", highlight=False)
+
+
+def _target_per_channel(target: Optional[str], output: Path) -> bool:
+    """The --target file's [quantize] weights (per-channel without a target)."""
+    if target is None:
+        return True
+    from edgekd.errors import UsageError
+    from edgekd.targets import load_target
+
+    opts = load_target(target).quantize
+    if not opts.per_channel and output.suffix.lower() != ".onnx":
+        raise UsageError(f"target {target}: [quantize] weights = {opts.weights!r} applies to .onnx files, not "
+                         f"{output.name}")
+    return opts.per_channel
 
 
 def _check_qat_options(source: Path, output: Path, mode: str, teacher: Optional[str]) -> None:

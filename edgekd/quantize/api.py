@@ -206,6 +206,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         head, why = head_rule.decide(float_head, mode, int8_io)
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
                            _reduce_range(fmt, mode, reduce_range, report), bc, head, float_head_weights)
+        if fmt == "onnx" and not per_channel:
+            report.notes.append("weights quantized per tensor (one int8 scale per weight tensor), as asked")
         if backend.always_float:
             report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
                                 f"output stay float (ai-edge-quantizer breaks such a tensor): "

@@ -183,7 +183,7 @@ def correct_biases(float_path: Path, dst: Path, calib: np.ndarray, *, per_channe
 
     m = onnx.load(str(float_path))
     inits = {t.name: t for t in m.graph.initializer}
-    skip = set(exclude or [])
+    skip = {n for layer in exclude or [] for n in layer.split("+")}  # layers as quantize_onnx's exclude: 'a+b'
     todo = [n for n in m.graph.node if n.name not in skip and len(n.input) > 1 and n.input[1] in inits
             and (n.op_type == "Conv" or (n.op_type == "Gemm" and _attr(n, "transB", 0) == 1
                                          and _attr(n, "transA", 0) == 0))]

@@ -44,6 +44,7 @@ DEFAULT_LR = 5e-4  # Adam; fine-tuning a trained model: a tenth of a from-scratc
 DEFAULT_BATCH = 64
 DEFAULT_SAMPLES = 20_000  # training samples fine-tuned on (a seeded subset, the same every epoch)
 FREEZE_AT = 2 / 3  # fraction of the steps after which observers and batch-norm statistics are frozen
+BN_CHOICES = ("train", "frozen")  # batch-norm statistics: updated until FREEZE_AT, or the model's own throughout
 TEMPERATURE, ALPHA = 4.0, 0.7  # KD soft term weight alpha, CE (labels) 1 - alpha
 
 
@@ -69,7 +70,7 @@ def check_qat_inputs(qat: str, *, teacher: Any, train_x, max_drop, mode: str, fm
 
 def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np.ndarray | None = None,
                  qat: str = "auto", epochs: int = DEFAULT_EPOCHS, lr: float = DEFAULT_LR,
-                 batch_size: int = DEFAULT_BATCH, samples: int = DEFAULT_SAMPLES, seed: int = 0,
+                 batch_size: int = DEFAULT_BATCH, samples: int = DEFAULT_SAMPLES, seed: int = 0, bn: str = "train",
                  log=None, **quant: Any) -> QuantReport:
     """Quantize the nn.Module `student` into out_path (.onnx / .tflite) as api.quantize does, then, when
     `qat` is "on", or "auto" and post-training int8 + float fallback misses `max_drop`, fine-tune it with
@@ -78,6 +79,8 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
 
     quant: api.quantize's keyword arguments (mode, calib, eval_data, max_drop, allow_drop, eval_split, ...).
     report.qat records the drop after PTQ, after PTQ + fallback, after QAT, and QAT's seconds.
+    bn: "frozen" keeps the model's batch-norm statistics (eval-mode batch norm) from the first step, for
+    fine-tuning a pretrained model on small batches or few images, whose batch statistics are not the model's.
     """
     from torch import nn
 
@@ -98,14 +101,17 @@ def quantize_qat(student, out_path, *, teacher, train_x: np.ndarray, train_y: np
     if epochs < 1 or batch_size < 2 or samples < 2 or lr <= 0:
         raise EdgeKDError(f"--qat-epochs, batch and samples must be positive (epochs {epochs}, batch {batch_size}, "
                           f"samples {samples}, lr {lr})")
+    if bn not in BN_CHOICES:
+        raise EdgeKDError(f"QAT batch norm '{bn}' is not one of {', '.join(BN_CHOICES)}")
     say = log or (lambda m: None)
     train_x = np.asarray(train_x, dtype=np.float32)
-    return _run(student, out, teacher, train_x, train_y, qat, epochs, lr, batch_size, samples, seed, say,
+    return _run(student, out, teacher, train_x, train_y, qat, dict(epochs=epochs, lr=lr, batch_size=batch_size,
+                                                                   samples=samples, seed=seed, bn=bn), say,
                 max_drop, allow_drop, quant, t0)
 
 
-def _run(student, out: Path, teacher, train_x, train_y, qat, epochs, lr, batch_size, samples, seed, say, max_drop,
-         allow_drop, quant, t0) -> QuantReport:
+def _run(student, out: Path, teacher, train_x, train_y, qat, train: dict, say, max_drop, allow_drop, quant,
+         t0) -> QuantReport:
     from edgekd.quantize.api import _float_file, quantize
 
     fmt = out.suffix.lower().lstrip(".")
@@ -125,11 +131,10 @@ def _run(student, out: Path, teacher, train_x, train_y, qat, epochs, lr, batch_s
                               f"--max-drop {max_drop} budget"}
             ptq.notes.append(f"quantization-aware training not run: {ptq.qat['why']}")
             return _ship(ptq, work / f"ptq.{fmt}", out, t0, source="the PyTorch model")
-        say(f"quantization-aware training: {epochs} epoch(s) of up to {min(samples, len(train_x))} samples, KD "
-            f"from the teacher")
+        say(f"quantization-aware training: {train['epochs']} epoch(s) of up to {min(train['samples'], len(train_x))} "
+            "samples, KD from the teacher")
         t_qat = time.perf_counter()
-        tuned, info = finetune(student, teacher, train_x, train_y, fmt=fmt, epochs=epochs, lr=lr,
-                               batch_size=batch_size, samples=samples, seed=seed,
+        tuned, info = finetune(student, teacher, train_x, train_y, fmt=fmt, **train,
                                per_channel=quant.get("per_channel", True),
                                reduce_range=_reduce_range(fmt, quant))
         figures["seconds"] = round(time.perf_counter() - t_qat, 2)
@@ -255,7 +260,7 @@ def _quantizer(fmt: str, per_channel: bool = True, reduce_range: bool = False):
 
 def finetune(student, teacher, x: np.ndarray, y: np.ndarray | None, *, fmt: str, epochs: int = DEFAULT_EPOCHS,
              lr: float = DEFAULT_LR, batch_size: int = DEFAULT_BATCH, samples: int = DEFAULT_SAMPLES,
-             seed: int = 0, per_channel: bool = True, reduce_range: bool = False) -> tuple[Any, dict]:
+             seed: int = 0, per_channel: bool = True, reduce_range: bool = False, bn: str = "train") -> tuple[Any, dict]:
     """A copy of `student` fine-tuned with fake quantization (PT2E QAT) and KD from `teacher`; the student
     itself is not modified. Returns (tuned nn.Module in eval mode, what was done)."""
     import torch
@@ -301,7 +306,10 @@ def finetune(student, teacher, x: np.ndarray, y: np.ndarray | None, *, fmt: str,
     total = steps_per_epoch * epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
     freeze_step = int(total * FREEZE_AT)
-    move_exported_model_to_train(prepared)
+    if bn == "frozen":  # eval-mode batch norm (and dropout) throughout; the observers still follow the data
+        move_exported_model_to_eval(prepared)
+    else:
+        move_exported_model_to_train(prepared)
     losses, step = [], 0
     for _ in range(epochs):
         order = rng.permutation(n)
@@ -309,7 +317,8 @@ def finetune(student, teacher, x: np.ndarray, y: np.ndarray | None, *, fmt: str,
         for b in range(steps_per_epoch):
             if step == freeze_step:  # observers and BN statistics stop moving; weights keep learning
                 prepared.apply(disable_observer)
-                move_exported_model_to_eval(prepared)
+                if bn != "frozen":
+                    move_exported_model_to_eval(prepared)
             idx = order[b * batch : (b + 1) * batch]
             xb = torch.from_numpy(x[idx])
             tb = torch.from_numpy(teacher_logits[idx])
@@ -328,7 +337,8 @@ def finetune(student, teacher, x: np.ndarray, y: np.ndarray | None, *, fmt: str,
     info = {"epochs": epochs, "samples_per_epoch": n, "steps": step, "batch_size": batch, "lr": lr,
             "optimizer": "Adam, cosine decay", "loss": f"KD T={TEMPERATURE} alpha={ALPHA if y is not None else 1.0}"
             + (" + CE on labels" if y is not None else " (no labels: soft term only)"),
-            "frozen_after_step": freeze_step, "epoch_loss": losses, "scheme": scheme,
+            "frozen_after_step": freeze_step, "batch_norm": "the model's statistics throughout (frozen)" if bn ==
+            "frozen" else f"batch statistics, running ones frozen after step {freeze_step}", "epoch_loss": losses, "scheme": scheme,
             "teacher_seconds": round(teacher_seconds, 2)}
     return tuned, info
 

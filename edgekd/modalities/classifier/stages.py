@@ -267,6 +267,9 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         coreml = {"input": opts.input, "color_layout": opts.color_layout,
                   "normalisation": (ctx.data.mean, ctx.data.std)}
         settings["coreml"] = {**coreml, "normalisation": [ctx.data.mean, ctx.data.std]}
+    per_channel = fmt != "onnx" or ctx.target.quantize.per_channel  # the target's [quantize] weights (ONNX QDQ)
+    if not per_channel:  # only then: runs made before the setting existed keep their fingerprints
+        settings["weights"] = ctx.target.quantize.weights
     qat = _qat_mode(cfg, fmt, precision)
     if qat != "off":  # only then: runs made before QAT existed keep their fingerprints
         settings.update(qat=qat, qat_epochs=cfg.qat_epochs, teacher=ctx.teacher_key)
@@ -277,6 +280,7 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         val = ctx.data.val
         options = dict(format=fmt, mode=precision, calib=calib, eval_data=(val.x[:1000], val.y[:1000]),
                        max_drop=cfg.max_drop, allow_drop=cfg.allow_drop, int8_io=int8_io, float_head=float_head,
+                       per_channel=per_channel,
                        eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
                        **({"coreml": coreml} if coreml is not None else {}))
         if qat != "off":  # PTQ, float fallback, then QAT distilling from the teacher if the budget is still missed
