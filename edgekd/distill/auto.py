@@ -166,6 +166,8 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
                else float(load_recipe(lr_recipe).train["lr"]) * math.sqrt(batch_size / REFERENCE_BATCH))
     steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    if data.train.y is None and lr_recipe != "ce":  # unlabeled: `ce` would fit the teacher's own top-1, not the
+        losses = tuple(c for c in losses if c != "ce")  # labels-only reference it stands for; there is none
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
     if not factors:
         return prior(lr_recipe, base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR, total, share)

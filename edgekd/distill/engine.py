@@ -151,7 +151,8 @@ class _Run:
     def resume_from(self, state: dict[str, Any]) -> None:
         p = Checkpointer.restore(state, self.model, self.stepper.opt, self.stepper.sched, set_rng=self.dist.main)
         self.epoch0, self.step0, self.plan.step = p["epoch"], p["step_in_epoch"], p["global_step"]
-        self.best = BestModel(p["best_val_acc"], p["best_epoch"])
+        best_loss = next((h.get("val_loss") for h in p["history"] if h.get("epoch") == p["best_epoch"]), None)
+        self.best = BestModel(p["best_val_acc"], p["best_epoch"], float("inf") if best_loss is None else best_loss)
         self.history = list(p["history"])
         self.resumed_from = self.plan.step
 
@@ -328,7 +329,7 @@ def _end_epoch(run: _Run, epoch: int, stats: EpochStats, resume_at: tuple[int, i
     run.history.append({"epoch": epoch, "steps": run.plan.step, "train_loss": sums[0] / max(1.0, sums[1]),
                         "parts": {k: s / max(1.0, sums[1]) for k, s in zip(keys, sums[2:])},
                         "val_acc": val_acc, "val_loss": val_loss, "seconds": round(time.perf_counter() - t_epoch, 3)})
-    if run.best.offer(run.student, val_acc, epoch):
+    if run.best.offer(run.student, val_acc, epoch, val_loss):
         run.checkpointer.save_best(run.student, val_acc, epoch, run.plan.step)
     run.save_last(*resume_at)
     run.dist.barrier()
