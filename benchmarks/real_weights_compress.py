@@ -51,6 +51,7 @@ def compress_args(args, photos: Path, out: Path) -> list[str]:
     return ["--teacher", f"{ENTRY}:lite2", "--student", f"{ENTRY}:lite0", "--data", str(photos),
             "--image-size", str(args.size), "--normalize", NORMALIZE, "--target", "android",
             "--time-budget", str(args.budget), "--batch-size", str(args.batch_size), "--set", f"train.lr={args.lr}",
+            *(["--set", "train.freeze_bn=true"] if args.freeze_bn else []),
             "--threads", str(args.threads), "--output", str(out), "--seed", "0"]
 
 
@@ -116,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-4, help="AdamW LR (the student starts from ImageNet weights)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--freeze-bn", action="store_true", help="--set train.freeze_bn=true (keep ImageNet BN statistics)")
+    ap.add_argument("--label", help="key of this run in the JSON's runs (default: default / freeze_bn)")
     ap.add_argument("--work", default="/tmp/edgekd_real_weights_compress")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -124,8 +127,9 @@ def main(argv=None) -> int:
 
     from edgekd.core import atomic_write_text
 
+    label = args.label or ("freeze_bn" if args.freeze_bn else "default")
     work = Path(args.work)
-    photos, out = work / "photos", work / "run"
+    photos, out = work / "photos", work / f"run_{label}"
     names = write_photos(photos)
     print(f"{len(names)} photos in {photos}", flush=True)
     before = before_distillation(args, photos)
@@ -139,10 +143,16 @@ def main(argv=None) -> int:
         print(f"edgekd compress failed (exit {proc.returncode})", file=sys.stderr)
         return proc.returncode
     report = json.loads(proc.stdout)
-    doc = {"issue": 22, "part": 4, "what": __doc__.split("\n\n")[0],
-           "command": "edgekd compress " + " ".join(compress_args(args, Path("PHOTOS"), Path("RUN"))),
-           "photos": names, "before_distillation": before, "after": figures(report, out),
-           "compress_wall_seconds": round(wall, 1), "threads": args.threads,
+    prior = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    runs = dict(prior.get("runs", {}))
+    if "after" in prior:  # a file from before runs were keyed (the first, default run)
+        runs.setdefault("default", {k: prior[k] for k in ("command", "before_distillation", "after",
+                                                          "compress_wall_seconds", "threads") if k in prior})
+    runs[label] = {"command": "edgekd compress " + " ".join(compress_args(args, Path("PHOTOS"), Path("RUN"))),
+                   "before_distillation": before, "after": figures(report, out),
+                   "compress_wall_seconds": round(wall, 1), "threads": args.threads,
+                   "load_average_after": os.getloadavg()}
+    doc = {"issue": 22, "part": 4, "what": __doc__.split("\n\n")[0], "photos": names, "runs": runs,
            "versions": {p: md.version(p) for p in ("torch", "timm", "litert-torch", "ai-edge-litert", "onnxruntime")},
            "host": f"{platform.machine()} {platform.processor()} ({os.cpu_count()} cores)"}
     atomic_write_text(args.out, json.dumps(doc, indent=1, default=str) + "\n")

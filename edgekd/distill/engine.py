@@ -34,7 +34,7 @@ from edgekd.distill.step import BatchStep, TeacherOutputs, Trainable, epoch_batc
 from edgekd.distill.terms import Term, build_terms
 from edgekd.distill.trainer.checkpointer import Checkpointer
 from edgekd.distill.trainer.ddp import Dist, place_models
-from edgekd.distill.trainer.evaluation import BestModel, evaluate, teacher_val_acc, validation_set
+from edgekd.distill.trainer.evaluation import BestModel, eval_mode, evaluate, teacher_val_acc, validation_set
 from edgekd.distill.trainer.fingerprints import data_fingerprint, param_fingerprint
 from edgekd.distill.trainer.loop import EpochStats, StepPlan, Stepper, WallBudget, progress_bar, run_epoch
 from edgekd.distill.trainer.schedule import build_optimizer
@@ -215,8 +215,8 @@ def _no_cache_reason(cache, rec: Recipe) -> str:
 def _check_models(teacher: nn.Module, student: nn.Module, x: np.ndarray, y: np.ndarray, dev) -> torch.Tensor:
     """Both models run on the data and agree on the classes; returns the example batch the terms are built on."""
     example = torch.from_numpy(x[: min(2, len(x))]).to(dev)
-    try:
-        with torch.no_grad():
+    try:  # in eval mode: a train-mode forward would move BatchNorm statistics on these two samples
+        with eval_mode(student), eval_mode(teacher):
             out = logits_of(student(example))
             tout = logits_of(teacher(example))
     except EdgeKDError:
@@ -301,6 +301,10 @@ def _epoch(run: _Run, epoch: int, start: int, bar) -> EpochStats:
     order = np.random.default_rng([run.seed, epoch]).permutation(len(run.step.x))
     run.step.start_epoch(run.seed, epoch)
     run.model.train()
+    if run.rec.train.get("freeze_bn"):  # running statistics stay the pretrained ones; scale and shift still learn
+        for m in run.student.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     every = int(run.rec.train["checkpoint_every"])
 
     def on_step(loss: float, stats: EpochStats) -> None:
