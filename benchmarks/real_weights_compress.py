@@ -100,7 +100,7 @@ def figures(report: dict, out: Path) -> dict:
     d = report["distill"]
     return {"shipped": report["shipped"], "metric": report.get("accuracy_metric"),
             "distill": {k: d.get(k) for k in ("recipe", "chosen", "time_budget_s", "budget_used_s", "steps",
-                                              "planned_steps", "stopped", "train_samples", "views", "best_val_acc",
+                                              "planned_steps", "stopped", "train_samples", "views", "best_val_acc", "best_epoch",
                                               "val_metric")},
             "auto": {k: (d.get("auto") or {}).get(k) for k in ("chosen", "lr", "reason")},
             "data": {k: report["data"].get(k) for k in ("train", "val", "test", "test_images", "val_images",
@@ -108,6 +108,14 @@ def figures(report: dict, out: Path) -> dict:
             "teacher": report["teacher"], "student": {k: report["student"][k] for k in ("spec", "macs", "params")},
             "rows": {name: row(name) for name in rows},
             "notes": report["notes"], "compress_seconds": report["seconds"]}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return "unknown"
 
 
 def main(argv=None) -> int:
@@ -151,7 +159,7 @@ def main(argv=None) -> int:
     runs[label] = {"command": "edgekd compress " + " ".join(compress_args(args, Path("PHOTOS"), Path("RUN"))),
                    "before_distillation": before, "after": figures(report, out),
                    "compress_wall_seconds": round(wall, 1), "threads": args.threads,
-                   "load_average_after": os.getloadavg()}
+                   "load_average_after": os.getloadavg(), "code": _commit()}
     doc = {"issue": 22, "part": 4, "what": __doc__.split("\n\n")[0], "photos": names, "runs": runs,
            "versions": {p: md.version(p) for p in ("torch", "timm", "litert-torch", "ai-edge-litert", "onnxruntime")},
            "host": f"{platform.machine()} {platform.processor()} ({os.cpu_count()} cores)"}

@@ -460,10 +460,7 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
                     **({"search": search} if (search := ctx.run.manifest["stages"].get("student-search", {})
                                               .get("metrics")) and ctx.cfg.student == "auto" else {})},
         "distill": {"recipe": ctx.cfg.recipe, "epochs": ctx.cfg.epochs, "seed": ctx.cfg.seed,
-                    **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "val_metric", "seconds",
-                                                       "auto", "time_budget_s", "budget_used_s", "planned_steps", "stopped", "steps",
-                                                       "train_samples", "pseudo_labels", "views")
-                       if k in distill_metrics},
+                    **{k: distill_metrics[k] for k in DISTILL_KEYS if k in distill_metrics},
                     "curve": _curve(distill_metrics),
                     **({"chosen": distill_metrics["recipe"]} if "recipe" in distill_metrics else {})},
         "baseline": ctx.run.manifest["stages"].get("baseline", {}).get("metrics"),
@@ -483,6 +480,11 @@ def _metric_names(ctx: Context, artifacts: list[Artifact]) -> dict[str, Any]:
             "accuracy_column": COLUMN,
             "agreement_with_student": {a.name: a.extra["agreement_with_student"] for a in artifacts
                                        if a.extra.get("agreement_with_student") is not None}}
+
+
+# the distillation figures report.json carries (what was trained, under which budget, how it was validated)
+DISTILL_KEYS = ("best_val_acc", "best_epoch", "teacher_val_acc", "val_metric", "seconds", "auto", "time_budget_s",
+                "budget_used_s", "planned_steps", "stopped", "steps", "train_samples", "views", "pseudo_labels")
 
 
 def _curve(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ HELD_OUT_VIEWS = 8  # crop-flip views per held-out image (view 0 is the image as
 TRAIN_VIEWS = 16  # crop-flip views per training image the teacher labels (cached), unless --set train.views
 METRIC = "top-1 agreement with the teacher"
 COLUMN = "agreement w/ teacher %"
+FEW_IMAGES = 20  # held-out images below which the report says how coarse its agreement figures are
 
 
 def held_out_views(x: np.ndarray, views: int = HELD_OUT_VIEWS) -> np.ndarray:
@@ -64,6 +65,10 @@ def prepare_unlabeled(data, teacher) -> tuple[object, str]:
             f"on {len(test)} held-out views ({n_test} images x {views} crop-flip views"
             f"), never accuracy; exported files also give their agreement with the "
             "PyTorch student")
+    if views > 1 and n_test < FEW_IMAGES:  # views of one image mostly agree or disagree together
+        what += (f". Only {n_test} held-out images (and {n_val} for validation): the views of one image are not "
+                 f"independent, so a figure can move by up to {100 / n_test:.0f} points with one image; give more "
+                 "images for figures that can tell students apart")
     return data, what
 
 
