@@ -156,7 +156,8 @@ def main(argv=None) -> int:
     if "after" in prior:  # a file from before runs were keyed (the first, default run)
         runs.setdefault("default", {k: prior[k] for k in ("command", "before_distillation", "after",
                                                           "compress_wall_seconds", "threads") if k in prior})
-    runs[label] = {"command": "edgekd compress " + " ".join(compress_args(args, Path("PHOTOS"), Path("RUN"))),
+    shown = " ".join(compress_args(args, Path("PHOTOS"), Path("RUN"))).replace(f"{ROOT}/", "")
+    runs[label] = {"command": f"edgekd compress {shown}",
                    "before_distillation": before, "after": figures(report, out),
                    "compress_wall_seconds": round(wall, 1), "threads": args.threads,
                    "load_average_after": os.getloadavg(), "code": _commit()}
