@@ -211,3 +211,27 @@ def test_default_recipe_falls_back_when_no_layers_match(digits):
     with pytest.raises(EdgeKDError, match="no nn.Linear head"):
         distill(headless, student(), small_bundle(digits, 64), recipe="default", epochs=1, progress=False,
                 overrides={"cosine.optional": False})
+
+
+def test_freeze_bn_keeps_running_statistics_and_trains_the_rest(digits, teacher):
+    """train.freeze_bn: a pretrained student's BatchNorm statistics survive fine-tuning on a few images."""
+    s = student()
+    bns = [m for m in s.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns
+    before = [m.running_mean.clone() for m in bns]
+    weights = [p.detach().clone() for p in s.parameters()]
+    distill(teacher, s, small_bundle(digits, 64), recipe="hinton", epochs=1, batch_size=32, progress=False,
+            overrides={"train.freeze_bn": "true"}, cache=False)
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns))
+    assert any(not torch.equal(w, p) for w, p in zip(weights, s.parameters()))
+    with pytest.raises(EdgeKDError, match="freeze_bn must be true or false"):
+        load_recipe("hinton", {"train.freeze_bn": "sometimes"})
+    assert "freeze_bn" not in load_recipe("hinton").train  # absent unless given: older fingerprints hold
+
+
+def test_time_budget_fits_the_plan_and_says_so(digits, teacher):
+    res = distill(teacher, student(), digits, recipe="hinton", epochs=50, batch_size=64, progress=False,
+                  time_budget_s=2.0)
+    m = res.metrics
+    assert m["time_budget_s"] == 2.0 and m["stopped"] == "time budget"
+    assert 0 < m["steps"] < m["planned_steps"] and m["budget_used_s"] < 2.0 + 1.5

@@ -125,6 +125,16 @@ def test_best_model_keeps_the_best_epoch():
     assert model.training
 
 
+def test_best_model_breaks_an_accuracy_tie_by_the_held_out_loss():
+    """A saturated held-out set (a few photos at 100 % agreement): later epochs win on a lower loss."""
+    model = nn.Linear(2, 1)
+    best = BestModel()
+    assert best.offer(model, 1.0, 0, loss=0.9)
+    assert not best.offer(model, 1.0, 1, loss=0.95) and best.epoch == 0
+    assert best.offer(model, 1.0, 2, loss=0.4) and best.epoch == 2 and best.loss == 0.4
+    assert not best.offer(model, 0.9, 3, loss=0.1) and best.epoch == 2  # accuracy first
+
+
 def test_lr_schedule_warms_up_then_decays_to_zero():
     """The text path's schedule (moved from tests/test_hf.py with the code)."""
     f = [warmup_decay(s, 100, 0.1) for s in range(100)]

@@ -10,6 +10,8 @@ import typer
 from edgekd.commands.config_file import config_callback, write_resolved
 from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, in_panel
 
+BUDGET_EPOCHS = 10_000  # --time-budget without --epochs: the budget, not an epoch count, ends training
+
 
 def compress_cmd(
     ctx: typer.Context,
@@ -18,12 +20,13 @@ def compress_cmd(
     teacher_weights: Optional[Path] = typer.Option(None, help="state_dict checkpoint for the teacher (loaded with weights_only=True).", rich_help_panel="Run"),
     student: str = typer.Option("cnn-s", help="Student: built-in family-size (see `edgekd models`), an entrypoint, auto:<MACs ratio> derived from the teacher, or auto: the most accurate derived student within --latency-budget on the target.", rich_help_panel="Run"),
     latency_budget: Optional[str] = typer.Option(None, help="With --student auto: the shipped file's latency budget (1.5ms, 800us), judged on the target's figure of record (device, else emulated ARM, else Vela; never this host for a phone). Default: the target file's [budgets] latency_ms.", rich_help_panel="Run"),
-    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders) or an .npz with x/y. Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`.", rich_help_panel="Run"),
+    data: Optional[str] = typer.Option(None, help="fashion-mnist, digits, an image folder (class sub-folders, or none: unlabeled, the student learns from the teacher alone and figures are agreement with it) or an .npz with x/y (or only x). Default: Fashion-MNIST if installed, else digits. With hf:PATH: a .txt/.jsonl/.csv text file; default Debian `fortunes`.", rich_help_panel="Run"),
     image_size: Optional[str] = in_panel(IMAGE_SIZE, "Preprocess"),
     normalize: str = in_panel(NORMALIZE, "Preprocess"),
     target: str = typer.Option("android", help="Target name from `edgekd targets`, or a target .toml file.", rich_help_panel="Run"),
     output: Path = typer.Option(Path("runs/compress"), help="Run directory (rerunning with the same one skips unchanged stages).", rich_help_panel="Run"),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher).", rich_help_panel="Distill"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Distillation epochs (default 3; 1 with an hf: teacher; with --time-budget, as many as the budget allows).", rich_help_panel="Distill"),
+    time_budget: Optional[float] = typer.Option(None, min=1.0, help="Seconds of distillation (wall clock; with recipe auto the probe included): the step plan is fitted to it as training goes, the LR schedule anneals to the fitted end, and the report says the budget and the steps trained.", rich_help_panel="Distill"),
     seed: int = typer.Option(0, help="Random seed (data split, init, shuffling).", rich_help_panel="Run"),
     recipe: str = typer.Option("auto", help="Distillation recipe: auto (a short probe picks the LR and loss mix), a built-in name (`edgekd distill --help`) or a .toml file.", rich_help_panel="Distill"),
     baseline: str = typer.Option("none", help="scratch: also train the student on labels only (same budget), report what distillation bought and ship the better of the two on the validation split.", rich_help_panel="Run"),
@@ -71,14 +74,15 @@ def compress_cmd(
                                  force=force, json_out=json_out, teacher_weights=teacher_weights, student=student,
                                  recipe=recipe, prune=prune, chain=chain, calib_samples=calib_samples,
                                  max_drop=max_drop, allow_drop=allow_drop, sets=sets,
-                                 latency_budget=latency_budget, on_start=on_start)
+                                 latency_budget=latency_budget, on_start=on_start, time_budget=time_budget)
     if teacher_weights is not None:
         from edgekd.core.inputs import require_file
 
         require_file(teacher_weights, "checkpoint")
     cfg = CompressConfig(teacher=teacher, teacher_weights=str(teacher_weights) if teacher_weights else None,
                          student=student, latency_budget=latency_budget, data=data, image_size=image_size,
-                         normalize=normalize, target=target, output=str(output), epochs=epochs or 3, seed=seed,
+                         normalize=normalize, target=target, output=str(output),
+                         epochs=epochs or (BUDGET_EPOCHS if time_budget else 3), time_budget=time_budget, seed=seed,
                          recipe=recipe, batch_size=batch_size or 128, prune=prune or None, chain=chain,
                          calib_samples=calib_samples, max_drop=max_drop, allow_drop=allow_drop, runs=runs,
                          threads=threads, eval_samples=eval_samples, force=force, baseline=baseline,

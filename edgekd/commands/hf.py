@@ -70,7 +70,8 @@ _IMAGE_ONLY = {"teacher_weights": None, "student": "cnn-s", "recipe": "auto", "p
 
 def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output: Path, epochs: Optional[int],
                       seed: int, batch_size: Optional[int], runs: Optional[int], threads: Optional[int],
-                      eval_samples: Optional[int], force: bool, json_out: bool, on_start=None, **image_only) -> None:
+                      eval_samples: Optional[int], force: bool, json_out: bool, on_start=None,
+                      time_budget: Optional[float] = None, **image_only) -> None:
     """`edgekd compress --teacher hf:PATH`: the same run as `edgekd hf-compress` with its defaults."""
     from edgekd.errors import UsageError
 
@@ -80,7 +81,7 @@ def compress_hf_route(teacher: str, *, data: Optional[str], target: str, output:
         raise UsageError(f"{flags} do not apply to a Hugging Face teacher; use `edgekd hf-compress --help` "
                          "for its options (--layers, --hidden-size, --text-column ...)")
     run_hf(teacher, data=data, target=target, output=output, layers=None, hidden_size=None, text_column="text",
-           label_column=None, epochs=epochs or 1, time_budget_s=None, batch_size=batch_size, lr=5e-4,
+           label_column=None, epochs=epochs or 1, time_budget_s=time_budget, batch_size=batch_size, lr=5e-4,
            max_length=128, seq_len=128, train_limit=None, eval_samples=eval_samples or 256, extra_text=None,
            layer_loss=None, freeze_embeddings=None, augment=0.0, tflite=True, compare_teacher=True,
            runs=runs or 20, threads=threads, seed=seed, force=force, json_out=json_out, on_start=on_start)

@@ -38,6 +38,7 @@ def distill(
     checkpoint_every: int | None = None,
     cache_max_bytes: int = 2 << 30,
     device: "str | torch.device | None" = None,
+    time_budget_s: float | None = None,
 ) -> DistillResult:
     """Distill `teacher` into `student` (modified in place) on `data.train`; select by `data.val`.
 
@@ -50,16 +51,20 @@ def distill(
     shared between runs on the same data and teacher (benchmarks).
     Under torchrun, batch_size is the global batch (split across ranks).
     device: where to train (default: cuda:LOCAL_RANK under torchrun with GPUs, else the student's device).
+    time_budget_s: stop after about this many seconds of wall time (the LR schedule anneals to the fitted end);
+    with "auto" the probe's trials and the final training share it.
     """
     if not (isinstance(recipe, str) and recipe == "auto"):
         return engine.distill(teacher, student, data, recipe=recipe, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, lr=lr, seed=seed, output_dir=output_dir, resume=resume,
                               progress=progress, unlabeled=unlabeled, overrides=overrides, cache=cache,
-                              checkpoint_every=checkpoint_every, cache_max_bytes=cache_max_bytes, device=device)
+                              checkpoint_every=checkpoint_every, cache_max_bytes=cache_max_bytes, device=device,
+                              time_budget_s=time_budget_s)
     from edgekd.distill.auto import distill_auto  # probe the candidates, then train the winner
 
     engine.check_inputs(teacher, student, data, epochs, max_steps, batch_size, output_dir, resume)
     return distill_auto(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                         seed=seed, overrides=engine.recipe_overrides(overrides, lr, checkpoint_every),
                         output_dir=output_dir, resume=resume, progress=progress, device=device,
-                        unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes)
+                        unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes,
+                        time_budget_s=time_budget_s)

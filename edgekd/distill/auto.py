@@ -166,6 +166,8 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
                else float(load_recipe(lr_recipe).train["lr"]) * math.sqrt(batch_size / REFERENCE_BATCH))
     steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    if data.train.y is None and lr_recipe != "ce":  # unlabeled: `ce` would fit the teacher's own top-1, not the
+        losses = tuple(c for c in losses if c != "ce")  # labels-only reference it stands for; there is none
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
     if not factors:
         return prior(lr_recipe, base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR, total, share)
@@ -254,9 +256,15 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
                 report = ProbeReport(**blob["report"])
         except (ValueError, TypeError, KeyError):
             report = None
+    budget = kwargs.pop("time_budget_s", None)
+    t_start = time.perf_counter()
     if report is None:
         extra = {"lr_recipe": "ce", "losses": ()} if labels_only else {}
-        report = run_probe(teacher, student, data, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        probe_max = max_steps
+        if budget:  # the probe is sized in steps: the budget's worth, from a short pilot's time per step
+            probe_max = _steps_in_budget(teacher, student, data, budget, batch_size, seed, overrides, device, caches,
+                                         max_steps, epochs)
+        report = run_probe(teacher, student, data, epochs=epochs, max_steps=probe_max, batch_size=batch_size,
                            seed=seed, overrides=overrides, device=device, cache=kwargs.get("cache"), caches=caches,
                            share=share, **extra)
         if saved is not None:
@@ -266,12 +274,39 @@ def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, 
     final_ov = dict(overrides or {}, **({"train.lr": report.lr} if report.lr else {}))
     if kwargs.get("cache") is None and caches:  # the teacher outputs the probe computed are not computed again
         kwargs["cache"] = _cache_for(caches, report.chosen, final_ov, len(data.train))
+    if budget:  # what the pilot and the probe left of it (at least a tenth: the final training always runs)
+        kwargs["time_budget_s"] = max(0.1 * budget, budget - (time.perf_counter() - t_start))
     res = distill(teacher, student, data, recipe=report.chosen, epochs=epochs, max_steps=max_steps,
                   batch_size=batch_size, seed=seed, overrides=final_ov, output_dir=output_dir, resume=resume,
                   progress=progress, device=device, **kwargs)
+    if budget:
+        res.metrics["time_budget_s"] = budget  # the whole budget: pilot, probe and final training
+        res.metrics["budget_used_s"] = round(time.perf_counter() - t_start, 3)
     res.metrics["auto"] = report.to_dict()
     res.metrics["recipe"] = "scratch:ce" if labels_only else f"auto:{report.chosen}"
     return res
+
+
+PILOT_STEPS = 3
+
+
+def _steps_in_budget(teacher, student, data, budget: float, batch_size: int, seed: int, overrides, device, caches,
+                     max_steps: int | None, epochs: int) -> int:
+    """How many steps fit in `budget` seconds: a PILOT_STEPS-step run of the prior recipe on a copy of the
+    student, timed (its teacher outputs land in the shared cache, so the training reads them again for free)."""
+    from edgekd.distill.engine import distill
+
+    steps_per_epoch = max(1, math.ceil(len(data.train) / batch_size))
+    planned = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    t = time.perf_counter()
+    distill(teacher, copy.deepcopy(student), data, recipe=PRIOR_RECIPE, epochs=1, max_steps=PILOT_STEPS,
+            batch_size=batch_size, seed=seed, overrides=_train_only(overrides), progress=False, device=device,
+            cache=_cache_for(caches, PRIOR_RECIPE, overrides, len(data.train)))
+    per_step = (time.perf_counter() - t) / PILOT_STEPS
+    fit = max(1, int((budget - (time.perf_counter() - t)) / per_step))
+    _stderr(f"auto: time budget {budget:.0f} s: ~{per_step:.2f} s per step (a {PILOT_STEPS}-step pilot) -> "
+            f"{min(fit, planned)} steps")
+    return min(fit, planned)
 
 
 def probe_share(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], float]:

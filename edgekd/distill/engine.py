@@ -34,9 +34,9 @@ from edgekd.distill.step import BatchStep, TeacherOutputs, Trainable, epoch_batc
 from edgekd.distill.terms import Term, build_terms
 from edgekd.distill.trainer.checkpointer import Checkpointer
 from edgekd.distill.trainer.ddp import Dist, place_models
-from edgekd.distill.trainer.evaluation import BestModel, evaluate, teacher_val_acc, validation_set
+from edgekd.distill.trainer.evaluation import BestModel, eval_mode, evaluate, teacher_val_acc, validation_set
 from edgekd.distill.trainer.fingerprints import data_fingerprint, param_fingerprint
-from edgekd.distill.trainer.loop import EpochStats, StepPlan, Stepper, progress_bar, run_epoch
+from edgekd.distill.trainer.loop import EpochStats, StepPlan, Stepper, WallBudget, progress_bar, run_epoch
 from edgekd.distill.trainer.schedule import build_optimizer
 from edgekd.errors import EdgeKDError
 from edgekd.core.outputs import logits_of
@@ -90,6 +90,7 @@ def distill(
     checkpoint_every: int | None = None,
     cache_max_bytes: int = 2 << 30,
     device: "str | torch.device | None" = None,
+    time_budget_s: float | None = None,
 ) -> DistillResult:
     """Train with one recipe (what edgekd.distill.distill does for any recipe but "auto", and what the auto
     probe calls per candidate); the parameters are edgekd.distill.api.distill's."""
@@ -99,7 +100,8 @@ def distill(
     try:
         return _run(teacher, student, data, rec, dist, epochs=epochs, max_steps=max_steps,
                     batch_size=batch_size, seed=seed, output_dir=output_dir, resume=resume, progress=progress,
-                    unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes, device=device)
+                    unlabeled=unlabeled, cache=cache, cache_max_bytes=cache_max_bytes, device=device,
+                    time_budget_s=time_budget_s)
     finally:
         dist.close()
 
@@ -134,6 +136,8 @@ class _Run:
     steps_per_epoch: int
     best: BestModel = field(default_factory=BestModel)
     history: list[dict[str, Any]] = field(default_factory=list)
+    budget: "WallBudget | None" = None  # time_budget_s: the plan is refitted after every step
+    val_kind: str = "labels"  # or "teacher-agreement" (held-out data without labels)
     epoch0: int = 0  # where a resumed run picks up
     step0: int = 0
     resumed_from: int | None = None
@@ -147,13 +151,14 @@ class _Run:
     def resume_from(self, state: dict[str, Any]) -> None:
         p = Checkpointer.restore(state, self.model, self.stepper.opt, self.stepper.sched, set_rng=self.dist.main)
         self.epoch0, self.step0, self.plan.step = p["epoch"], p["step_in_epoch"], p["global_step"]
-        self.best = BestModel(p["best_val_acc"], p["best_epoch"])
+        best_loss = next((h.get("val_loss") for h in p["history"] if h.get("epoch") == p["best_epoch"]), None)
+        self.best = BestModel(p["best_val_acc"], p["best_epoch"], float("inf") if best_loss is None else best_loss)
         self.history = list(p["history"])
         self.resumed_from = self.plan.step
 
 
 def _run(teacher, student, data, rec, dist, *, epochs, max_steps, batch_size, seed, output_dir,
-         resume, progress, unlabeled, cache, cache_max_bytes, device) -> DistillResult:
+         resume, progress, unlabeled, cache, cache_max_bytes, device, time_budget_s=None) -> DistillResult:
     t_start = time.perf_counter()
     dist.check_batch(batch_size)
     dev = place_models(teacher, student, device, dist)
@@ -169,7 +174,9 @@ def _run(teacher, student, data, rec, dist, *, epochs, max_steps, batch_size, se
     tcache = _teacher_cache(cache, TeacherOutputs.keys_of(terms), x, teacher, rec.train, aug, cache_max_bytes)
     teacher_out = TeacherOutputs(teacher, terms, tcache, dev)
     run = _setup(teacher, student, rec, dist, dev, terms, teacher_out, aug, x, y, vx, vy, epochs=epochs,
-                 max_steps=max_steps, batch_size=batch_size, seed=seed, output_dir=output_dir)
+                 max_steps=max_steps, batch_size=batch_size, seed=seed, output_dir=output_dir,
+                 time_budget_s=time_budget_s)
+    run.val_kind = val_kind
     state = run.checkpointer.resumable(resume)
     if state is not None:
         run.resume_from(state)
@@ -186,6 +193,10 @@ def _run(teacher, student, data, rec, dist, *, epochs, max_steps, batch_size, se
         "total_steps": run.plan.total, "seconds": round(time.perf_counter() - t_start, 3),
         "train_seconds": round(train_seconds, 3), "cache": cache_stats, "world_size": dist.world,
         "device": str(dev), "train_samples": len(x), "resumed_from_step": run.resumed_from,
+        "views": aug.views, "augment": rec.train["augment"],
+        **({"time_budget_s": time_budget_s, "planned_steps": run.plan.planned,
+            "budget_used_s": round(time.perf_counter() - t_start, 3),
+            "stopped": run.plan.stop_reason} if time_budget_s else {}),
         **({"skipped_losses": skipped} if skipped else {}),
         **({"pseudo_labels": pseudo_info} if pseudo_info else {}),
     }
@@ -204,8 +215,8 @@ def _no_cache_reason(cache, rec: Recipe) -> str:
 def _check_models(teacher: nn.Module, student: nn.Module, x: np.ndarray, y: np.ndarray, dev) -> torch.Tensor:
     """Both models run on the data and agree on the classes; returns the example batch the terms are built on."""
     example = torch.from_numpy(x[: min(2, len(x))]).to(dev)
-    try:
-        with torch.no_grad():
+    try:  # in eval mode: a train-mode forward would move BatchNorm statistics on these two samples
+        with eval_mode(student), eval_mode(teacher):
             out = logits_of(student(example))
             tout = logits_of(teacher(example))
     except EdgeKDError:
@@ -240,7 +251,7 @@ def _teacher_cache(cache, keys: list[str], x: np.ndarray, teacher: nn.Module, tr
 
 
 def _setup(teacher, student, rec, dist, dev, terms: list[Term], teacher_out: TeacherOutputs, aug: Augmenter,
-           x, y, vx, vy, *, epochs, max_steps, batch_size, seed, output_dir) -> _Run:
+           x, y, vx, vy, *, epochs, max_steps, batch_size, seed, output_dir, time_budget_s=None) -> _Run:
     """Trainable (DDP-wrapped under torchrun), step plan, optimizer and checkpointer for one run."""
     model = Trainable(student, terms).to(dev)
     windowed = any(t.spec.start > 0 or t.spec.end < 1 or t.spec.warmup > 0 for t in terms)
@@ -248,14 +259,16 @@ def _setup(teacher, student, rec, dist, dev, terms: list[Term], teacher_out: Tea
     steps_per_epoch = math.ceil(len(x) / batch_size)
     plan = StepPlan(epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
-    opt, sched = build_optimizer(params, rec.train, plan.total)
+    # under a time budget the plan shrinks mid-run: the schedule reads it every step and anneals to the new end
+    opt, sched = build_optimizer(params, rec.train, (lambda: plan.total) if time_budget_s else plan.total)
     settings = {"recipe": rec.to_dict(), "epochs": epochs, "max_steps": max_steps, "batch": batch_size, "seed": seed,
                 "n": len(x), "data": data_fingerprint(x), "teacher": param_fingerprint(teacher), "world": dist.world}
     checkpointer = Checkpointer(output_dir, settings, rec.name, writer=dist.main)
     torch.manual_seed(seed * 1000 + dist.rank)
     step = BatchStep(ddp_model, terms, teacher_out, aug, x, y, dist, dev, plan, mixup=rec.train["mixup"], seed=seed)
     return _Run(rec, dist, student, model, step, Stepper(opt, sched, params, rec.train["grad_clip"]), plan,
-                checkpointer, vx, vy, seed, epochs, batch_size, steps_per_epoch)
+                checkpointer, vx, vy, seed, epochs, batch_size, steps_per_epoch,
+                budget=WallBudget(time_budget_s) if time_budget_s else None)
 
 
 def _train(run: _Run, teacher_acc: float, show_progress: bool) -> float:
@@ -269,10 +282,12 @@ def _train(run: _Run, teacher_acc: float, show_progress: bool) -> float:
         step = start + stats.batches
         finished = step >= run.steps_per_epoch
         seconds += _end_epoch(run, epoch, stats, (epoch + 1, 0) if finished else (epoch, step), t_epoch)
-        if bar is not None:
+        if bar is not None and (run.budget is None or run.budget.due(run.plan.done or not finished)):
             e = run.history[-1]
-            bar.write(f"epoch {epoch}: train loss {e['train_loss']:.4f}  val acc {e['val_acc']:.4f}  "
-                      f"(teacher {teacher_acc:.4f})", file=sys.stderr)
+            budget = f"  {run.budget.line(run.plan)}" if run.budget else ""
+            what = "val acc" if run.val_kind == "labels" else "val agreement"
+            bar.write(f"epoch {epoch}: train loss {e['train_loss']:.4f}  {what} {e['val_acc']:.4f}  "
+                      f"(teacher {teacher_acc:.4f}){budget}", file=sys.stderr)
         if not finished:
             break
         epoch += 1
@@ -286,10 +301,15 @@ def _epoch(run: _Run, epoch: int, start: int, bar) -> EpochStats:
     order = np.random.default_rng([run.seed, epoch]).permutation(len(run.step.x))
     run.step.start_epoch(run.seed, epoch)
     run.model.train()
+    if run.rec.train.get("freeze_bn"):  # running statistics stay the pretrained ones; scale and shift still learn
+        for m in run.student.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     every = int(run.rec.train["checkpoint_every"])
 
     def on_step(loss: float, stats: EpochStats) -> None:
         if bar is not None:
+            bar.total = run.plan.total  # a time budget refits the plan
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", epoch=epoch, refresh=False)
         step = start + stats.batches
@@ -300,7 +320,7 @@ def _epoch(run: _Run, epoch: int, start: int, bar) -> EpochStats:
             run.dist.barrier()
 
     batches = epoch_batches(order, run.batch_size, start, run.steps_per_epoch)
-    return run_epoch(batches, run.step, run.stepper, run.plan, on_step=on_step)
+    return run_epoch(batches, run.step, run.stepper, run.plan, budget=run.budget, on_step=on_step)
 
 
 def _end_epoch(run: _Run, epoch: int, stats: EpochStats, resume_at: tuple[int, int], t_epoch: float) -> float:
@@ -313,7 +333,7 @@ def _end_epoch(run: _Run, epoch: int, stats: EpochStats, resume_at: tuple[int, i
     run.history.append({"epoch": epoch, "steps": run.plan.step, "train_loss": sums[0] / max(1.0, sums[1]),
                         "parts": {k: s / max(1.0, sums[1]) for k, s in zip(keys, sums[2:])},
                         "val_acc": val_acc, "val_loss": val_loss, "seconds": round(time.perf_counter() - t_epoch, 3)})
-    if run.best.offer(run.student, val_acc, epoch):
+    if run.best.offer(run.student, val_acc, epoch, val_loss):
         run.checkpointer.save_best(run.student, val_acc, epoch, run.plan.step)
     run.save_last(*resume_at)
     run.dist.barrier()

@@ -69,6 +69,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "grad_clip": 0.0,
     "mixup": 0.0,  # Beta(a, a) concentration of input mixup, 0 = off; the teacher then runs live on the mix
 }
+# Optional train settings, in a recipe's dict only when given (so runs without them keep their fingerprints):
+# freeze_bn: BatchNorm layers keep their running statistics while training (their scale and shift still learn):
+# fine-tuning a pretrained student on a few dozen images, whose batch statistics would replace ImageNet's.
+OPTIONAL_TRAIN = {"freeze_bn": False}
 AUGMENTS = ("none", "flip", "crop", "crop-flip")
 PSEUDO_DEFAULTS: dict[str, Any] = {"threshold": 0.0}
 COMMON_KEYS = {"type", "name", "weight", "start", "end", "warmup"}
@@ -200,10 +204,13 @@ def parse_recipe(raw: dict[str, Any], source: str = "dict") -> Recipe:
 
 def _parse_train(given: dict[str, Any], source: str) -> dict[str, Any]:
     train = dict(TRAIN_DEFAULTS)
-    bad = set(given) - set(TRAIN_DEFAULTS)
+    bad = set(given) - set(TRAIN_DEFAULTS) - set(OPTIONAL_TRAIN)
     if bad:
-        raise EdgeKDError(f"recipe {source}: unknown train setting(s) {sorted(bad)}; known: {sorted(TRAIN_DEFAULTS)}")
+        raise EdgeKDError(f"recipe {source}: unknown train setting(s) {sorted(bad)}; known: "
+                          f"{sorted([*TRAIN_DEFAULTS, *OPTIONAL_TRAIN])}")
     train.update(given)
+    if "freeze_bn" in train and not isinstance(train["freeze_bn"], bool):
+        raise EdgeKDError(f"recipe {source}: train.freeze_bn must be true or false, got {train['freeze_bn']!r}")
     if train["optimizer"] not in ("adamw", "sgd"):
         raise EdgeKDError(f"recipe {source}: optimizer must be adamw or sgd, got {train['optimizer']!r}")
     if train["scheduler"] not in ("onecycle", "cosine", "constant"):

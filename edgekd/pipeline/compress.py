@@ -26,6 +26,7 @@ class CompressConfig:
     target: str = "android"
     output: str = "runs/compress"
     epochs: int = 3
+    time_budget: float | None = None  # seconds of distillation (wall clock), the auto probe included
     seed: int = 0
     recipe: str = "auto"  # a probe picks LR and loss mix (edgekd.distill.auto), or a built-in / .toml recipe
     baseline: str = "none"  # "scratch": also train the student on labels only and report the gain

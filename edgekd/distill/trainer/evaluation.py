@@ -76,17 +76,22 @@ def teacher_val_acc(teacher: nn.Module, vx: np.ndarray, vy: np.ndarray, dist: Di
 
 
 class BestModel:
-    """The best held-out accuracy so far, its epoch, and (in memory) the student's weights at that epoch."""
+    """The best held-out accuracy so far, its epoch, and (in memory) the student's weights at that epoch.
+    A tie in accuracy goes to the lower held-out loss: a small held-out set (a few photos' views scored by
+    agreement with the teacher) saturates at 100 % after the first epoch, and without the tie-break the
+    first epoch's weights would ship whatever training did after it."""
 
-    def __init__(self, acc: float = -1.0, epoch: int = -1):
-        self.acc, self.epoch = acc, epoch
+    def __init__(self, acc: float = -1.0, epoch: int = -1, loss: float = float("inf")):
+        self.acc, self.epoch, self.loss = acc, epoch, loss
         self.state: dict[str, torch.Tensor] | None = None
 
-    def offer(self, student: nn.Module, acc: float, epoch: int) -> bool:
-        """Keep the student if `acc` beats the best so far; True when it did."""
-        if acc <= self.acc:
+    def offer(self, student: nn.Module, acc: float, epoch: int, loss: float | None = None) -> bool:
+        """Keep the student if `acc` beats the best so far (or ties it with a lower `loss`); True when it did."""
+        tie_won = acc == self.acc and loss is not None and loss < self.loss
+        if acc < self.acc or (acc == self.acc and not tie_won):
             return False
         self.acc, self.epoch = acc, epoch
+        self.loss = float("inf") if loss is None else loss
         self.state = {k: v.detach().clone() for k, v in student.state_dict().items()}
         return True
 

@@ -124,6 +124,44 @@ class TimeBudget:
         plan.total = max(plan.step + 1, min(plan.planned, fit))
 
 
+class WallBudget:
+    """Fits the step plan to `seconds` of wall time from its creation, refitted after every step from the mean
+    time per step so far (held-out scoring between epochs and the teacher's first passes included, so the
+    estimate errs long while the teacher cache fills and the run ends at or before the budget). For the image
+    engine, whose epochs on a few dozen images are a step or two long: TimeBudget probes inside an epoch."""
+
+    def __init__(self, seconds: float, min_steps: int = 1):
+        self.seconds, self.min_steps = float(seconds), min_steps
+        self.clock = Clock("wall")
+        self._steps0: int | None = None
+
+    def start_epoch(self) -> None:
+        pass
+
+    def refit(self, plan: StepPlan, batches_this_epoch: int) -> None:
+        if self._steps0 is None:  # a resumed run: count only this run's steps
+            self._steps0 = plan.step - 1
+        done = plan.step - self._steps0
+        elapsed = self.clock.elapsed()
+        rate = elapsed / max(1, done)
+        fit = plan.step + int((self.seconds - elapsed) / rate)
+        plan.total = max(plan.step + (0 if done >= self.min_steps else 1), min(plan.planned, fit))
+
+    def due(self, last: bool, every_s: float = 30.0) -> bool:
+        """Whether a progress line is due: every `every_s` seconds (epochs of a few images take seconds), and
+        at the end."""
+        now = self.clock.elapsed()
+        if last or now - getattr(self, "_said", -every_s) >= every_s:
+            self._said = now
+            return True
+        return False
+
+    def line(self, plan: StepPlan) -> str:
+        """A progress line's budget part."""
+        return (f"[{self.clock.elapsed():.0f} / {self.seconds:.0f} s budget, step {plan.step}/{plan.total}"
+                f"{' (fitted to the budget)' if plan.total < plan.planned else ''}]")
+
+
 def run_epoch(batches: Iterable, step_fn: Callable, stepper: Stepper, plan: StepPlan, *, budget: TimeBudget | None = None,
               on_step: Callable[[float, EpochStats], None] | None = None) -> EpochStats:
     """Train on `batches` until they run out or the plan is done. `step_fn(batch)` returns (loss tensor,

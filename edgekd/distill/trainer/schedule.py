@@ -28,8 +28,10 @@ def planned_schedule(opt, total: Callable[[], int], warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_decay(s, total(), warmup))
 
 
-def build_optimizer(params, train: dict, total_steps: int):
-    """Optimizer and per-step scheduler from a recipe's [train] table."""
+def build_optimizer(params, train: dict, total_steps: "int | Callable[[], int]"):
+    """Optimizer and per-step scheduler from a recipe's [train] table. total_steps may be a callable read at
+    every step (a time budget shortens the plan mid-run): one-cycle and cosine then both warm up and anneal
+    to the plan's current end (a cosine schedule; OneCycleLR cannot change its length)."""
     import torch
 
     if train["optimizer"] == "sgd":
@@ -37,6 +39,8 @@ def build_optimizer(params, train: dict, total_steps: int):
                               nesterov=True)
     else:
         opt = torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
+    if callable(total_steps):
+        return opt, _planned(opt, train, total_steps)
     if train["scheduler"] == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train["lr"], total_steps=max(total_steps, 2),
                                                     pct_start=min(max(train["warmup"], 0.01), 0.99))
@@ -46,3 +50,12 @@ def build_optimizer(params, train: dict, total_steps: int):
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     return opt, sched
+
+
+def _planned(opt, train: dict, total: Callable[[], int]):
+    import torch
+
+    opt_sched = train["scheduler"]
+    if opt_sched == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_decay(step, total(), train["warmup"], "cosine"))

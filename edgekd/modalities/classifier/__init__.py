@@ -35,6 +35,8 @@ class ClassifierModality:
 
         if self.cfg.baseline not in ("none", "scratch"):
             raise UsageError(f"--baseline must be none or scratch, got {self.cfg.baseline!r}")
+        if getattr(self.cfg, "time_budget", None) and self.cfg.chain not in (None, "none"):
+            raise UsageError("--time-budget applies to one distillation run, not to a --chain of them")
         self.target = load_target(self.cfg.target)
         self._check_overrides()
         self.budget_ms = self._latency_budget()
@@ -85,19 +87,32 @@ class ClassifierModality:
         from edgekd.modalities.classifier.sources import resolve_student, resolve_teacher
 
         cfg, target = self.cfg, self.target
-        data = load_data(cfg.data, seed=cfg.seed, image_size=cfg.image_size, normalize=cfg.normalize)
+        # unlabeled images are accepted: the student then learns from the teacher alone (unlabeled.py)
+        data = load_data(cfg.data, seed=cfg.seed, image_size=cfg.image_size, normalize=cfg.normalize,
+                         need_labels=False)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         teacher_src = resolve_teacher(cfg.teacher, cfg.teacher_weights, data)
         teacher = teacher_src.build()
         check_fits(teacher, data, "teacher")
-        notes = [n for n in [teacher_sanity(teacher, data)] if n]
+        notes = []
+        if data.labelled:
+            notes += [n for n in [teacher_sanity(teacher, data)] if n]
+        else:
+            from edgekd.modalities.classifier.unlabeled import check_options, prepare_unlabeled, views_by_default
+
+            check_options(cfg)
+            data, what = prepare_unlabeled(data, teacher)
+            self.cfg = cfg = views_by_default(cfg, data)
         if data.source.get("skipped_unreadable"):
             bad = data.source["skipped_unreadable"]
             notes.append(f"{len(bad)} unreadable file(s) in {data.source['path']} were skipped, e.g. {bad[0]} "
                          "(all listed in report.json, data.skipped_unreadable)")
         for n in notes:
             log(f"[yellow]warning:[/] {n}")
+        if not data.labelled:
+            log(what)
+            notes.append(what)
         teacher_key = state_hash(teacher)
         if data.layout == "NF" and is_registered(cfg.student):
             raise EdgeKDError(f"--student {cfg.student} is a built-in image CNN but '{data.name}' holds feature vectors: "

@@ -50,6 +50,23 @@ def _coreml_input(report: dict[str, Any]) -> str:
             "normalisation is folded into Core ML's preprocessing scale and bias)")
 
 
+def _trained(d: dict, data: dict) -> str:
+    """What was trained: epochs and steps, and under a time budget the budget and why training stopped."""
+    curve = d.get("curve") or []
+    epochs = len(curve) if curve else d.get("epochs")
+    text = f"{epochs} epochs" + (f", {d['steps']} steps" if d.get("steps") else "")
+    if d.get("train_samples"):
+        text += f" on {d['train_samples']} training images" + (f" x {d['views']} crop-flip views"
+                                                              if (d.get("views") or 1) > 1 else "")
+    if d.get("time_budget_s"):
+        text += (f", time budget {d['time_budget_s']:g} s (took {d.get('budget_used_s', d.get('seconds', 0)):.0f} s"
+                 + (f", stopped by the budget at {d['steps']} of {d['planned_steps']} planned steps"
+                    if d.get("planned_steps") and d.get("steps", 0) < d["planned_steps"] else "") + ")")
+    if d.get("val_metric") == "teacher-agreement":
+        text += f"; best held-out agreement with the teacher {100 * d.get('best_val_acc', 0):.2f} % (validation views)"
+    return text
+
+
 def header_lines(report: dict[str, Any]) -> list[str]:
     data, student = report["data"], report["student"]
     lines = [f"- data: {data['name']} ({data['test']} test {'samples' if data.get('layout') == 'NF' else 'images'})",
@@ -57,7 +74,12 @@ def header_lines(report: dict[str, Any]) -> list[str]:
              f"{_params(report['teacher']['params'])})",
              f"- student: `{student['spec']}` ({_macs(student['macs'])}, {student['params']:,} params)",
              f"- distillation: recipe `{report['distill'].get('recipe')}`{_auto_choice(report['distill'])}, "
-             f"{report['distill'].get('epochs')} epochs"]
+             + _trained(report['distill'], data)]
+    if report.get("accuracy_metric"):  # unlabeled data: agreement, and what each file keeps of the student
+        lines.append(f"- figures: {report['accuracy_metric']}")
+        kept = [f"{name} {v:.2f} %" for name, v in (report.get("agreement_with_student") or {}).items()]
+        if kept:
+            lines.append("- top-1 agreement of each exported file with the PyTorch student: " + ", ".join(kept))
     if report.get("baseline"):
         b = report["baseline"]
         ships = ("; **the labels-only student ships** (better on the validation split)"

@@ -50,6 +50,9 @@ def distill_stage(ctx: Context):
                 "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "chain": cfg.chain}
     if cfg.overrides:  # only when given: runs from before --set existed keep their fingerprint
         settings["overrides"] = {k: str(v) for k, v in cfg.overrides.items()}
+    budget = getattr(cfg, "time_budget", None)
+    if budget:
+        settings["time_budget_s"] = budget
 
     def run() -> StageResult:
         torch.manual_seed(cfg.seed)
@@ -70,11 +73,19 @@ def distill_stage(ctx: Context):
                             round_to=int(info.get("round_to") or 8) if auto else 8, progress=True)
             ctx.log(f"chain: {res.plan.reason}")
         else:
-            ctx.log(f"distilling {cfg.epochs} epochs with recipe '{cfg.recipe}'")
+            ctx.log(f"distilling with recipe '{cfg.recipe}': " + (f"a {budget:g} s time budget (at most {cfg.epochs} "
+                    "epochs)" if budget else f"{cfg.epochs} epochs") + f" on {len(ctx.data.train)} training "
+                    f"{ctx.data.noun}, batch {cfg.batch_size}")
             # resume="auto": a rerun after a kill continues from distill/last.pt when its settings match
             res = distill(ctx.teacher, student, ctx.data, recipe=cfg.recipe, epochs=cfg.epochs, seed=cfg.seed,
                           batch_size=cfg.batch_size, output_dir=ctx.run.path("distill"), progress=True,
-                          resume=False if cfg.force else "auto", overrides=cfg.overrides or None)
+                          resume=False if cfg.force else "auto", overrides=cfg.overrides or None,
+                          time_budget_s=budget)
+            m = res.metrics
+            ctx.log(f"distilled: {m.get('steps')} steps ({len(m.get('epochs') or [])} epochs of {m.get('train_samples')} "
+                    f"{ctx.data.noun} x {m.get('views', 1)} views) in {m.get('seconds', 0):.0f} s"
+                    + (f" of a {budget:g} s budget ({m.get('stopped', 'epochs done')})" if budget else "")
+                    + f"; best val {m.get('val_metric', 'labels').replace('labels', 'accuracy')} {m.get('best_val_acc', 0):.4f}")
         save_portable(res.student, ctx.run.path("student.pt"))
         metrics = {k: v for k, v in res.metrics.items() if isinstance(v, (int, float, str, list, dict))}
         return StageResult([Artifact("student", "student.pt", "pytorch", "fp32")], metrics)
@@ -278,7 +289,7 @@ def _quantize_one(ctx: Context, student, student_key: str, fmt: str, precision: 
         ctx.log(f"quantizing the student to {precision} {fmt.upper()} ({len(calib)} real calibration {ctx.data.noun})")
         source = run.path(f"student_fp32{FORMATS[fmt].suffix}")
         val = ctx.data.val
-        options = dict(format=fmt, mode=precision, calib=calib, eval_data=(val.x[:1000], val.y[:1000]),
+        options = dict(format=fmt, mode=precision, calib=calib, eval_data=(val.x[:1000], None if val.y is None else val.y[:1000]),
                        max_drop=cfg.max_drop, allow_drop=cfg.allow_drop, int8_io=int8_io, float_head=float_head,
                        per_channel=per_channel,
                        eval_split=f"the validation split ({min(len(val), 1000)} {ctx.data.noun})",
@@ -312,7 +323,7 @@ def _qat_mode(cfg, fmt: str, precision: str) -> str:
 def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Artifact]:
     """Top-1 accuracy of every artifact (and of the PyTorch teacher and student) on the real test set."""
     from edgekd.export.formats import FORMATS
-    from edgekd.runtime import accuracy, load_runner
+    from edgekd.runtime import load_runner
 
     cfg, run, test = ctx.cfg, ctx.run, ctx.data.test
     x, y = test.x, test.y
@@ -324,25 +335,44 @@ def evaluate_stage(ctx: Context, student, artifacts: list[Artifact]) -> list[Art
     keys = {a.name: a.sha256 for a in artifacts}
     settings = {"artifacts": keys, "teacher": ctx.teacher_key, "n": len(x), "student": run.manifest["stages"].get("distill", {}).get("fingerprint")}
 
+    labelled = y is not None
+
     def run_eval() -> StageResult:
-        acc = {}
-        ctx.log(f"measuring accuracy of {len(artifacts) + 2} models on {len(x)} test {ctx.data.noun}")
-        acc["teacher"] = accuracy(load_runner(ctx.teacher), x, y)
-        acc["student"] = accuracy(load_runner(student), x, y)
+        acc, with_student = {}, {}
+        what = "accuracy" if labelled else "top-1 agreement with the teacher"
+        ctx.log(f"measuring {what} of {len(artifacts) + 2} models on {len(x)} test {ctx.data.noun}")
+        t_pred = load_runner(ctx.teacher).predict(x).argmax(axis=1)
+        s_pred = load_runner(student).predict(x).argmax(axis=1)
+        ref = y if labelled else t_pred  # without labels: agreement with the teacher's top-1, never accuracy
+        acc["teacher"] = _percent(t_pred, ref)
+        acc["student"] = _percent(s_pred, ref)
         for a in artifacts:
             if FORMATS[a.format].run is None:  # Core ML: no runtime on this machine; the report says so
                 acc[a.name] = None
                 continue
-            acc[a.name] = accuracy(load_runner(run.path(a.path), threads=2), x, y)
-        return StageResult([], {"accuracy": acc, "n": len(x)})
+            pred = load_runner(run.path(a.path), threads=2).predict(x).argmax(axis=1)
+            acc[a.name] = _percent(pred, ref)
+            if not labelled and a.name.startswith("student"):
+                with_student[a.name] = _percent(pred, s_pred)
+        metrics = {"accuracy": acc, "n": len(x), "metric": "accuracy" if labelled else "agreement"}
+        if with_student:
+            metrics["agreement_with_student"] = with_student
+        return StageResult([], metrics)
 
     res, _ = run.run_stage("evaluate", settings, run_eval, force=cfg.force)
     acc = res.metrics["accuracy"]
+    with_student = res.metrics.get("agreement_with_student", {})
     out = []
     for a in torch_rows + artifacts:
         a.accuracy = round(acc.get(a.name), 2) if acc.get(a.name) is not None else None
+        if a.name in with_student:
+            a.extra["agreement_with_student"] = round(with_student[a.name], 2)
         out.append(a)
     return out
+
+
+def _percent(pred, ref) -> float:
+    return float((pred == ref).mean() * 100.0)
 
 
 def profile_stage(ctx: Context, artifacts: list[Artifact]) -> list[Artifact]:
@@ -434,13 +464,31 @@ def describe(ctx: Context, student, artifacts: list[Artifact]) -> dict[str, Any]
                     **({"search": search} if (search := ctx.run.manifest["stages"].get("student-search", {})
                                               .get("metrics")) and ctx.cfg.student == "auto" else {})},
         "distill": {"recipe": ctx.cfg.recipe, "epochs": ctx.cfg.epochs, "seed": ctx.cfg.seed,
-                    **{k: distill_metrics[k] for k in ("best_val_acc", "teacher_val_acc", "seconds", "auto")
-                       if k in distill_metrics},
+                    **{k: distill_metrics[k] for k in DISTILL_KEYS if k in distill_metrics},
                     "curve": _curve(distill_metrics),
                     **({"chosen": distill_metrics["recipe"]} if "recipe" in distill_metrics else {})},
         "baseline": ctx.run.manifest["stages"].get("baseline", {}).get("metrics"),
         "notes": notes,
+        **_metric_names(ctx, artifacts),
     }
+
+
+def _metric_names(ctx: Context, artifacts: list[Artifact]) -> dict[str, Any]:
+    """Unlabeled data: the report's column and its figures are agreement with the teacher, named so; and each
+    exported file's top-1 agreement with the PyTorch student it was made from."""
+    if ctx.data.labelled:
+        return {}
+    from edgekd.modalities.classifier.unlabeled import COLUMN, METRIC
+
+    return {"accuracy_metric": f"{METRIC} on {len(ctx.data.test)} held-out views, x100 (the data has no labels)",
+            "accuracy_column": COLUMN,
+            "agreement_with_student": {a.name: a.extra["agreement_with_student"] for a in artifacts
+                                       if a.extra.get("agreement_with_student") is not None}}
+
+
+# the distillation figures report.json carries (what was trained, under which budget, how it was validated)
+DISTILL_KEYS = ("best_val_acc", "best_epoch", "teacher_val_acc", "val_metric", "seconds", "auto", "time_budget_s",
+                "budget_used_s", "planned_steps", "stopped", "steps", "train_samples", "views", "pseudo_labels")
 
 
 def _curve(metrics: dict[str, Any]) -> list[dict[str, Any]]:
