@@ -82,3 +82,14 @@ def test_cli_unlabeled_raw_images_are_preprocessed_like_the_data(tmp_path, capsy
     assert code == 0, err
     info = json.loads(out)["pseudo_labels"]["unlabeled"]
     assert info["offered"] == 200 and info["kept"] == 200, info
+
+
+def test_cli_distill_time_budget_stops_the_run_and_says_so(tmp_path, capsys):
+    """--time-budget reaches the engine: a 1000-epoch plan ends near the budget, and the metrics say why."""
+    code, out, err = _run(["distill", "--teacher", "cnn-s", "--student", "cnn-xs", "--data", "digits", "--recipe",
+                           "hinton", "--epochs", "1000", "--time-budget", "4", "--output", str(tmp_path),
+                           "--threads", "1", "--json", "--no-progress"], capsys)
+    assert code == 0, err
+    m = json.loads(out)
+    assert m["time_budget_s"] == 4 and m["steps"] < 1000 * 6  # far fewer steps than 1000 epochs hold
+    assert m["stopped"]

@@ -79,6 +79,7 @@ def distill_cmd(
     recipe: str = typer.Option("auto", "--recipe", help=f"auto (a short probe picks the LR and loss mix), a built-in recipe ({', '.join(_BUILTIN_RECIPES)}) or a .toml file"),
     epochs: int = typer.Option(3, "--epochs", min=1),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps"),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", min=1.0, help="Seconds of training (wall clock; with recipe auto the probe included): the step plan is fitted to it as training goes and the LR schedule anneals to the fitted end"),
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="Global batch (split across torchrun processes)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Override the recipe's learning rate"),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Override kd.temperature"),
@@ -131,7 +132,7 @@ def distill_cmd(
         return distill(t_model, s_model, bundle, recipe=recipe, epochs=epochs, max_steps=max_steps,
                        batch_size=batch_size, lr=lr, seed=seed, output_dir=output, resume=resume,
                        progress=progress and not as_json, unlabeled=extra, overrides=overrides,
-                       checkpoint_every=checkpoint_every, device=device)
+                       checkpoint_every=checkpoint_every, device=device, time_budget_s=time_budget)
 
     if not rank0:  # only rank 0 writes (checkpoints, manifest)
         run()
