@@ -22,6 +22,18 @@ def one_line(exc: BaseException, limit: int = 160) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def open_fraction(value: Any, what: str, detail: str = "") -> float:
+    """A number strictly between 0 and 1 (a ratio, a share), or one EdgeKDError naming `what` (and `detail`,
+    what the fraction is of)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise EdgeKDError(f"{what} must be a number in (0, 1), got {value!r}") from None
+    if not 0.0 < v < 1.0:
+        raise EdgeKDError(f"{what} must lie in (0, 1){f' ({detail})' if detail else ''}, got {v}")
+    return v
+
+
 def require_file(path: str | Path, what: str = "file", *, allow_empty: bool = False) -> Path:
     """The path names a readable, non-empty regular file; otherwise one EdgeKDError saying which it is not."""
     p = Path(path).expanduser()

@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgekd.core.inputs import open_fraction
 from edgekd.errors import EdgeKDError
 
 LR_RECIPE = "kd-balanced"
@@ -157,8 +158,7 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     from edgekd.distill.recipe import load_recipe
 
     log = log or _stderr
-    if not 0 < share < 1:
-        raise EdgeKDError(f"auto probe share must lie in (0, 1), got {share}")
+    share = open_fraction(share, "auto probe share")
     ov = dict(overrides or {})
     user_lr = ov.get("train.lr")
     # the recipes' LR is for batch 128; AdamW's usual rule for other batches is the square root (not linear)
@@ -316,14 +316,7 @@ def probe_share(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], float
     extra = sorted(k for k in ov if k.startswith("auto.") and k != "auto.share")
     if extra:
         raise EdgeKDError(f"unknown auto setting(s) {extra}; known: auto.share (the probe's share of the steps)")
-    raw = ov.pop("auto.share", PROBE_SHARE)
-    try:
-        share = float(raw)
-    except (TypeError, ValueError):
-        raise EdgeKDError(f"auto.share must be a number in (0, 1), got {raw!r}") from None
-    if not 0 < share < 1:
-        raise EdgeKDError(f"auto.share must lie in (0, 1), got {share}")
-    return ov, share
+    return ov, open_fraction(ov.pop("auto.share", PROBE_SHARE), "auto.share")
 
 
 def _stderr(msg: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekd.core.inputs import open_fraction
 from edgekd.errors import EdgeKDError
 from edgekd.prune import _train, _util
 
@@ -104,12 +105,7 @@ def plan_chain(teacher=None, student_ratio: float = 0.1, *, probe=None, chain="a
     more than `margin` better, none otherwise.
     """
     mode = parse_chain(chain)
-    try:
-        r = float(student_ratio)
-    except (TypeError, ValueError):
-        raise EdgeKDError(f"student ratio must be a number in (0, 1), got {student_ratio!r}") from None
-    if not 0.0 < r < 1.0:
-        raise EdgeKDError(f"student ratio must be in (0, 1) (student MACs / teacher MACs), got {r}")
+    r = open_fraction(student_ratio, "student ratio", "student MACs / teacher MACs")
     gap = 1.0 / r
     if mode == "none":
         return ChainPlan(r, [], "chain disabled (--chain none): direct KD", "none")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekd.core.inputs import open_fraction
 from edgekd.errors import EdgeKDError
 from edgekd.prune import _train, _util, unstructured as U
 from edgekd.prune.width import make_pruner
@@ -59,13 +60,7 @@ def _schedule(ratio: float, steps: int) -> list[float]:
 
 
 def _validate(ratio, importance, scope, steps, recover_epochs, recovery, unstructured):
-    try:
-        ratio = float(ratio)
-    except (TypeError, ValueError):
-        raise EdgeKDError(f"prune ratio must be a number in (0, 1), got {ratio!r}") from None
-    if not 0.0 < ratio < 1.0:
-        raise EdgeKDError(f"prune ratio must be in (0, 1) (fraction of channels{' / weights' if unstructured else ''} "
-                          f"removed), got {ratio}")
+    ratio = open_fraction(ratio, "prune ratio", f"fraction of channels{' / weights' if unstructured else ''} removed")
     if importance not in IMPORTANCES:
         raise EdgeKDError(f"unknown importance {importance!r}: use {', '.join(IMPORTANCES)}")
     if scope not in SCOPES:
