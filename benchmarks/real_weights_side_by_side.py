@@ -19,6 +19,7 @@ in WORK/MODEL/*.json and skips what is there):
     python benchmarks/real_weights_side_by_side.py measure --model lite1   # agreement + host latency
     python benchmarks/real_weights_side_by_side.py a76     --model lite1   # emulated A76 instructions
     python benchmarks/real_weights_side_by_side.py merge                   # -> real_weights.json side_by_side
+    python benchmarks/real_weights_side_by_side.py table                   # README's markdown table
 """
 
 from __future__ import annotations
@@ -298,6 +299,25 @@ def merge(args, log) -> None:
     log(f"wrote {out}")
 
 
+def table(args, log) -> None:
+    """The README table: one row per (model, file) from real_weights.json's side_by_side sections."""
+    models = _load(Path(args.out)).get("models", {})
+    log("| model | file | top-1 agree % | top-5 overlap % | max diff / logit range | A76 M instr | host ms 1 thr | "
+        "host ms 2 thr | MB | Transpose / Dequantize ops |")
+    log("|---|---|---|---|---|---|---|---|---|---|")
+    for key, m in models.items():
+        sbs = m.get("side_by_side")
+        for k, r in (sbs or {}).get("files", {}).items():
+            a = (r.get("a76") or {}).get("instructions")
+            a = f"{a / 1e6:.2f}" if a else ("no TFLite file" if (r.get("a76") or {}).get("none") else "-")
+            h1, h2 = ((r.get(n) or {}).get("p50_ms") for n in ("host_latency", "host_latency_2_threads"))
+            who = k if k.startswith("edgekd") else f"peer: {k}"
+            log(f"| {key} ({sbs['model']['size']} px) | {who} | {r['top1']:.1f} | {r['top5_overlap']:.1f} | "
+                f"{r['max_abs_over_logit_range']:.1e} | {a} | {h1 if h1 is not None else '-'} | "
+                f"{h2 if h2 is not None else '-'} | {r['size_bytes'] / 1e6:.1f} | {r['transpose_ops']} / "
+                f"{r['dequantize_ops']} |")
+
+
 def _photo_split():
     names = [n for n, _ in rw.photos()]
     return [n for i, n in enumerate(names) if i % 2 == 0], [n for i, n in enumerate(names) if i % 2 == 1]
@@ -327,7 +347,7 @@ def summary(models: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("phase", choices=("make", "measure", "a76", "merge"))
+    ap.add_argument("phase", choices=("make", "measure", "a76", "merge", "table"))
     ap.add_argument("--model", choices=tuple(rw.MODELS))
     ap.add_argument("--work", default="/tmp/edgekd-real-weights", help="where the files and per-phase JSON live")
     ap.add_argument("--calib-views", type=int, default=8, help="views per calibration photo")
@@ -338,12 +358,12 @@ def main(argv=None) -> int:
     ap.add_argument("--a76-timeout", type=float, default=1800)
     ap.add_argument("--out", default=str(rw.OUT))
     args = ap.parse_args(argv)
-    if args.phase != "merge" and not args.model:
+    if args.phase not in ("merge", "table") and not args.model:
         ap.error(f"{args.phase} needs --model")
     log = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.perf_counter()
-    if args.phase == "merge":
-        merge(args, log)
+    if args.phase in ("merge", "table"):
+        {"merge": merge, "table": table}[args.phase](args, log)
     else:
         {"make": make, "measure": measure, "a76": a76}[args.phase](args.model, args, log)
     log(f"{args.phase} {args.model or ''}: {time.perf_counter() - t0:.0f} s, load {os.getloadavg()}")
