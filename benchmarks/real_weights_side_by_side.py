@@ -188,9 +188,10 @@ def measure(key: str, args, log) -> None:
         doc["agreement_seconds"] = round(time.perf_counter() - t, 1)
         _save(out_p, doc)
         log(f"  agreement: {doc['agreement_seconds']} s")
-    if "latency" not in doc:
+    if "latency" not in doc or args.redo_latency:
         t = time.perf_counter()
         doc["latency"] = host_latency(paths, held, args.rounds, args.runs, log)
+        doc["latency"]["rounds"], doc["latency"]["runs"] = args.rounds, args.runs
         doc["latency_seconds"] = round(time.perf_counter() - t, 1)
         _save(out_p, doc)
         log(f"  latency: {doc['latency_seconds']} s")
@@ -300,22 +301,27 @@ def merge(args, log) -> None:
 
 
 def table(args, log) -> None:
-    """The README table: one row per (model, file) from real_weights.json's side_by_side sections."""
-    models = _load(Path(args.out)).get("models", {})
-    log("| model | file | top-1 agree % | top-5 overlap % | max diff / logit range | A76 M instr | host ms 1 thr | "
-        "host ms 2 thr | MB | Transpose / Dequantize ops |")
-    log("|---|---|---|---|---|---|---|---|---|---|")
-    for key, m in models.items():
-        sbs = m.get("side_by_side")
-        for k, r in (sbs or {}).get("files", {}).items():
+    """The README table from real_weights.json's side_by_side sections: one row per file, one column per model,
+    each cell top-1 agreement % / A76 M instructions / host p50 ms at 1 and 2 threads / MB."""
+    models = {k: m["side_by_side"] for k, m in _load(Path(args.out)).get("models", {}).items() if m.get("side_by_side")}
+    files = list(dict.fromkeys(f for m in models.values() for f in m["files"]))
+    log("| file | " + " | ".join(f"{k} ({m['model']['size']} px): top-1 % / A76 M / host ms 1, 2 thr / MB"
+                                  for k, m in models.items()) + " |")
+    log("|---|" + "---|" * len(models))
+    for f in files:
+        cells = []
+        for m in models.values():
+            r = m["files"].get(f)
+            if not r:
+                cells.append("-")
+                continue
             a = (r.get("a76") or {}).get("instructions")
-            a = f"{a / 1e6:.2f}" if a else ("no TFLite file" if (r.get("a76") or {}).get("none") else "-")
-            h1, h2 = ((r.get(n) or {}).get("p50_ms") for n in ("host_latency", "host_latency_2_threads"))
-            who = k if k.startswith("edgekd") else f"peer: {k}"
-            log(f"| {key} ({sbs['model']['size']} px) | {who} | {r['top1']:.1f} | {r['top5_overlap']:.1f} | "
-                f"{r['max_abs_over_logit_range']:.1e} | {a} | {h1 if h1 is not None else '-'} | "
-                f"{h2 if h2 is not None else '-'} | {r['size_bytes'] / 1e6:.1f} | {r['transpose_ops']} / "
-                f"{r['dequantize_ops']} |")
+            a = f"{a / 1e6:.2f}" if a else ("no TFLite" if (r.get("a76") or {}).get("none") else "-")
+            h = [(r.get(n) or {}).get("p50_ms") for n in ("host_latency", "host_latency_2_threads")]
+            h = ", ".join("-" if v is None else f"{v:.1f}" for v in h)
+            cells.append(f"{r['top1']:.1f} / {a} / {h} / {r['size_bytes'] / 1e6:.1f}")
+        who = f"**{f}**" if f == SHIPPED else (f if f.startswith("edgekd") else f"peer: {f}")
+        log(f"| {who} | " + " | ".join(cells) + " |")
 
 
 def _photo_split():
@@ -355,6 +361,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads while making the files")
+    ap.add_argument("--redo-latency", action="store_true", help="measure: time again (e.g. with more --rounds)")
     ap.add_argument("--a76-timeout", type=float, default=1800)
     ap.add_argument("--out", default=str(rw.OUT))
     args = ap.parse_args(argv)
