@@ -191,15 +191,22 @@ def measure(key: str, args, log) -> None:
     if "latency" not in doc or args.redo_latency:
         t = time.perf_counter()
         doc["latency"] = host_latency(paths, held, args.rounds, args.runs, log)
-        doc["latency"]["rounds"], doc["latency"]["runs"] = args.rounds, args.runs
+        doc["latency"]["rounds"], doc["latency"]["runs"], doc["latency"]["settle"] = args.rounds, args.runs, 3
+        doc["latency"]["order"] = "reversed every other round"
         doc["latency_seconds"] = round(time.perf_counter() - t, 1)
         _save(out_p, doc)
         log(f"  latency: {doc['latency_seconds']} s")
 
 
-def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int, log) -> dict:
-    """p50 per (file, threads): every file at 1 and at 2 threads, all timed in the same rounds (A@1 A@2 B@1 B@2 ...
-    then again), so drifts in the shared machine's load hit every file alike; load average before each round."""
+def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int, log, settle: int = 3) -> dict:
+    """p50 per (file, threads): every file at 1 and at 2 threads, all timed in the same rounds (A@1 A@2 B@1 B@2 ...,
+    then in reverse), so drifts in the shared machine's load hit every file alike; load average before each round.
+    `settle` untimed runs precede each file's timed runs in every round: without them a TFLite file timed right
+    after an ONNX Runtime session at 2 threads (whose worker threads spin after a run) measured 2.4x slower than
+    the same graph elsewhere in the round (edgekd's and onnx2tf's fp32 TFLite files, identical A76 counts, Lite0:
+    34.6 vs 14.5 ms; with settle 11.6 vs 10.3). The order reverses every other round: in a fixed order the file
+    right after ONNX Runtime's dynamic-range file still measured 1.8x slower at 1 thread (edgekd's Lite0 int8 8.5 ms
+    vs onnx2tf's 4.6 ms); timed A B C / C B A the same two files gave 8.47 / 8.50 ms."""
     from edgekd.runtime import load_runner
 
     keys = [(k, t) for k in paths for t in (1, 2)]
@@ -212,14 +219,18 @@ def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int, log) -> dic
     loads = []
     for i in range(rounds):
         loads.append([round(v, 2) for v in os.getloadavg()])
-        for kt, r in runners.items():
+        for kt in (keys if i % 2 == 0 else keys[::-1]):  # A B C, C B A, ...: every file's position cancels out
+            r = runners[kt]
+            for _ in range(settle):  # untimed: outlast the previous runner (ORT's worker threads spin after a run)
+                r.run_once(prepared[kt])
             for _ in range(runs):
                 t = time.perf_counter()
                 r.run_once(prepared[kt])
                 times[kt].append((time.perf_counter() - t) * 1e3)
         log(f"  latency round {i + 1}/{rounds}, load {loads[-1]}")
     where = (f"host {platform.machine()} ({os.cpu_count()} cores, shared with other jobs), ai-edge-litert + XNNPACK / "
-             f"ORT CPU, interleaved {rounds} rounds x {runs} runs per file and thread count, 5 warm-up")
+             f"ORT CPU, interleaved {rounds} rounds x {runs} runs per file and thread count, 5 warm-up, {settle} untimed "
+             "before each file's runs in every round, order reversed every other round")
     out: dict = {k: {} for k in paths}
     for (k, t), v in times.items():
         out[k][f"threads_{t}"] = {"p50_ms": round(float(np.median(v)), 3), "p90_ms": round(float(np.percentile(v, 90)), 3),
