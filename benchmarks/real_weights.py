@@ -21,6 +21,9 @@ inference (`edgekd emulate`, the android target's figure of record) when the arm
 Part 3 of the issue: edgekd.pipeline.precision picks, per target, the precision fastest on that target's figure
 of record among the files within the budget; the JSON says what it picked and why.
 
+Parts 1-2 side by side (every edgekd file and every peer's, per model, in one run, host at 1 and 2 threads, A76
+for every TFLite file): benchmarks/real_weights_side_by_side.py (its `side_by_side` sections and the summary).
+
     .venv/bin/python benchmarks/real_weights.py [--models lite0,lite1] [--quick]
     .venv/bin/python benchmarks/real_weights.py --onnx-int8-only   # ONNX int8 rows alone, same views
     .venv/bin/python benchmarks/real_weights.py --float-head-only  # int8 with / without the float head rule
@@ -545,6 +548,13 @@ def run_onnx2tf(key: str, args, log) -> dict:
 
 
 def summary(results: dict) -> dict:
+    """The side-by-side runs' summary (benchmarks/real_weights_side_by_side.py) once they exist; else the older
+    sections' figures."""
+    from real_weights_side_by_side import summary as side_by_side
+
+    got = side_by_side(results)
+    if got["edgekd"]:
+        return got
     out: dict = {"edgekd": {}, "peers": {}}
     for key, r in results.items():
         f = r.get("files", {})
