@@ -12,7 +12,8 @@ from tiny_vectors import mlp as _mlp, tiny_bundle
 from edgekd.distill import distill
 from edgekd.errors import EdgeKDError
 from edgekd.distill.auto import (LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_STEPS,
-                                 PRIOR_LR_FACTOR, PRIOR_RECIPE, choose, probe_budget, probe_plan, probe_steps)
+                                 PRIOR_LR_FACTOR, PRIOR_RECIPE, PRIOR_RECIPE_SHORT, PRIOR_SHORT_STEPS, choose, prior,
+                                 probe_budget, probe_plan, probe_steps)
 
 torch.set_num_threads(1)
 
@@ -43,7 +44,7 @@ def test_a_run_too_short_to_probe_trains_the_prior_and_says_why():
     teacher = _mlp(64, 0).eval()
     res = distill(teacher, _mlp(8, 1), _bundle(), recipe="auto", epochs=5, batch_size=32, progress=False)
     auto = res.metrics["auto"]  # 40 steps: 15 % is 6 steps, under two 20-step trials
-    assert auto["tried"] == [] and auto["seconds"] == 0.0 and auto["chosen"] == PRIOR_RECIPE
+    assert auto["tried"] == [] and auto["seconds"] == 0.0 and auto["chosen"] == PRIOR_RECIPE_SHORT
     assert "no probe" in auto["reason"] and "267 steps" in auto["reason"]
     assert res.metrics["steps"] == 40  # the whole budget trains the prior
     base = 3e-3 * (32 / 128) ** 0.5  # the recipes' base LR at batch 32 (square-root rule)
@@ -133,3 +134,12 @@ def test_auto_share_buys_a_probe_on_a_short_run_and_bad_values_are_one_line_erro
                      ({"auto.sahre": 0.5}, "unknown auto setting")):
         with pytest.raises(EdgeKDError, match=re.escape(msg)):
             distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=1, batch_size=32, progress=False, overrides=bad)
+
+
+def test_the_prior_recipe_follows_the_run_length():
+    # under PRIOR_SHORT_STEPS the logit-standardised KD (it did not collapse on a derived deep-narrow student at
+    # 55 steps); from there to the probe's threshold the even KD mix; the labels-only baseline stays labels only
+    assert prior("kd-balanced", 0.06, PRIOR_SHORT_STEPS - 1, 0.15).chosen == PRIOR_RECIPE_SHORT
+    assert prior("kd-balanced", 0.06, PRIOR_SHORT_STEPS, 0.15).chosen == PRIOR_RECIPE
+    assert prior("ce", 0.06, 40, 0.15).chosen == "ce"
+    assert PRIOR_RECIPE != PRIOR_RECIPE_SHORT

@@ -44,12 +44,15 @@ DROP_ORDER = (("loss", "kd-ls"), ("lr", 1.0), ("loss", "ce"), ("lr", 3.0), ("lr"
 # Too short to probe: the LR factor with the smallest loss to the best fixed LR over the suite's 7 digits pairs
 # (kd-balanced, 5 seeds, stop 30): at 5 epochs (~50 steps) x10 / x20 / x30 lost 1.23 / 0.33 / 0.76 points on
 # average (worst 3.96 / 0.78 / 1.79); at 20 epochs (~200 steps) x10 / x17 / x30 lost 0.35 / 0.12 / 0.21.
-# The recipe is kd-ls (logit standardisation), not kd-balanced: with a retrained ResNet teacher (stop 31), its
-# derived auto:0.1 student (8 channels, 9 blocks) lost 7.4 points to labels only at 5 epochs under kd-balanced and
-# gained 0.6 under kd-ls (same seeds, same run). Over the 7 digits pairs x 2 budgets (5 seeds, same-run scratch)
-# kd-ls at lr 0.06 gained 0.39 points on average, worst -0.61; kd-balanced -0.09 on average, worst -7.39
-# (+0.47 without that pair): kd-ls gives up ~0.1 point on fresh students for not collapsing on a derived one.
-PRIOR_RECIPE = "kd-ls"
+# The recipe depends on the length. Under PRIOR_SHORT_STEPS it is kd-ls (logit standardisation): with retrained
+# teachers (stop 31) a derived ResNet auto:0.1 student (8 channels, 9 blocks) lost 6.0 points to labels only at 5
+# epochs (55 steps) under kd-balanced and gained 0.9 under kd-ls (10 seeds, same teachers and students); over the 7
+# digits pairs at 5 epochs kd-ls gained 0.33 points on average (worst -0.58), kd-balanced -0.63 (worst -6.0).
+# At 20 epochs (200-220 steps) kd-balanced did better: +0.51 (worst +0.05) vs kd-ls +0.33 (worst -0.42). The cut
+# sits between the suite's two budgets (`prior_recipe_check` in benchmarks/results/distill_suite.json).
+PRIOR_RECIPE = "kd-balanced"
+PRIOR_RECIPE_SHORT = "kd-ls"
+PRIOR_SHORT_STEPS = 100
 PRIOR_LR_FACTOR = 20.0
 # tried at the LR stage 1 chose. DKD was a candidate until the session-8 suite: it trailed labels only on
 # every pair at every LR tried (plain7 -> tiny3 at lr 0.1: 85.77 % vs 88.72 %), so its trial only cost steps.
@@ -229,7 +232,7 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
 
 def prior(lr_recipe: str, lr: float, total: int, share: float) -> ProbeReport:
     """No probe: the run is too short for two trials inside `share` of it."""
-    chosen = "ce" if lr_recipe == "ce" else PRIOR_RECIPE
+    chosen = "ce" if lr_recipe == "ce" else PRIOR_RECIPE_SHORT if total < PRIOR_SHORT_STEPS else PRIOR_RECIPE
     need = math.ceil(2 * MIN_PROBE_STEPS / share)
     return ProbeReport(chosen, f"no probe: {total} steps are too few to compare two {MIN_PROBE_STEPS}-step trials "
                        f"inside {share:.0%} of the run (that takes {need} steps or more); trains the prior, {chosen} "
