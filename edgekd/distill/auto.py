@@ -14,8 +14,8 @@ because alpha 0.9 trails at every LR on low-capacity students and would pick the
 
 The probe takes at most `share` of the run's steps. When that cannot give every trial MIN_PROBE_STEPS, trials
 are dropped in DROP_ORDER (probe_plan); when it cannot pay two trials (a run under 2 * MIN_PROBE_STEPS / share
-steps, 267 at 15 %), there is nothing to compare and auto trains the prior (PRIOR_RECIPE at PRIOR_LR_FACTOR times
-the base LR) without a probe, and says so. Until stop 30 a 60-step floor probed such runs anyway, at 30-55 % of
+steps, 267 at 15 %), there is nothing to compare and auto trains the prior (PRIOR_RECIPE, or PRIOR_RECIPE_SHORT under
+PRIOR_SHORT_STEPS, at PRIOR_LR_FACTOR times the base LR) without a probe, and says so. Until stop 30 a 60-step floor probed such runs anyway, at 30-55 % of
 their wall time (the digits pairs of the suite, 50-200 steps).
 
 Labels only (`ce`) is tried too, as the reference the teacher must beat: when the teacher's own val accuracy
