@@ -48,12 +48,12 @@ def phase(name: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {PHASES[name]}", flush=True)
 
 
-def train(teacher, student, texts, *, budget, steps, weights, a):
+def train(teacher, student, texts, *, budget, steps, weights, a, layers=None):
     from edgekd.hf.train import TrainConfig, distill_hf
 
     cfg = TrainConfig(epochs=1, batch_size=a.batch, lr=a.lr, max_length=a.block, seed=0, pack=True,
                       temperature=a.temperature, weights=weights, time_budget_s=budget, max_steps=steps,
-                      budget_clock=a.clock)
+                      budget_clock=a.clock, layer_targets=layers)
     return distill_hf(teacher, student, texts, cfg=cfg, log=lambda m: print("  ", m, flush=True))
 
 
@@ -114,7 +114,12 @@ def main() -> None:
     ap.add_argument("--eval-blocks", type=int, default=128, help="held-out blocks of --block tokens scored")
     ap.add_argument("--soft", type=float, default=1.0, help="the KD student's token-KD weight")
     ap.add_argument("--hard", type=float, default=1.0, help="the KD student's next-token CE weight (the baseline: CE only)")
+    ap.add_argument("--layer-loss", action="store_true",
+                    help="the KD student also aligns each kept layer's output with its teacher layer's (cosine)")
     ap.add_argument("--int4-block", type=int, default=32, help="MatMulNBits block of the int4 file")
+    ap.add_argument("--int4-asym", action="store_true", help="asymmetric int4 blocks (a zero point per block)")
+    ap.add_argument("--int4-algo", default="default", help="ORT's weight-only algorithm: default, hqq, rtn, k_quant")
+    ap.add_argument("--int4-accuracy-level", type=int, default=0, help="MatMulNBits accuracy_level (0: unset)")
     ap.add_argument("--work", default="/tmp/edgekd_decoder_bench")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args()
@@ -124,7 +129,7 @@ def main() -> None:
     from edgekd.hf.decoder_runtime import OrtDecoder
     from edgekd.hf.export import export_optimum, quantize_onnx_weight_only, save_student_dir
     from edgekd.hf.lm_eval import lm_batches, score_lms, torch_logits
-    from edgekd.hf.student import derive_hf_student
+    from edgekd.hf.student import derive_hf_student, layer_targets
     from edgekd.hf.teacher import load_hf_teacher
     from edgekd.hf.text_data import load_texts
     from edgekd.modalities.decoder.latency import measure_decoders
@@ -154,7 +159,9 @@ def main() -> None:
     kd, info = students[a.layer_choice]
     ce = copy.deepcopy(kd)
     phase("data + derive")
-    h_kd = train(teacher, kd, data.train.texts, budget=a.budget, steps=None, weights={"soft": a.soft, "hard": a.hard}, a=a)
+    maps = layer_targets(info["layers"], teacher.num_layers) if a.layer_loss else None
+    h_kd = train(teacher, kd, data.train.texts, budget=a.budget, steps=None, weights={"soft": a.soft, "hard": a.hard},
+                 a=a, layers=maps)
     phase("train kd")
     h_ce = train(teacher, ce, data.train.texts, budget=None, steps=h_kd["steps"], weights={"soft": 0.0, "hard": 1.0}, a=a)
     phase("train ce")
@@ -165,8 +172,9 @@ def main() -> None:
     task = "text-generation-with-past"
     s_onnx = export_optimum(work / "student", work / "onnx", task)
     t_onnx = export_optimum(work / "teacher-hf", work / "teacher-onnx", task)
-    i4 = quantize_onnx_weight_only(work / "onnx", work / "onnx-int4", bits=4, block_size=a.int4_block)  # edgekd's default:
-    # int4 RTN, symmetric, one int4 table shared by the embedding Gather and the tied LM head
+    i4 = quantize_onnx_weight_only(work / "onnx", work / "onnx-int4", bits=4, block_size=a.int4_block,
+                                   symmetric=not a.int4_asym, algo=a.int4_algo,
+                                   accuracy_level=a.int4_accuracy_level or None)  # one int4 table: embedding + tied head
     files = {"student-onnx": s_onnx, "student-onnx-int4": i4}
     phase("export + int4")
     # one pass: the teacher runs once per block, every model is scored against it there
@@ -205,7 +213,8 @@ def main() -> None:
                    "token blocks in the same order), no time budget", "threads": a.threads, "machine": "2-core shared VM",
                    "note": "cpu clock: process CPU seconds (the host was shared with other jobs; wall time is longer)"
                    if a.clock == "cpu" else "wall clock"},
-        "train": {"kd": {k: h_kd[k] for k in ("steps", "seconds", "wall_seconds", "stopped", "train_tokens", "weights", "lr", "batch_size")},
+        "train": {"kd": {k: h_kd[k] for k in ("steps", "seconds", "wall_seconds", "stopped", "train_tokens", "weights", "lr",
+                                              "batch_size", "temperature", "layer_targets")},
                   "ce": {k: h_ce[k] for k in ("steps", "seconds", "wall_seconds", "stopped", "train_tokens", "weights", "lr", "batch_size")},
                   "tokens_seen": h_kd["steps"] * a.batch * a.block},
         "scores": scores, "layer_choice": layer_choice,

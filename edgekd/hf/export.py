@@ -208,7 +208,7 @@ HEADS = ("shared", "int8", "separate")
 
 def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block_size: int = 32, symmetric: bool = True,
                               algo: str = "default", accuracy_level: int | None = None, head: str = "shared",
-                              calibration=None) -> Path:
+                              calibration=None, int8_nodes: tuple[str, ...] = (), head_block: int | None = None) -> Path:
     """ONNX Runtime's MatMulNBits quantizer: MatMul weights to `bits` (4 or 8) in blocks of `block_size`, activations
     stay float (the on-device LLM scheme). `algo`: ORT's default (round to nearest, C++), "hqq", "rtn" or "k_quant"
     (its neural-compressor port) or "gptq" (needs `calibration`, an ORT CalibrationDataReader).
@@ -216,7 +216,9 @@ def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block
     At 4 bits a tied LM head exported as MatMul(x, Transpose(table)) gets the table as its weight, and the embedding
     Gather is quantized too. `head`: "shared" (default) - the Gather reads the head's int4 weight, one int4 table in the
     file (share_tied_table); "int8" - the head its own int8 copy beside an int4 GatherBlockQuantized table; "separate" -
-    two int4 copies. SmolLM2's 10-layer student (benchmarks/results/decoder_int4_options.json): shared 0.16x the fp32
+    two int4 copies. `int8_nodes`: MatMuls whose node name contains one of these strings (sensitive layers) are
+    quantized at 8 bits instead. `head_block`: the tied head's (and shared table's) int4 block, when it differs from
+    the body's (the head's error costs more perplexity than a layer's). SmolLM2's 10-layer student (benchmarks/results/decoder_int4_options.json): shared 0.16x the fp32
     file, int8 head 0.28x, at about the same held-out perplexity."""
     import logging
 
@@ -233,16 +235,22 @@ def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block
             gemm_to_matmul(model)
             made = fold_weight_transposes(model) if bits == 4 else {}
             head_nodes = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in made]
+            eight = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(s in n.name for s in int8_nodes)]
+            eight += head_nodes if head == "int8" else []
             tables = set(made.values())
             gathers = [n.name for n in model.graph.node if n.op_type == "Gather" and n.input[0] in tables]
+            hb = head_block or block_size
+            own = head_nodes + gathers if hb != block_size and head != "int8" else []  # the head's own pass, below
             model = _nbits(model, bits, block_size, symmetric, algo, accuracy_level, calibration,
-                           exclude=(head_nodes if head == "int8" else []) + (gathers if head == "shared" else []),
-                           gather=bits == 4)
-            if head == "int8" and head_nodes:
+                           exclude=eight + own + (gathers if head == "shared" else []), gather=bits == 4)
+            if own:
+                model = _nbits(model, bits, hb, symmetric, "default", accuracy_level, None,
+                               exclude=gathers if head == "shared" else [], gather=head != "shared")
+            if eight and bits == 4:
                 model = _nbits(model, 8, block_size, True, "default", accuracy_level, None, exclude=[], gather=False)
             if head == "shared" and head_nodes:
-                if not share_tied_table(model, made, bits=bits, block_size=block_size):  # cannot share: quantize the table
-                    model = _nbits(model, bits, block_size, True, "default", None, None, exclude=[], gather=True,
+                if not share_tied_table(model, made, bits=bits, block_size=hb):  # cannot share: quantize the table
+                    model = _nbits(model, bits, hb, True, "default", None, None, exclude=[], gather=True,
                                    matmul=False)
             onnx.save(model, str(tmp / ONNX_NAME))
         except EdgeKDError:
