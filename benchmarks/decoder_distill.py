@@ -117,6 +117,9 @@ def main() -> None:
     ap.add_argument("--layer-loss", action="store_true",
                     help="the KD student also aligns each kept layer's output with its teacher layer's (cosine)")
     ap.add_argument("--int4-block", type=int, default=32, help="MatMulNBits block of the int4 file")
+    ap.add_argument("--int4-head", default="shared", choices=("shared", "int8", "separate"),
+                    help="the tied table in the int4 file: one shared int4 copy (1/6 of the fp32 file within reach) or "
+                         "edgekd's default, an int8 head copy beside the int4 table")
     ap.add_argument("--int4-asym", action="store_true", help="asymmetric int4 blocks (a zero point per block)")
     ap.add_argument("--int4-algo", default="default", help="ORT's weight-only algorithm: default, hqq, rtn, k_quant")
     ap.add_argument("--int4-accuracy-level", type=int, default=0, help="MatMulNBits accuracy_level (0: unset)")
@@ -174,7 +177,7 @@ def main() -> None:
     t_onnx = export_optimum(work / "teacher-hf", work / "teacher-onnx", task)
     i4 = quantize_onnx_weight_only(work / "onnx", work / "onnx-int4", bits=4, block_size=a.int4_block,
                                    symmetric=not a.int4_asym, algo=a.int4_algo,
-                                   accuracy_level=a.int4_accuracy_level or None)  # one int4 table: embedding + tied head
+                                   accuracy_level=a.int4_accuracy_level or None, head=a.int4_head)
     files = {"student-onnx": s_onnx, "student-onnx-int4": i4}
     phase("export + int4")
     # one pass: the teacher runs once per block, every model is scored against it there

@@ -27,8 +27,8 @@ def _quantized(m, bits: int, onnx: Artifact) -> Artifact:
         "onnx", f"int{bits}-weight-only",
         extra={"optimum_dir": f"onnx-int{bits}", "loader": LOADER,
                "scheme": f"onnxruntime MatMulNBits, int{bits} weights, symmetric blocks of {c.block_size}, activations fp32"
-                         + (", a tied embedding table stored once: the LM head's int4 MatMulNBits weight, which the "
-                                    "embedding lookup reads through GatherBlockQuantized" if bits == 4 else "")}))
+                         + (", embedding table GatherBlockQuantized int4, a tied LM head read through a Transpose of "
+                                    "the table given its own int8 MatMulNBits weight" if bits == 4 else "")}))
 
 
 def _teacher_dir(m):
