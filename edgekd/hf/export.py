@@ -124,16 +124,16 @@ def gemm_to_matmul(model) -> int:
     return n
 
 
-def fold_weight_transposes(model) -> int:
+def fold_weight_transposes(model) -> dict[str, str]:
     """A tied LM head can export as MatMul(x, Transpose(embedding table)): the quantizer takes only MatMuls whose
     weight is a constant, so the head stayed fp32 and kept the whole fp32 table alive beside its int4 copy (SmolLM2's
     10-layer student: int4 file 0.60x the fp32 one). Each Transpose of a 2-D initializer becomes the transposed
-    initializer (the same values). Returns the names of the initializers made."""
+    initializer (the same values). Returns {initializer made: the table it transposes}."""
     from onnx import helper, numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
     outputs = {o.name for o in model.graph.output}
-    keep, made = [], []
+    keep, made = [], {}
     for node in model.graph.node:
         src = inits.get(node.input[0]) if node.op_type == "Transpose" and node.input else None
         perm = [helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"]
@@ -141,56 +141,161 @@ def fold_weight_transposes(model) -> int:
             keep.append(node)
             continue
         model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(src).T.copy(), node.output[0]))
-        made.append(node.output[0])
+        made[node.output[0]] = src.name
     del model.graph.node[:]
     model.graph.node.extend(keep)
-    used = {i for node in keep for i in node.input} | outputs
-    for init in [i for i in model.graph.initializer if i.name not in used]:
-        model.graph.initializer.remove(init)
+    _drop_unused_initializers(model)
     return made
 
 
-def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block_size: int = 32) -> Path:
-    """ONNX Runtime's MatMulNBits quantizer: MatMul weights to `bits` (4 or 8) in blocks of `block_size`,
-    symmetric, activations stay float (the on-device LLM scheme). At 4 bits the embedding table is quantized
-    too (GatherBlockQuantized; ORT takes only 4-bit Gathers), and a tied LM head exported as MatMul(x, Transpose(table))
-    gets its own weight, quantized at 8 bits (int4 RTN on the head cost SmolLM2's student 0.59 -> 0.39 top-1
-    agreement with the fp32 file; at 8 bits the file is still far smaller than with an fp32 head)."""
+def _drop_unused_initializers(model) -> None:
+    used = {i for node in model.graph.node for i in node.input} | {o.name for o in model.graph.output}
+    for init in [i for i in model.graph.initializer if i.name not in used]:
+        model.graph.initializer.remove(init)
+
+
+def share_tied_table(model, made: dict[str, str], *, bits: int, block_size: int) -> int:
+    """One quantized copy of a tied embedding: each Gather(table, ids) whose table also feeds a MatMulNBits LM head
+    (through a folded transpose) becomes GatherBlockQuantized over that head's packed weight, reshaped to
+    [vocab, hidden * bits / 8] (the layout onnxruntime-genai's builder shares with `shared_embeddings`; a uint8
+    GatherBlockQuantized reads MatMulNBits' packing and default zero point). Both then read one initializer, so the
+    file holds one quantized table instead of two. Returns how many Gathers now share a head's weight."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    heads = {}
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            src = next((t for m, t in made.items() if node.input[1].startswith(m + "_Q")), None)
+            if src is not None and attrs["K"] % block_size == 0 and attrs["bits"] == bits:
+                heads[src] = (node, attrs)
+    nodes, n = [], 0
+    for node in model.graph.node:
+        hit = heads.get(node.input[0]) if node.op_type == "Gather" else None
+        zp = hit[0].input[3] if hit and len(hit[0].input) > 3 and hit[0].input[3] else None
+        if hit is None or (zp and inits[zp].data_type != 2):  # float zero points (HQQ): GatherBlockQuantized takes none
+            nodes.append(node)
+            continue
+        head, attrs = hit
+        vocab, k_blocks = attrs["N"], attrs["K"] // block_size
+        if zp and k_blocks % 2:  # a flat zero-point array splits rows inside a byte: no row layout to share
+            nodes.append(node)
+            continue
+        name = node.name or node.output[0]
+        shapes = {f"{name}_data_shape": [vocab, attrs["K"] * bits // 8], f"{name}_scales_shape": [vocab, k_blocks]}
+        ins = [f"{name}_data", node.input[1], f"{name}_scales"]
+        reshape = [(head.input[1], ins[0], f"{name}_data_shape"), (head.input[2], ins[2], f"{name}_scales_shape")]
+        if zp:
+            shapes[f"{name}_zp_shape"] = [vocab, (k_blocks * bits + 7) // 8]
+            ins.append(f"{name}_zp")
+            reshape.append((zp, ins[3], f"{name}_zp_shape"))
+        for k, v in shapes.items():
+            model.graph.initializer.append(numpy_helper.from_array(np.asarray(v, np.int64), k))
+        nodes += [helper.make_node("Reshape", [a, s], [o], name=f"{name}_{o}") for a, o, s in reshape]
+        nodes.append(helper.make_node("GatherBlockQuantized", ins, list(node.output), name=name, domain="com.microsoft",
+                                      bits=bits, block_size=block_size, gather_axis=0, quantize_axis=1))
+        n += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    _drop_unused_initializers(model)
+    return n
+
+
+HEADS = ("shared", "int8", "separate")
+
+
+def quantize_onnx_weight_only(onnx_dir: Path, out_dir: Path, *, bits: int, block_size: int = 32, symmetric: bool = True,
+                              algo: str = "default", accuracy_level: int | None = None, head: str = "int8",
+                              calibration=None, int8_nodes: tuple[str, ...] = (), head_block: int | None = None) -> Path:
+    """ONNX Runtime's MatMulNBits quantizer: MatMul weights to `bits` (4 or 8) in blocks of `block_size`, activations
+    stay float (the on-device LLM scheme). `algo`: ORT's default (round to nearest, C++), "hqq", "rtn" or "k_quant"
+    (its neural-compressor port) or "gptq" (needs `calibration`, an ORT CalibrationDataReader).
+
+    At 4 bits a tied LM head exported as MatMul(x, Transpose(table)) gets the table as its weight, and the embedding
+    Gather is quantized too. `head`: "int8" (default) - the head its own int8 copy beside an int4 GatherBlockQuantized
+    table; "shared" - the Gather reads the head's int4 weight, one int4 table in the file (share_tied_table); "separate"
+    - two int4 copies (the same values as "shared", a larger file). `int8_nodes`: MatMuls whose node name contains one
+    of these strings (sensitive layers) are quantized at 8 bits instead. `head_block`: the tied head's (and shared
+    table's) int4 block, when it differs from the body's. SmolLM2's 10-layer student, 8 128 held-out tokens
+    (benchmarks/results/decoder_int4_options.json): int8 head 0.28x the fp32 file at 1.13x its perplexity; shared
+    0.16x at 1.23x. No option tried (blocks 16-64, asymmetric, HQQ, k_quant, GPTQ, int8 layers) got within 5 %
+    at 1/6 of the size, and none beat the int8 head on both, so it stays the default."""
     import logging
 
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per node
-
-    ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)
-    axes = (("MatMul", 0), ("Gather", 1))
+    if head not in HEADS:
+        raise EdgeKDError(f"head {head!r}: want one of {', '.join(HEADS)}")
     src = Path(onnx_dir)
     with atomic_dir(out_dir) as tmp:
         _copy_side_files(src, tmp)
         try:
-            cfg = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
-                                               op_types_to_quantize=ops, quant_axes=axes)
             model = onnx.load(src / ONNX_NAME)
             gemm_to_matmul(model)
-            heads = []
-            if bits == 4:  # the table is quantized too (Gather): the head's own copy replaces an fp32 table
-                made = set(fold_weight_transposes(model))
-                heads = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in made]
-            q = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=True, algo_config=cfg,
-                                     op_types_to_quantize=ops, quant_axes=axes, nodes_to_exclude=heads)
-            q.process()
-            if heads:
-                cfg8 = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=8,
-                                                    op_types_to_quantize=("MatMul",), quant_axes=axes)
-                q = MatMulNBitsQuantizer(q.model.model, bits=8, block_size=block_size, is_symmetric=True,
-                                         algo_config=cfg8, op_types_to_quantize=("MatMul",), quant_axes=axes)
-                q.process()
-            q.model.save_model_to_file(str(tmp / ONNX_NAME), use_external_data_format=False)
+            made = fold_weight_transposes(model) if bits == 4 else {}
+            head_nodes = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in made]
+            eight = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(s in n.name for s in int8_nodes)]
+            eight += head_nodes if head == "int8" else []
+            tables = set(made.values())
+            gathers = [n.name for n in model.graph.node if n.op_type == "Gather" and n.input[0] in tables]
+            hb = head_block or block_size
+            own = head_nodes + gathers if hb != block_size and head != "int8" else []  # the head's own pass, below
+            model = _nbits(model, bits, block_size, symmetric, algo, accuracy_level, calibration,
+                           exclude=eight + own + (gathers if head == "shared" else []), gather=bits == 4)
+            if own:
+                model = _nbits(model, bits, hb, symmetric, "default", accuracy_level, None,
+                               exclude=gathers if head == "shared" else [], gather=head != "shared")
+            if eight and bits == 4:
+                model = _nbits(model, 8, block_size, True, "default", accuracy_level, None, exclude=[], gather=False)
+            if head == "shared" and head_nodes:
+                if not share_tied_table(model, made, bits=bits, block_size=hb):  # cannot share: quantize the table
+                    model = _nbits(model, bits, hb, True, "default", None, None, exclude=[], gather=True,
+                                   matmul=False)
+            onnx.save(model, str(tmp / ONNX_NAME))
+        except EdgeKDError:
+            raise
         except Exception as exc:
             raise EdgeKDError(f"ONNX Runtime int{bits} weight-only quantization failed: "
                               f"{str(exc).strip().splitlines()[0][:300]}") from None
     return Path(out_dir) / ONNX_NAME
+
+
+def _nbits(model, bits, block_size, symmetric, algo, accuracy_level, calibration, *, exclude, gather, matmul=True):
+    """One pass of ORT's MatMulNBitsQuantizer -> the quantized ModelProto. Gathers (the embedding table) always take the
+    default round-to-nearest path: the other algorithms quantize MatMuls only."""
+    from onnxruntime.quantization import matmul_nbits_quantizer as mq
+
+    ops = tuple(o for o, on in (("MatMul", matmul), ("Gather", gather)) if on)
+    axes = (("MatMul", 0), ("Gather", 1))
+    if algo != "default" and "Gather" in ops:  # the others take MatMuls only: the table first, round to nearest
+        if gather:
+            model = _nbits(model, bits, block_size, True, "default", None, None, exclude=exclude, gather=True,
+                           matmul=False)
+        ops = ("MatMul",)
+    if algo == "default":
+        cfg = mq.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=symmetric, bits=bits,
+                                              accuracy_level=accuracy_level, op_types_to_quantize=ops, quant_axes=axes)
+    elif algo == "hqq":
+        cfg = mq.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=ops, quant_axes=axes)
+    elif algo == "rtn":
+        cfg = mq.RTNWeightOnlyQuantConfig(op_types_to_quantize=ops)
+    elif algo == "k_quant":
+        cfg = mq.KQuantWeightOnlyQuantConfig(op_types_to_quantize=ops)
+    elif algo == "gptq":
+        if calibration is None:
+            raise EdgeKDError("GPTQ weight-only quantization needs calibration inputs")
+        cfg = mq.GPTQWeightOnlyQuantConfig(calibration_data_reader=calibration, block_size=128,
+                                           op_types_to_quantize=ops)
+    else:
+        raise EdgeKDError(f"weight-only algorithm {algo!r}: want default, hqq, rtn, k_quant or gptq")
+    q = mq.MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=symmetric, algo_config=cfg,
+                                accuracy_level=accuracy_level, op_types_to_quantize=ops, quant_axes=axes,
+                                nodes_to_exclude=list(exclude))
+    q.process()
+    return getattr(q.model, "model", q.model)  # an ONNXModel, or a ModelProto after the neural-compressor paths
 
 
 class _Deployable:
