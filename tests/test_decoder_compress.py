@@ -91,3 +91,31 @@ def test_cli_corrupt_gguf_is_one_line(tmp_path, capsys):
     p.write_bytes(b"\x00" * 64)
     _one_line_error(capsys, _cli("compress", "--teacher", f"gguf:{p}", "--output", str(tmp_path / "o")),
                     "not a GGUF file")
+
+
+def test_int4_head_shared_reruns_only_the_int4_file_and_shares_one_table(run, capsys):
+    """hf-compress --int4-head shared on the same run directory: the int4 stage reruns (its key has the head), the
+    embedding Gather reads the LM head's int4 weight, and the file is smaller than with the default int8 head."""
+    import onnx
+
+    def int4(report):
+        return next(a for a in report["artifacts"] if a["name"] == "student-onnx-int4")
+
+    out = run["root"] / "out"
+    before = int4(run["report"])["size_bytes"]
+    code = _cli("hf-compress", "--teacher", f"hf:{run['teacher']}", "--data", str(run["data"]), "--target", "host",
+                "--output", str(out), "--runs", "3", "--threads", "1", "--eval-samples", "8", "--int4-head", "shared",
+                "--json")
+    assert code == 0
+    rep = json.loads((out / "report.json").read_text())
+    art = int4(rep)
+    assert art["size_bytes"] < before and "sharing the table's int4 weight" in art["extra"]["scheme"]
+    g = onnx.load(out / art["path"] if not str(art["path"]).startswith("/") else art["path"]).graph
+    gbq = next(n for n in g.node if n.op_type == "GatherBlockQuantized")
+    assert any(n.op_type == "Reshape" and n.output[0] == gbq.input[0] for n in g.node)
+
+
+def test_cli_bad_int4_head_is_one_line(tmp_path, capsys):
+    d = make_tiny_decoder(tmp_path / "t", "gpt2")
+    _one_line_error(capsys, _cli("hf-compress", "--teacher", f"hf:{d}", "--int4-head", "fp16", "--output",
+                                 str(tmp_path / "o")), "int4 head 'fp16'")

@@ -29,6 +29,9 @@ class DecoderConfig(TextConfig):
     new_tokens: int = 16  # decode steps timed, and the length of each greedy continuation
     continuations: int = 3
     block_size: int = 32  # MatMulNBits quantization block
+    # the tied LM head in the int4 file: its own int8 copy (default: the lower perplexity) or "shared", one int4 table
+    # read by the embedding and the head (the smaller file; benchmarks/results/decoder_int4_options.json)
+    int4_head: str = "int8"
     genai: str = "int4"  # onnxruntime-genai folder precision (int4 | fp32; "" for none)
     batch_size: int = 8
 
@@ -43,6 +46,12 @@ class DecoderModality(TextModality):
     kind = "decoder"
 
     def __init__(self, cfg: DecoderConfig):
+        from edgekd.hf.export import HEADS
+
+        if cfg.int4_head not in HEADS:  # before any training: the int4 stage comes last
+            from edgekd.errors import UsageError
+
+            raise UsageError(f"int4 head {cfg.int4_head!r}: want one of {', '.join(HEADS)}")
         super().__init__(cfg)
 
     def prepare(self, run, log) -> None:

@@ -21,14 +21,18 @@ def _quantized(m, bits: int, onnx: Artifact) -> Artifact:
     from edgekd.hf.export import quantize_onnx_weight_only
 
     c, run = m.cfg, m.run
-    return m.stage(f"decoder-quantize-int{bits}", {"onnx": onnx.sha256, "block": c.block_size}, lambda: Artifact(
+    head = c.int4_head if bits == 4 else "int8"
+    tied = {"int8": "given its own int8 MatMulNBits weight", "shared": "sharing the table's int4 weight (one copy)",
+            "separate": "given its own int4 MatMulNBits weight"}.get(head, head)
+    return m.stage(f"decoder-quantize-int{bits}", {"onnx": onnx.sha256, "block": c.block_size, "head": head},
+                   lambda: Artifact(
         f"student-onnx-int{bits}", str(quantize_onnx_weight_only(run.path("onnx"), run.path(f"onnx-int{bits}"), bits=bits,
-                                                                 block_size=c.block_size)),
+                                                                 block_size=c.block_size, head=head)),
         "onnx", f"int{bits}-weight-only",
         extra={"optimum_dir": f"onnx-int{bits}", "loader": LOADER,
                "scheme": f"onnxruntime MatMulNBits, int{bits} weights, symmetric blocks of {c.block_size}, activations fp32"
                          + (", embedding table GatherBlockQuantized int4, a tied LM head read through a Transpose of "
-                                    "the table given its own int8 MatMulNBits weight" if bits == 4 else "")}))
+                            f"the table {tied}" if bits == 4 else "")}))
 
 
 def _teacher_dir(m):
