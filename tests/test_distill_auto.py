@@ -40,9 +40,18 @@ def test_the_probe_shrinks_to_its_budget_on_short_runs():
     assert probe_plan(10, 0.15, user_lr=True) == ([], ())
 
 
+def _taught_teacher(data):
+    """The task's classes are shifted apart along every feature: a teacher that sums the features knows them."""
+    teacher = _mlp(64, 0)
+    res = distill(teacher, _mlp(64, 0), data, recipe="ce", epochs=30, batch_size=32, lr=0.03, progress=False)
+    assert res.metrics["best_val_acc"] > 0.6
+    return res.student.eval()
+
+
 def test_a_run_too_short_to_probe_trains_the_prior_and_says_why():
-    teacher = _mlp(64, 0).eval()
-    res = distill(teacher, _mlp(8, 1), _bundle(), recipe="auto", epochs=5, batch_size=32, progress=False)
+    data = _bundle()
+    teacher = _taught_teacher(data)
+    res = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=5, batch_size=32, progress=False)
     auto = res.metrics["auto"]  # 40 steps: 15 % is 6 steps, under two 20-step trials
     assert auto["tried"] == [] and auto["seconds"] == 0.0 and auto["chosen"] == PRIOR_RECIPE_SHORT
     assert "no probe" in auto["reason"] and "267 steps" in auto["reason"]
@@ -134,6 +143,16 @@ def test_auto_share_buys_a_probe_on_a_short_run_and_bad_values_are_one_line_erro
                      ({"auto.sahre": 0.5}, "unknown auto setting")):
         with pytest.raises(EdgeKDError, match=re.escape(msg)):
             distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=1, batch_size=32, progress=False, overrides=bad)
+
+
+def test_a_short_run_with_an_untrained_teacher_trains_labels_only_and_says_why():
+    # no probe to notice it, so the prior checks the teacher against the majority class: an untrained teacher
+    # (chance on 4 balanced classes) has nothing to teach, and kd-ls's soft targets (90 %) would follow it
+    res = distill(_mlp(64, 0).eval(), _mlp(8, 1), _bundle(), recipe="auto", epochs=5, batch_size=32, progress=False)
+    auto = res.metrics["auto"]
+    assert auto["chosen"] == "ce" and "nothing to teach" in auto["reason"] and "no probe" in auto["reason"]
+    assert prior("kd-balanced", 0.06, 40, 0.15, (0.26, 0.25, 256)).chosen == "ce"  # within the split's noise
+    assert prior("kd-balanced", 0.06, 40, 0.15, (0.90, 0.25, 256)).chosen == PRIOR_RECIPE_SHORT
 
 
 def test_the_prior_recipe_follows_the_run_length():

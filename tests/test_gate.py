@@ -226,8 +226,8 @@ def test_callgrind_instruction_count_gates(chains):
     # 3x the MatMuls, but per-invoke runtime overhead is a large share of so small a model: ~+100 % on this
     # project's AVX-512 EPYC. Host instruction counts follow the MLAS kernels picked for the CPU (AVX2 needs about
     # twice AVX-512's instructions per MatMul), so the change lies between overhead-only (+0 %) and MatMul-only
-    # (+200 %); AVX-512 is the widest fp32 SIMD ORT uses, so no x86 CPU gets much below this one's figure.
-    assert chk.status == "fail" and 0.5 < chk.details["relative_change"] < 3.5
+    # (+200 %); an Intel Xeon VM measured +46 % (stop 31), so the lower bound only says "well above noise".
+    assert chk.status == "fail" and 0.25 < chk.details["relative_change"] < 3.5
     assert chk.candidate > chk.baseline > 10_000
     assert "callgrind" in chk.details["how"]
 

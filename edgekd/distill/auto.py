@@ -178,7 +178,8 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
         losses = tuple(c for c in losses if c != "ce")  # labels-only reference it stands for; there is none
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
     if not factors:
-        return prior(lr_recipe, base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR, total, share)
+        lr = base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR
+        return prior(lr_recipe, lr, total, share, _teacher_vs_chance(teacher, data, cache))
     lrs = [base_lr * f for f in factors]  # the user's LR is kept (factor 1)
     steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
@@ -230,13 +231,36 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
                        round(_teacher_seconds(caches) - teacher0, 3))
 
 
-def prior(lr_recipe: str, lr: float, total: int, share: float) -> ProbeReport:
-    """No probe: the run is too short for two trials inside `share` of it."""
+def prior(lr_recipe: str, lr: float, total: int, share: float,
+          teacher_vs_chance: tuple[float, float] | None = None) -> ProbeReport:
+    """No probe: the run is too short for two trials inside `share` of it. teacher_vs_chance: the teacher's val
+    accuracy and the split's majority-class rate; a teacher no better than that (beyond the split's noise) has
+    nothing to teach, and the prior's soft targets would follow it, so labels only trains instead."""
     chosen = "ce" if lr_recipe == "ce" else PRIOR_RECIPE_SHORT if total < PRIOR_SHORT_STEPS else PRIOR_RECIPE
     need = math.ceil(2 * MIN_PROBE_STEPS / share)
-    return ProbeReport(chosen, f"no probe: {total} steps are too few to compare two {MIN_PROBE_STEPS}-step trials "
-                       f"inside {share:.0%} of the run (that takes {need} steps or more); trains the prior, {chosen} "
-                       f"at lr {lr:.2g}", share, 0, total, 0.0, [], lr)
+    why = (f"no probe: {total} steps are too few to compare two {MIN_PROBE_STEPS}-step trials inside {share:.0%} of "
+           f"the run (that takes {need} steps or more)")
+    if chosen != "ce" and teacher_vs_chance is not None:
+        acc, chance, n_val = teacher_vs_chance
+        if acc <= chance + noise_margin(chance, n_val):
+            chosen = "ce"
+            why += (f"; the teacher's val accuracy ({acc:.4f}) is no better than the majority class ({chance:.4f}): "
+                    "it has nothing to teach")
+    return ProbeReport(chosen, f"{why}; trains the prior, {chosen} at lr {lr:.2g}", share, 0, total, 0.0, [], lr)
+
+
+def _teacher_vs_chance(teacher, data, cache) -> tuple[float, float, int] | None:
+    """(teacher val accuracy, majority-class rate, val size) on a labelled val split; None without labels."""
+    import numpy as np
+
+    from edgekd.distill.trainer.ddp import Dist
+    from edgekd.distill.trainer.evaluation import teacher_val_acc
+
+    vy = data.val.y if data.val is not None else None
+    if vy is None or len(vy) == 0:
+        return None
+    chance = float(np.bincount(np.asarray(vy, dtype=np.int64)).max() / len(vy))
+    return teacher_val_acc(teacher, data.val.x, vy, Dist(), cache), chance, len(vy)
 
 
 def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
