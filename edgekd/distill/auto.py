@@ -14,9 +14,10 @@ because alpha 0.9 trails at every LR on low-capacity students and would pick the
 
 The probe takes at most `share` of the run's steps. When that cannot give every trial MIN_PROBE_STEPS, trials
 are dropped in DROP_ORDER (probe_plan); when it cannot pay two trials (a run under 2 * MIN_PROBE_STEPS / share
-steps, 267 at 15 %), there is nothing to compare and auto trains the prior (PRIOR_RECIPE, or PRIOR_RECIPE_SHORT under
-PRIOR_SHORT_STEPS, at PRIOR_LR_FACTOR times the base LR) without a probe, and says so. Until stop 30 a 60-step floor probed such runs anyway, at 30-55 % of
-their wall time (the digits pairs of the suite, 50-200 steps).
+steps, 267 at 15 %), there is nothing to compare and auto trains the prior (PRIOR_RECIPE, or PRIOR_RECIPE_SHORT
+under PRIOR_SHORT_STEPS, at PRIOR_LR_FACTOR times the base LR) without a probe, and says so; a teacher no better
+than the majority class trains labels only instead. Until stop 30 a 60-step floor probed such runs anyway, at
+30-55 % of their wall time (the digits pairs of the suite, 50-200 steps).
 
 Labels only (`ce`) is tried too, as the reference the teacher must beat: when the teacher's own val accuracy
 is no better than the labels-only trial's (within two standard errors, at least `MIN_MARGIN`), it has nothing
@@ -232,7 +233,7 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
 
 
 def prior(lr_recipe: str, lr: float, total: int, share: float,
-          teacher_vs_chance: tuple[float, float] | None = None) -> ProbeReport:
+          teacher_vs_chance: tuple[float, float, int] | None = None) -> ProbeReport:
     """No probe: the run is too short for two trials inside `share` of it. teacher_vs_chance: the teacher's val
     accuracy and the split's majority-class rate; a teacher no better than that (beyond the split's noise) has
     nothing to teach, and the prior's soft targets would follow it, so labels only trains instead."""
