@@ -261,7 +261,10 @@ def _teacher_vs_chance(teacher, data, cache) -> tuple[float, float, int] | None:
     if vy is None or len(vy) == 0:
         return None
     chance = float(np.bincount(np.asarray(vy, dtype=np.int64)).max() / len(vy))
-    return teacher_val_acc(teacher, data.val.x, vy, Dist(), cache), chance, len(vy)
+    try:
+        return teacher_val_acc(teacher, data.val.x, vy, Dist(), cache), chance, len(vy)
+    except Exception:  # a teacher that cannot run on these inputs: the engine's own check says so in one line
+        return None
 
 
 def distill_auto(teacher, student, data, *, epochs: int, max_steps: int | None, batch_size: int, seed: int,
