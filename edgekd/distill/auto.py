@@ -180,6 +180,8 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
     if not factors:
         lr = base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR
+        if cache is None and caches is not None:  # as the trials do: the final training reads the teacher's val
+            cache = _cache_for(caches, lr_recipe, ov, len(data.train))  # accuracy from this cache, not a second pass
         return prior(lr_recipe, lr, total, share, _teacher_vs_chance(teacher, data, cache))
     lrs = [base_lr * f for f in factors]  # the user's LR is kept (factor 1)
     steps = probe_steps(total, len(lrs) + len(losses), share)
