@@ -200,3 +200,22 @@ def test_tflite_calibration_keeps_the_widest_sample_in_range(float_files, data):
 
     assert input_max(tflite_quant._calibrate_min_max(q, feed)) == pytest.approx(float(calib.max()), rel=1e-5)
     assert input_max(q.calibrate(feed, num_threads=1)) < 0.9 * float(calib.max())  # the library's default forgets it
+
+
+def test_float_fallback_search_never_keeps_every_layer_float(tmp_path):
+    """An unreachable budget: the search stops at all layers but one float (with every layer float the file is the
+    float file, and ai-edge-quantizer refuses to quantize it: no activation left to calibrate)."""
+    from types import SimpleNamespace
+
+    from edgekd.quantize.api import _search
+    from edgekd.quantize.report import QuantReport
+
+    tried = []
+    ranked = [{"name": f"op{i}", "op": "CONV_2D", "sqnr_db": 10.0, "loss_db": 1.0} for i in range(5)]
+    backend = SimpleNamespace(fmt="tflite", rank=lambda first, x: ranked,
+                              make=lambda dest, keep: tried.append(list(keep)) or dest)
+    scorer = SimpleNamespace(reference=100.0, score=lambda path: 50.0)  # never within the budget
+    report = QuantReport(path="q.tflite", format="tflite", mode="int8")
+    _, acc, keep = _search(backend, tmp_path / "q0.tflite", 40.0, report, np.zeros((8, 1)), scorer, 1.0, tmp_path)
+    assert [len(k) for k in tried] == [1, 2, 4]  # doubling, capped at 5 - 1
+    assert acc == 50.0 and len(keep) == 1  # the first candidate that did best

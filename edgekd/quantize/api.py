@@ -414,9 +414,12 @@ def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, cal
     ranked = backend.rank(first, calib[:SENSITIVITY_SAMPLES])
     report.sensitivity = [{k: r[k] for k in ("name", "op", "sqnr_db", "loss_db")} for r in ranked[:20]]
     best = (first, acc, [])
+    # at most all but one layer: with every layer float the file is the float file, and ai-edge-quantizer refuses it
+    # (no activation left to calibrate)
+    limit = len(ranked) - 1
     k = 1
     for step in range(MAX_SEARCH_STEPS):
-        if k > len(ranked):
+        if k > limit:
             break
         keep = [r["name"] for r in ranked[:k]]
         cand = backend.make(work / f"q{step + 1}.{backend.fmt}", keep)
@@ -426,9 +429,9 @@ def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, cal
             best = (cand, a, keep)
         if scorer.reference - a <= max_drop:
             return cand, a, keep
-        if k == len(ranked):
+        if k == limit:
             break
-        k = min(2 * k, len(ranked))
+        k = min(2 * k, limit)
     return best
 
 
