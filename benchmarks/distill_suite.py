@@ -1,8 +1,10 @@
 """Distillation suite (issue 18): does distillation beat training on labels alone, on pairs edgekd never saw?
 
-    .venv/bin/python benchmarks/distill_suite.py                       # every pair, 5 epochs, seed 0
+    .venv/bin/python benchmarks/distill_suite.py                       # every pair but KEPT_BACK, 5 epochs, seed 0
     .venv/bin/python benchmarks/distill_suite.py --epochs 5,20 --seeds 0,1,2   # the issue's full protocol
     .venv/bin/python benchmarks/distill_suite.py --pairs digits-mlp --epochs 20 # one pair
+    .venv/bin/python benchmarks/distill_suite.py --pairs kept-back --epochs 5,20 --seeds 0,1,2,3,4,5,6,7,8,9 \\
+        --threads 1 --out benchmarks/results/distill_suite_kept_back.json   # the kept-back pairs, never in the default
     .venv/bin/python benchmarks/distill_suite.py --merge a.json b.json          # one JSON from several processes
     .venv/bin/python benchmarks/distill_suite.py --table                        # README's per-pair table of the JSON
     .venv/bin/python benchmarks/distill_suite.py --pairs plain7-tiny3 --grid hinton@0.03@adamw@none@5 ce@0.05@sgd@flip@8
