@@ -17,6 +17,8 @@ The run is split in phases so that a crash loses one step, and reruns resume (ea
 in WORK/MODEL/*.json and skips what is there):
     python benchmarks/real_weights_side_by_side.py make    --model lite1   # the files (slow: converters)
     python benchmarks/real_weights_side_by_side.py measure --model lite1   # agreement + host latency
+    python benchmarks/real_weights_side_by_side.py fresh   --model lite1   # agreement on never-seen photos
+    python benchmarks/real_weights_side_by_side.py budget  --model lite0   # --max-drop 1 and --qat on (slow)
     python benchmarks/real_weights_side_by_side.py a76     --model lite1   # emulated A76 instructions
     python benchmarks/real_weights_side_by_side.py merge                   # -> real_weights.json side_by_side
     python benchmarks/real_weights_side_by_side.py table                   # README's markdown table
@@ -238,6 +240,129 @@ def host_latency(paths: dict, x: np.ndarray, rounds: int, runs: int, log, settle
     return {"files": out, "load_average_per_round": loads}
 
 
+# ---- fresh ----------------------------------------------------------------------------------------
+
+FRESH_DIRS = ("/usr/share/backgrounds/mate/nature",)  # Debian mate-backgrounds: photos no file or choice has seen
+FRESH_EXTRA = ("/usr/share/backgrounds/mate/abstract/Elephants.jpg",)  # a photo, filed under abstract
+
+
+def fresh_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, HxWx3 uint8) for Debian's mate-backgrounds nature photos (apt-get install mate-backgrounds)."""
+    from PIL import Image
+
+    files = sorted(f for d in FRESH_DIRS if Path(d).is_dir() for f in Path(d).glob("*.jpg"))
+    files += [Path(f) for f in FRESH_EXTRA if Path(f).is_file()]
+    out = []
+    for f in files:
+        with Image.open(f) as im:
+            im.draft("RGB", (1024, 1024))  # JPEG decode at reduced size: the crops are resized to 224-260 px anyway
+            out.append((f"mate-backgrounds/{f.name}", np.asarray(im.convert("RGB"))))
+    return out
+
+
+def fresh(key: str, args, log) -> None:
+    """Every file's agreement with fp32 on views of photos outside the calibration and held-out sets (calibration,
+    the float head rule and the defaults were all looked at on the held-out views; these were never looked at),
+    and where the disagreements are: the fp32 top-1 / top-2 probability margin of each view a file gets wrong."""
+    from edgekd.quantize.evaluation import _softmax
+
+    d = Path(args.work) / key
+    man = _load(d / "make.json")
+    if not man:
+        raise SystemExit(f"{d}/make.json missing: run `make --model {key}` first")
+    imgs = fresh_photos()
+    if not imgs:
+        raise SystemExit(f"no photos under {', '.join(FRESH_DIRS)}: apt-get install mate-backgrounds")
+    cache = d / "fresh_views.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        x, ref = z["x"], z["ref"]
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        rng = np.random.default_rng(0)
+        x = np.concatenate([rw.preprocess(rw.views(a, args.held_views, rw.MODELS[key][3], rng)) for _, a in imgs])
+        ref = rw.torch_logits(rw.lite_model(key)[0], x)
+        np.savez(cache, x=x, ref=ref)
+    paths = {k: Path(v) for k, v in man["paths"].items() if Path(v).is_file()}
+    rows = rw.agreement_rows(paths, ref, x)
+    p = np.sort(_softmax(ref.astype(np.float64)), 1)
+    margin = p[:, -1] - p[:, -2]
+    from edgekd.runtime import load_runner
+
+    for k, path in paths.items():
+        wrong = load_runner(path, threads=1).predict(x).argmax(1) != ref.argmax(1)
+        rows[k]["fp32_margin_of_disagreements"] = [round(float(m), 4) for m in np.sort(margin[wrong])]
+    doc = {"photos": [n for n, _ in imgs], "views_per_photo": args.held_views, "views": int(len(x)), "seed": 0,
+           "fp32_margin_quantiles": {q: round(float(np.quantile(margin, float(q))), 4) for q in ("0.1", "0.25", "0.5")},
+           "rows": rows}
+    _save(d / "fresh.json", doc)
+    log(f"  fresh photos: {len(imgs)} photos, {len(x)} views; {SHIPPED} {rows.get(SHIPPED, {}).get('top1')} %")
+
+
+# ---- budget ---------------------------------------------------------------------------------------
+
+QAT_LRS = (5e-4, 2e-5)  # edgekd's default (fitted on small models trained here) and a pretrained-model fine-tune LR
+
+
+def budget(key: str, args, log) -> None:
+    """What edgekd's own repairs buy towards the 99 % target: `quantize --max-drop 1` (the float-fallback search:
+    the 1, 2, 4, ... most sensitive layers kept float) and `--qat on` (fake-quant fine-tuning distilled from the fp32
+    model on more views of the calibration photos, frozen batch norm), each scored on the held-out views (the
+    budget's split) and on the fresh photos (never used for any choice)."""
+    from edgekd.quantize import quantize
+    from edgekd.quantize.qat import quantize_qat
+
+    d = Path(args.work) / key
+    calib, held, _ = _views(key, args, d)
+    out_p = d / "budget.json"
+    doc = _load(out_p)
+    fr = np.load(d / "fresh_views.npz") if (d / "fresh_views.npz").is_file() else None
+
+    def fresh_top1(path: Path):
+        from edgekd.runtime import load_runner
+
+        if fr is None:
+            return None
+        got = load_runner(path, threads=1).predict(fr["x"])
+        return round(float((got.argmax(1) == fr["ref"].argmax(1)).mean() * 100), 3)
+
+    def keep(rep, path: Path) -> dict:
+        r = rep.__dict__
+        return {"search": r.get("search"), "kept_float": len(r.get("kept_float") or []), "qat": r.get("qat"),
+                "held_out_agreement": r.get("agreement"), "fresh_photos_top1": fresh_top1(path),
+                "latency": r.get("latency"), "seconds": r.get("seconds"), "warnings": r.get("warnings")}
+
+    if "max_drop_1" not in doc:
+        out = d / "edgekd_tflite_int8_max_drop_1.tflite"
+        rep = quantize(d / "edgekd_fp32.tflite", out, mode="int8", calib=calib, calib_samples=len(calib),
+                       eval_data=(held, None), max_drop=1.0, allow_drop=True)
+        doc["max_drop_1"] = keep(rep, out)
+        _save(out_p, doc)
+        log(f"  --max-drop 1: {doc['max_drop_1']['kept_float']} layer(s) float, held-out "
+            f"{doc['max_drop_1']['held_out_agreement']['top1']} %")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model, info = rw.lite_model(key)
+    rng = np.random.default_rng(123)  # more views of the calibration photos only: the held-out photos stay unseen
+    cal_imgs = [a for i, (_, a) in enumerate(rw.photos()) if i % 2 == 0]
+    train = np.concatenate([rw.preprocess(rw.views(a, 16, info["size"], rng)) for a in cal_imgs])
+    for lr in QAT_LRS:
+        name = f"qat_on_lr_{lr:g}"
+        if name in doc:
+            continue
+        out = d / f"edgekd_tflite_int8_{name}.tflite"
+        rep = quantize_qat(model, out, teacher=model, train_x=train, qat="on", lr=lr, batch_size=16,
+                           samples=len(train), bn="frozen", log=log, mode="int8", calib=calib,
+                           calib_samples=len(calib), eval_data=(held, None))
+        doc[name] = keep(rep, out)
+        doc[name]["train_views"] = int(len(train))
+        _save(out_p, doc)
+        log(f"  {name}: shipped {rep.qat.get('shipped')}, QAT int8 drop {rep.qat.get('qat_drop')}")
+
+
 # ---- a76 ------------------------------------------------------------------------------------------
 
 def a76(key: str, args, log) -> None:
@@ -275,6 +400,7 @@ def merge(args, log) -> None:
     for key in rw.MODELS:
         d = Path(args.work) / key
         man, mea, arm = _load(d / "make.json"), _load(d / "measure.json"), _load(d / "a76.json")
+        fr, bud = _load(d / "fresh.json"), _load(d / "budget.json")
         if not man or "rows" not in mea:
             continue
         rows = mea["rows"]
@@ -296,6 +422,13 @@ def merge(args, log) -> None:
                "a76_wall_seconds": {k: v.get("wall_s") for k, v in arm.items()},
                "load_average_per_latency_round": mea.get("latency", {}).get("load_average_per_round"),
                "precision_rule": rw.precision_rule(rows),
+               "budget_and_qat": dict(bud, what=budget.__doc__.replace("\n    ", " ")) if bud else None,
+               "fresh_photos": {**{k: v for k, v in fr.items() if k != "rows"},
+                                "what": fresh.__doc__.split(":")[0].replace("\n    ", " "),
+                                "files": {k: {f: r[f] for f in ("top1", "top5_overlap", "kl_mean", "confident_views",
+                                                                 "top1_where_fp32_p_ge_0.5",
+                                                                 "fp32_margin_of_disagreements") if f in r}
+                                          for k, r in fr.get("rows", {}).items()}} if fr else None,
                "note": "host timings on a shared, loaded 2-core VM (see the load averages): compare files within "
                        "this run only; A76 instruction counts are deterministic"}
         doc.setdefault("models", {}).setdefault(key, {})["side_by_side"] = sbs
@@ -304,7 +437,9 @@ def merge(args, log) -> None:
     doc["summary_about"] = ("from each model's side_by_side run (edgekd and peers in the same run): int8_top1_agreement "
                             "= % of held-out views whose top-1 equals fp32 PyTorch's; android_figure = emulated "
                             f"Cortex-A76 instructions per inference (LiteRT XNNPACK, 1 thread); edgekd's is its "
-                            f"shipped android file ('{SHIPPED}', float I/O)")
+                            f"shipped android file ('{SHIPPED}', float I/O); int8_top1_agreement_fresh_photos = the "
+                            "same on views of Debian mate-backgrounds photos that no file, calibration or choice had "
+                            "seen (the fresh phase)")
     from edgekd.core import atomic_write_text
 
     atomic_write_text(out, json.dumps(doc, indent=1, default=str) + "\n")
@@ -345,6 +480,8 @@ def summary(models: dict) -> dict:
     def entry(row: dict) -> dict:
         a = row.get("a76") or {}
         e = {"int8_top1_agreement": row.get("top1"), "android_figure": a.get("instructions")}
+        if fresh_row := row.get("fresh"):
+            e["int8_top1_agreement_fresh_photos"] = fresh_row.get("top1")
         if e["android_figure"] is None:
             e["android_figure_none_because"] = a.get("none") or a.get("error") or "not measured"
         return e
@@ -354,6 +491,8 @@ def summary(models: dict) -> dict:
         rows = (m.get("side_by_side") or {}).get("files")
         if not rows:
             continue
+        fresh_rows = ((m["side_by_side"].get("fresh_photos") or {}).get("files")) or {}
+        rows = {k: {**r, "fresh": fresh_rows.get(k)} for k, r in rows.items()}
         if SHIPPED in rows:
             out["edgekd"][key] = entry(rows[SHIPPED])
         for peer, label in PEERS.items():
@@ -364,7 +503,7 @@ def summary(models: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("phase", choices=("make", "measure", "a76", "merge", "table"))
+    ap.add_argument("phase", choices=("make", "measure", "fresh", "budget", "a76", "merge", "table"))
     ap.add_argument("--model", choices=tuple(rw.MODELS))
     ap.add_argument("--work", default="/tmp/edgekd-real-weights", help="where the files and per-phase JSON live")
     ap.add_argument("--calib-views", type=int, default=8, help="views per calibration photo")
@@ -383,7 +522,7 @@ def main(argv=None) -> int:
     if args.phase in ("merge", "table"):
         {"merge": merge, "table": table}[args.phase](args, log)
     else:
-        {"make": make, "measure": measure, "a76": a76}[args.phase](args.model, args, log)
+        {"make": make, "measure": measure, "fresh": fresh, "budget": budget, "a76": a76}[args.phase](args.model, args, log)
     log(f"{args.phase} {args.model or ''}: {time.perf_counter() - t0:.0f} s, load {os.getloadavg()}")
     return 0
 

@@ -219,3 +219,19 @@ def test_float_fallback_search_never_keeps_every_layer_float(tmp_path):
     _, acc, keep = _search(backend, tmp_path / "q0.tflite", 40.0, report, np.zeros((8, 1)), scorer, 1.0, tmp_path)
     assert [len(k) for k in tried] == [1, 2, 4]  # doubling, capped at 5 - 1
     assert acc == 50.0 and len(keep) == 1  # the first candidate that did best
+
+
+def test_float_fallback_search_warns_when_the_file_is_mostly_float(tmp_path):
+    """A budget met only with most layers float is met, and the report says the file is mostly float."""
+    from types import SimpleNamespace
+
+    from edgekd.quantize.api import _search
+    from edgekd.quantize.report import QuantReport
+
+    ranked = [{"name": f"op{i}", "op": "CONV_2D", "sqnr_db": 10.0, "loss_db": 1.0} for i in range(5)]
+    backend = SimpleNamespace(fmt="tflite", rank=lambda first, x: ranked, make=lambda dest, keep: (dest, len(keep)))
+    scorer = SimpleNamespace(reference=100.0, score=lambda made: 100.0 if made[1] >= 4 else 90.0)
+    report = QuantReport(path="q.tflite", format="tflite", mode="int8")
+    _, acc, keep = _search(backend, tmp_path / "q0.tflite", 90.0, report, np.zeros((8, 1)), scorer, 1.0, tmp_path)
+    assert acc == 100.0 and len(keep) == 4
+    assert any("4 of 5 layers kept float" in w for w in report.warnings)
