@@ -218,6 +218,6 @@ def _reduce_depth(model, x, target, by, metric, ref_out, notes, *, strict):
 
 
 def _layer_costs(model, x):
-    import torch_pruning as tp
+    from edgekd.models.measure import count_ops
 
-    return tp.utils.count_ops_and_params(model, x, layer_wise=True)
+    return count_ops(model, x, layer_wise=True)
