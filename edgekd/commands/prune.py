@@ -117,6 +117,8 @@ def derive_cmd(
         con.print(f"channels removed per layer: {res.channel_pruning_ratio:.1%} (rounded to multiples of {round_to})")
     for n in res.notes:
         con.print(f"note: {n}")
+    for w in res.warnings:  # far above the asked ratio: said on stderr too, so a script's log keeps it
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {w}")
     con.print(f"wrote {output}")
 
 

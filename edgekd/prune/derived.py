@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings as _warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from edgekd.errors import EdgeKDError
 from edgekd.models.surgery import drop_blocks
 from edgekd.prune import _util
 from edgekd.prune.depth import every_other, find_droppable
+from edgekd.prune.shortfall import check_shortfall
 from edgekd.prune.width import prune_width_to
 
 MODES = ("width", "depth", "auto")
@@ -39,6 +41,7 @@ class DeriveResult:
     channel_pruning_ratio: float = 0.0  # fraction of each layer's channels removed by the width step
     round_to: int | None = 8  # channel counts were rounded to multiples of this
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. far above the asked ratio (shortfall.py)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "model"}
@@ -120,7 +123,8 @@ def derive(
     if mode in ("width", "auto") and not reached:
         keep_layers = _same_modules(teacher, model, ignored_layers) if ignored_layers else None
         model, channel_ratio, reached = prune_width_to(
-            model, x, target, metric, round_to=round_to, importance=importance, ignored_layers=keep_layers
+            model, x, target, metric, round_to=round_to, importance=importance, ignored_layers=keep_layers,
+            notes=notes,
         )
     model.eval()
     out = _util.first_tensor(_util.check_runs(model, x))
@@ -136,6 +140,9 @@ def derive(
             + ("; depth alone stops at every other block" if mode == "depth" else "")
             + ")"
         )
+    shortfall = check_shortfall(teacher, model, x, by=by, ratio=ratio, achieved=achieved, base=base)
+    if shortfall:  # loud: in the result, in Python's warnings, and printed by the CLI / pipeline
+        _warnings.warn(shortfall, UserWarning, stacklevel=2)
     lat0 = lat1 = speed = None
     if measure_latency:
         lat0, lat1, speed = _util.measure_latency(teacher, model, x, threads=threads)
@@ -145,6 +152,7 @@ def derive(
         macs_before=macs0, macs_after=macs1, params_before=params0, params_after=params1,
         latency_before=lat0, latency_after=lat1, speed=speed, dropped_blocks=dropped,
         channel_pruning_ratio=round(channel_ratio, 4), round_to=round_to, notes=notes,
+        warnings=[shortfall] if shortfall else [],
     )
 
 
@@ -218,6 +226,6 @@ def _reduce_depth(model, x, target, by, metric, ref_out, notes, *, strict):
 
 
 def _layer_costs(model, x):
-    import torch_pruning as tp
+    from edgekd.models.measure import count_ops
 
-    return tp.utils.count_ops_and_params(model, x, layer_wise=True)
+    return count_ops(model, x, layer_wise=True)

@@ -17,7 +17,7 @@ from typing import Any
 from edgekd.core.inputs import open_fraction
 from edgekd.errors import EdgeKDError
 from edgekd.prune import _train, _util, unstructured as U
-from edgekd.prune.width import make_pruner
+from edgekd.prune.width import make_pruner, step_pruner
 
 SCOPES = ("global", "uniform")
 IMPORTANCES = ("magnitude", "taylor", "lamp", "random")
@@ -191,7 +191,7 @@ def _structured_step(work, x, data, teacher, step_amount, cum, importance, scope
                          max_pruning_ratio=min(0.95, max(step_amount, 0.9)))
     if importance == "taylor":
         _taylor_grads(work, teacher, data, taylor_batches, batch_size, seed)
-    pruner.step()
+    step_pruner(pruner)
     work.zero_grad(set_to_none=True)
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 from edgekd.errors import EdgeKDError
 from edgekd.prune._util import output_layers
+from edgekd.prune.mixed_dims import mixed_groups
 
 
 def _pruner_class():
@@ -55,10 +56,21 @@ def make_pruner(
     iterative_steps: int = 1,
     ignored_layers: list | None = None,
     max_pruning_ratio: float = 0.95,
+    notes: list | None = None,
 ):
-    """A Torch-Pruning pruner over `model` that never touches the output layer(s)."""
-    ignored = list(ignored_layers or []) + output_layers(model, x)
-    try:
+    """A Torch-Pruning pruner over `model` that never touches the output layer(s).
+
+    Channel groups whose dependency graph mixes two tensor dimensions (see mixed_dims) are left at
+    their width; `notes` (when given) gets one line naming them.
+    """
+    from torch import nn
+
+    # Recurrent layers are left whole: Torch-Pruning 1.6.1 has no GRU/RNN pruner and its LSTM one fails
+    # (asserts on stacked layers, indexes out of range on a single one); derive's shortfall check reports it.
+    recurrent = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
+    ignored = list(ignored_layers or []) + output_layers(model, x) + recurrent
+
+    def build(skip):
         return _pruner_class()(
             model,
             x,
@@ -67,21 +79,72 @@ def make_pruner(
             pruning_ratio=pruning_ratio,
             max_pruning_ratio=max_pruning_ratio,
             iterative_steps=iterative_steps,
-            ignored_layers=ignored,
+            ignored_layers=skip,
             round_to=round_to if round_to and round_to > 1 else None,
         )
+
+    try:
+        pruner = build(ignored)
+        bad, keep = mixed_groups(pruner.DG, model, ignored_layers=pruner.ignored_layers,
+                                 root_module_types=pruner.root_module_types)
+        if keep:  # rebuilt: the library counts channels per group at construction (global pruning)
+            pruner = build(ignored + keep)
     except EdgeKDError:
         raise
     except Exception as exc:  # noqa: BLE001 - tracing failures are a property of the user's model
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EdgeKDError(f"Torch-Pruning could not trace this model for channel pruning: {first}") from None
+        hint = (f" (its {', '.join(sorted({type(m).__name__ for m in recurrent}))} layer(s) may be why: Torch-Pruning "
+                "1.6.1 cannot prune recurrent layers)" if recurrent else "")
+        raise EdgeKDError(f"Torch-Pruning could not trace this model for channel pruning: {_first_line(exc)}{hint}") from None
+    if recurrent and notes is not None:
+        note = (f"{len(recurrent)} recurrent layer(s) ({', '.join(sorted({type(m).__name__ for m in recurrent}))}) "
+                "left whole: Torch-Pruning 1.6.1 cannot prune a recurrent layer's hidden size")
+        if note not in notes:
+            notes.append(note)
+    if bad and notes is not None:
+        note = (f"left the channel group(s) tied to {', '.join(bad[:4])}"
+                + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+                + " at full width: Torch-Pruning's graph couples them with another dimension (a transpose/permute, "
+                "e.g. token-mixing layers); the other layers were pruned")
+        if note not in notes:
+            notes.append(note)
+    return pruner
+
+
+def _first_line(exc) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def step_pruner(pruner) -> None:
+    """pruner.step(), with a library failure turned into one line naming the group it was pruning."""
+    names = {m: n for n, m in pruner.model.named_modules()}
+    last, inside = None, False
+    try:
+        for group in pruner.step(interactive=True):
+            last, inside = names.get(group[0].dep.target.module, "?"), True
+            group.prune()
+            inside = False
+    except Exception as exc:  # noqa: BLE001 - e.g. an IndexError from a group the graph got wrong
+        where = (f" in the channel group of {last}" if inside else f" after the channel group of {last}" if last
+                 else " at its first channel group")
+        raise EdgeKDError(f"Torch-Pruning could not shrink this model's channels{where} "
+                          f"({type(exc).__name__}: {_first_line(exc)}); name a smaller --student instead") from None
+
+
+def _same_layers(src, dst, layers) -> list:
+    """The modules of deep copy `dst` that correspond (by name) to `layers` of `src`."""
+    if not layers:
+        return []
+    names = {m: n for n, m in src.named_modules()}
+    mods = dict(dst.named_modules())
+    return [mods[names[m]] if m in names and names[m] in mods else m for m in layers]
 
 
 def prune_width_once(model, x, pruning_ratio: float, **kw):
     """Copy of `model` with `pruning_ratio` of each layer's channels removed (uniform, magnitude by default)."""
     m = copy.deepcopy(model)
     if pruning_ratio > 0:
-        make_pruner(m, x, pruning_ratio=pruning_ratio, **kw).step()
+        kw["ignored_layers"] = _same_layers(model, m, kw.get("ignored_layers"))  # the copy's own modules
+        step_pruner(make_pruner(m, x, pruning_ratio=pruning_ratio, **kw))
     return m
 
 

@@ -124,6 +124,9 @@ class ClassifierModality:
             spec = f"auto:{stages.student_search_stage(self.ctx, self.budget_ms)['chosen']}"
         student_src = resolve_student(spec, teacher, data, seed=cfg.seed)
         check_fits(student_src.build(), data, "student")
+        for w in (student_src.info or {}).get("warnings") or []:  # auto:<ratio> far above the asked size
+            log(f"[yellow]warning:[/] {w}")
+            notes.append(f"warning: {w}")
         run.record_input("teacher", {"spec": teacher_src.spec, "weights": teacher_src.weights, "state_sha": teacher_key})
         run.record_input("data", data.describe())
         run.record_input("target", {"name": target.name, "file": target.source})
