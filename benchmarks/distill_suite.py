@@ -180,7 +180,7 @@ PAIRS = {
     "digits-gru-micro3": ("digits", row_gru, 100, micro3),  # recurrent teacher (8 rows) -> CNN
     "digits-mixer-micro3": ("digits", mixer8, 150, micro3),  # MLP-Mixer teacher -> CNN
     "digits-plain7-pixelmlp": ("digits", plain7, 100, pixel_mlp),  # deep plain CNN -> 64-16-10 MLP (~2900x MACs)
-    "digits-plain7-auto0.1": ("digits", plain7, 100, "auto:0.1"),  # derived student (derive fails on the Mixer)
+    "digits-plain7-auto0.1": ("digits", plain7, 100, "auto:0.1"),  # derived student (plain7: derive failed on the Mixer then)
 }
 KEPT_BACK = {"digits-gru-micro3", "digits-mixer-micro3", "digits-plain7-pixelmlp", "digits-plain7-auto0.1"}
 DEFAULT_PAIRS = [p for p in PAIRS if p not in KEPT_BACK]  # a plain run never mixes the kept-back pairs in
