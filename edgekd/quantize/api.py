@@ -429,9 +429,10 @@ def _search(backend: _Backend, first: Path, acc: float, report: QuantReport, cal
             best = (cand, a, keep)
         if scorer.reference - a <= max_drop:
             if 2 * k > len(ranked):  # mostly float: it runs near float speed, which the user should hear of
+                other = "--mode fp16" if backend.fmt == "tflite" else "the float file"
                 report.warnings.append(
                     f"the --max-drop {max_drop} budget holds only with {k} of {len(ranked)} layers kept float: the "
-                    f"file is mostly float and runs near float speed (see latency); fp16 or a looser --max-drop "
+                    f"file is mostly float and runs near float speed (see latency); {other} or a looser --max-drop "
                     "may serve better")
             return cand, a, keep
         if k == limit:
