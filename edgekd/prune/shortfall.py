@@ -30,7 +30,8 @@ def check_shortfall(teacher, model, x, *, by: str, ratio: float, achieved: float
     left = "; ".join(f"{n} ({t})" for n, t, _ in stuck[:3])
     return (f"{head}: the student is far larger than asked"
             + (f" (left whole: {left})" if left else "")
-            + "; round_to keeps at least that many channels per layer: give a larger ratio or a smaller --round-to")
+            + "; a likely cause is round_to, which keeps at least that many channels per layer: give a larger "
+              "ratio or a smaller --round-to")
 
 
 def unshrunk_layers(teacher, model, x, *, by: str) -> list[tuple[str, str, int]]:
