@@ -283,29 +283,10 @@ def run_chain(
         link_dir = out_root / name if out_root is not None else None
         given = student if (last and student is not None) else None
 
-        def make_model(prev_arch=prev_arch, prev_dropped=prev_dropped, prev_ratio=prev_ratio, ratio=ratio,
-                       given=given, last=last):
-            from edgekd.prune.derived import derive
-
-            if given is not None:
-                m = copy.deepcopy(given)
-                m.requires_grad_(True)
-                return m, []
-            here = {getattr(m, _TAG, n): n for n, m in prev_arch.named_modules()}
-            drop = [here[b] for b in student_blocks if b not in prev_dropped] if last and student_blocks else None
-            mode = "width" if student_blocks is not None else derive_mode  # depth only where announced
-            d = derive(prev_arch, ratio=min(1.0, ratio / prev_ratio), mode=mode, example_input=x,
-                       round_to=round_to, measure_latency=False, drop=drop)
-            names = dict(prev_arch.named_modules())
-            return d.model, prev_dropped + [getattr(names[b], _TAG, b) for b in d.dropped_blocks]
-
-        settings = {"stage": "chain", "link": i + 1, "ratio": ratio, "from_ratio": prev_ratio, "prev": prev_key,
-                    "recipe": recipe if isinstance(recipe, str) else _util_key(recipe), "epochs": link_epochs,
-                    "max_steps": per_link, "batch_size": batch_size, "lr": lr, "seed": seed,
-                    "derive_mode": derive_mode, "round_to": round_to, "given_student": given is not None,
-                    "student_key": _weights_key(given) if given is not None else None,
-                    "student_blocks": sorted(student_blocks) if student_blocks is not None else None,
-                    **({"guidance": "dense"} if guidance == "dense" else {})}
+        make_model = _link_factory(prev_arch, prev_dropped, prev_ratio, ratio, given, last, student_blocks,
+                                   derive_mode, x, round_to)
+        settings = _link_settings(i + 1, ratio, prev_ratio, prev_key, recipe, link_epochs, per_link, batch_size, lr,
+                                  seed, derive_mode, round_to, given, student_blocks, guidance)
         link_teacher = _dense_guides(guides, recipe, settings) if last and guidance == "dense" else prev
         model, info = _run_link(run_dir, f"chain.{name}", settings, link_teacher, make_model, data, link_dir,
                                 recipe=recipe, epochs=link_epochs, max_steps=per_link, batch_size=batch_size,
@@ -322,6 +303,42 @@ def run_chain(
         prev_arch, prev_dropped = model, list(info.get("dropped_blocks") or [])
     prev.eval()
     return ChainResult(student=prev, plan=plan, links=links, seconds=round(time.perf_counter() - t0, 3))
+
+
+def _link_factory(prev_arch, prev_dropped: list[str], prev_ratio: float, ratio: float, given, last: bool,
+                  student_blocks, derive_mode: str, x, round_to: int):
+    """How one link's model is made (called only when its stage is not already in the run): a copy of the given
+    student, or a model derived from the previous trained link at ratio / prev_ratio of its MACs. student_blocks:
+    the teacher blocks the last link must drop; while it is set, every link is width-only so they still exist."""
+    def make_model():
+        from edgekd.prune.derived import derive
+
+        if given is not None:
+            m = copy.deepcopy(given)
+            m.requires_grad_(True)
+            return m, []
+        here = {getattr(m, _TAG, n): n for n, m in prev_arch.named_modules()}
+        drop = [here[b] for b in student_blocks if b not in prev_dropped] if last and student_blocks else None
+        mode = "width" if student_blocks is not None else derive_mode  # depth only where announced
+        d = derive(prev_arch, ratio=min(1.0, ratio / prev_ratio), mode=mode, example_input=x,
+                   round_to=round_to, measure_latency=False, drop=drop)
+        names = dict(prev_arch.named_modules())
+        return d.model, prev_dropped + [getattr(names[b], _TAG, b) for b in d.dropped_blocks]
+
+    return make_model
+
+
+def _link_settings(link: int, ratio: float, prev_ratio: float, prev_key: str, recipe, epochs: int, max_steps: int,
+                   batch_size: int, lr, seed: int, derive_mode: str, round_to: int, given, student_blocks,
+                   guidance: str) -> dict:
+    """The link's stage settings: what makes a resumed run reuse it (or train it again when any of them changed)."""
+    return {"stage": "chain", "link": link, "ratio": ratio, "from_ratio": prev_ratio, "prev": prev_key,
+            "recipe": recipe if isinstance(recipe, str) else _util_key(recipe), "epochs": epochs,
+            "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "derive_mode": derive_mode, "round_to": round_to, "given_student": given is not None,
+            "student_key": _weights_key(given) if given is not None else None,
+            "student_blocks": sorted(student_blocks) if student_blocks is not None else None,
+            **({"guidance": "dense"} if guidance == "dense" else {})}
 
 
 def _dense_guides(guides: list, recipe, settings: dict):
