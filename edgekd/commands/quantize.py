@@ -102,6 +102,11 @@ def quantize_cmd(
 
         print(json.dumps(rep.to_dict(), indent=2, default=str))
         return
+    _print_report(rep, output)
+
+
+def _print_report(rep, output: Path) -> None:
+    """The human-readable report: a one-row table, then what was evaluated, kept in float, noted and timed."""
     from rich.console import Console
     from rich.table import Table
 
