@@ -218,34 +218,11 @@ def _profile_qnn(model: Path, target: Target, *, sample: np.ndarray | None, runs
 
         ctx = tmp / f"{model.stem}.htp-v{arch}-soc{soc}_ctx.onnx"
         prof = tmp / "qnn_profile.csv"
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-        so.add_session_config_entry("ep.context_enable", "1")
-        so.add_session_config_entry("ep.context_file_path", str(ctx))
-        devices = [d for d in ort.get_ep_devices() if d.ep_name == oq.get_ep_name()]
-        if not devices:
-            raise EdgeKDError("onnxruntime-qnn is installed but offers no QNN device")
-        so.add_provider_for_devices(devices, {
-            "backend_type": "htp", "htp_arch": str(arch), "soc_model": str(soc),
-            "profiling_level": "detailed", "profiling_file_path": str(prof),
-        })
         t0 = time.perf_counter()
-        try:
-            sess = ort.InferenceSession(str(qdq), so)
-        except Exception as exc:
-            raise EdgeKDError(f"QNN HTP compile of {model.name} failed: {str(exc).splitlines()[0][:300]}") from None
+        sess = _htp_session(ort, oq, qdq, ctx, prof, arch, soc, model.name)
         compile_ms = (time.perf_counter() - t0) * 1e3
 
-        placement: dict[str, Counter] = {}
-        cpu_nodes = []
-        for sub in sess.get_provider_graph_assignment_info():
-            ep = "htp" if sub.ep_name == oq.get_ep_name() else "cpu"
-            for n in sub.get_nodes():
-                placement.setdefault(ep, Counter())[n.op_type] += 1
-                if ep == "cpu":
-                    cpu_nodes.append({"name": n.name, "op_type": n.op_type})
-        htp, cpu = placement.get("htp", Counter()), placement.get("cpu", Counter())
+        htp, cpu, cpu_nodes = _placement(sess, oq.get_ep_name())
         compute_htp = sum(v for k, v in htp.items() if k not in QDQ_OPS)
         compute_cpu = sum(v for k, v in cpu.items() if k not in QDQ_OPS)
         if compute_htp == 0:
@@ -273,14 +250,7 @@ def _profile_qnn(model: Path, target: Target, *, sample: np.ndarray | None, runs
 
         ctx_files = sorted(tmp.glob(f"{ctx.stem}*"))
         ctx_bytes = sum(p.stat().st_size for p in ctx_files)
-        kept = []
-        if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            for p in ctx_files + ([qdq] if fp32 is not None else []):
-                shutil.copyfile(p, output_dir / (p.name + ".partial"))
-            for p in ctx_files + ([qdq] if fp32 is not None else []):
-                (output_dir / (p.name + ".partial")).replace(output_dir / p.name)
-                kept.append(str(output_dir / p.name))
+        kept = _keep(ctx_files + ([qdq] if fp32 is not None else []), output_dir)
         cycles = _parse_profile(prof)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -303,3 +273,50 @@ def _profile_qnn(model: Path, target: Target, *, sample: np.ndarray | None, runs
         context_binary_bytes=ctx_bytes, context_files=kept, file_size_bytes=model.stat().st_size,
         notes=notes,
     )
+
+
+def _htp_session(ort, oq, qdq: Path, ctx: Path, prof: Path, arch: int, soc: int, name: str):
+    """An onnxruntime session on the QNN HTP backend: compiles the QDQ model to a context binary (ctx) and writes a
+    detailed per-op profile (prof) when the session is deleted."""
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    so.add_session_config_entry("ep.context_enable", "1")
+    so.add_session_config_entry("ep.context_file_path", str(ctx))
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == oq.get_ep_name()]
+    if not devices:
+        raise EdgeKDError("onnxruntime-qnn is installed but offers no QNN device")
+    so.add_provider_for_devices(devices, {
+        "backend_type": "htp", "htp_arch": str(arch), "soc_model": str(soc),
+        "profiling_level": "detailed", "profiling_file_path": str(prof),
+    })
+    try:
+        return ort.InferenceSession(str(qdq), so)
+    except Exception as exc:
+        raise EdgeKDError(f"QNN HTP compile of {name} failed: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _placement(sess, qnn_ep: str) -> tuple[Counter, Counter, list[dict]]:
+    """(op types on the HTP, op types on the CPU fallback, the CPU nodes by name), from the session's assignment."""
+    placement: dict[str, Counter] = {}
+    cpu_nodes = []
+    for sub in sess.get_provider_graph_assignment_info():
+        ep = "htp" if sub.ep_name == qnn_ep else "cpu"
+        for n in sub.get_nodes():
+            placement.setdefault(ep, Counter())[n.op_type] += 1
+            if ep == "cpu":
+                cpu_nodes.append({"name": n.name, "op_type": n.op_type})
+    return placement.get("htp", Counter()), placement.get("cpu", Counter()), cpu_nodes
+
+
+def _keep(files: list[Path], output_dir: Path | None) -> list[str]:
+    """Copy the context binary (and the QDQ model edgekd made) to output_dir: every file under a .partial name
+    first, then renamed, so a failure leaves no half-copied context behind."""
+    if output_dir is None:
+        return []
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for p in files:
+        shutil.copyfile(p, output_dir / (p.name + ".partial"))
+    for p in files:
+        (output_dir / (p.name + ".partial")).replace(output_dir / p.name)
+    return [str(output_dir / p.name) for p in files]
