@@ -175,14 +175,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         model = torch_model if torch_model is not None else (None if isinstance(source, (str, Path)) else source)
         return quantize_at_export(model, out, mode=mode, calib=_checked_or_none("calibration data", calib, calib_samples),
                                   eval_data=eval_data, max_drop=max_drop, allow_drop=allow_drop, coreml=coreml)
-    if fmt not in ("onnx", "tflite"):
-        raise EdgeKDError(f"quantized output must end in .onnx, .tflite, .pte or .mlpackage: {out}")
-    if format is not None and format.lower() != fmt:
-        raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
-    if torch_model is not None and (source is None or (isinstance(source, (str, Path)) and not Path(source).is_file())):
-        source = torch_model
-    if source is None:
-        raise EdgeKDError("nothing to quantize: give a float model file or a PyTorch model")
+    _check_output_format(out, fmt, format)
+    source = _source(source, torch_model)
     _check_options(fmt, mode, method, int8_io, calib_samples, float_head, float_head_weights)
     if calib is not None:
         calib = _check_array("calibration data", calib)[:calib_samples]
@@ -206,18 +200,8 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         head, why = head_rule.decide(float_head, mode, int8_io)
         backend = _Backend(fmt, float_path, work, mode, calib, method, per_channel, int8_io,
                            _reduce_range(fmt, mode, reduce_range, report), bc, head, float_head_weights)
-        if fmt == "onnx" and not per_channel:
-            report.notes.append("weights quantized per tensor (one int8 scale per weight tensor), as asked")
-        if backend.always_float:
-            report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
-                                f"output stay float (ai-edge-quantizer breaks such a tensor): "
-                                f"{', '.join(n.split(';')[0][-60:] for n in backend.always_float)}")
-        try:
-            first = backend.make(work / f"q0.{fmt}", [])
-        except EdgeKDError:
-            raise
-        except Exception as exc:
-            raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        _backend_notes(report, backend, fmt, per_channel)
+        first = _all_int8(backend, work, fmt, mode)
         _check_runs(first, sample, mode, fmt)
         _head_report(report, head, why, backend, head_rule.float_in_file(first, fmt, backend.head))
         if bc:
@@ -243,6 +227,41 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         report.notes.append(fp16_compute_note(out))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def _check_output_format(out: Path, fmt: str, format: str | None) -> None:
+    if fmt not in ("onnx", "tflite"):
+        raise EdgeKDError(f"quantized output must end in .onnx, .tflite, .pte or .mlpackage: {out}")
+    if format is not None and format.lower() != fmt:
+        raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
+
+
+def _source(source, torch_model):
+    """The float model to quantize: the given file, else the PyTorch model (exported) when the file is missing."""
+    if torch_model is not None and (source is None or (isinstance(source, (str, Path)) and not Path(source).is_file())):
+        source = torch_model
+    if source is None:
+        raise EdgeKDError("nothing to quantize: give a float model file or a PyTorch model")
+    return source
+
+
+def _backend_notes(report: QuantReport, backend, fmt: str, per_channel: bool) -> None:
+    if fmt == "onnx" and not per_channel:
+        report.notes.append("weights quantized per tensor (one int8 scale per weight tensor), as asked")
+    if backend.always_float:
+        report.notes.append(f"{len(backend.always_float)} op(s) producing or reading a tensor that is also a model "
+                            f"output stay float (ai-edge-quantizer breaks such a tensor): "
+                            f"{', '.join(n.split(';')[0][-60:] for n in backend.always_float)}")
+
+
+def _all_int8(backend, work: Path, fmt: str, mode: str) -> Path:
+    """The file with every quantizable layer quantized (nothing kept float): the budget search starts from it."""
+    try:
+        return backend.make(work / f"q0.{fmt}", [])
+    except EdgeKDError:
+        raise
+    except Exception as exc:
+        raise EdgeKDError(f"{fmt} {mode} quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _check_options(fmt: str, mode: str, method: str, int8_io: bool, calib_samples: int, float_head, float_head_weights):
