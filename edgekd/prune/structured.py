@@ -105,20 +105,10 @@ def prune(
     recovery: "kd" (distill from the teacher, recipe `recipe`), "ce" (label fine-tuning), "none".
     recover_epochs / recover_steps: training per step (recover_steps caps the steps of each recovery).
     """
-    import torch
 
     t0 = time.perf_counter()
     ratio = _validate(ratio, importance, scope, steps, recover_epochs, recovery, unstructured)
-    if not isinstance(model, torch.nn.Module):
-        raise EdgeKDError("prune needs a PyTorch nn.Module")
-    if unstructured and importance not in ("magnitude",):
-        raise EdgeKDError("unstructured pruning ranks weights by magnitude only; drop --importance")
-    if recovery == "ce" and (data is None or data.train.y is None):
-        raise EdgeKDError("recovery 'ce' needs labeled training data; use recovery 'kd'")
-    if recover_epochs > 0 and recovery != "none" and data is None:
-        raise EdgeKDError("recovery training needs data (or set recover_epochs=0)")
-    if importance == "taylor" and data is None:
-        raise EdgeKDError("taylor importance needs data to compute gradients")
+    _check_inputs(model, data, importance, recovery, recover_epochs, unstructured)
 
     work = copy.deepcopy(model).eval()
     work.requires_grad_(True)  # a model that served as a teacher before has frozen parameters
@@ -154,13 +144,12 @@ def prune(
         entry = {"step": k + 1, "cumulative_ratio": round(cum, 4), "macs": macs, "params": params,
                  "val_acc_pruned": _train.accuracy(work, val)}
         if recovery != "none" and recover_epochs > 0:
-            rec = _train.CE_RECIPE if recovery == "ce" else recipe
             sub = Path(output_dir) / f"step{k + 1}" if output_dir is not None else None
-            m = _train.train_link(teacher, work, data, recipe=rec, epochs=recover_epochs, max_steps=recover_steps,
-                                  batch_size=batch_size, lr=lr, seed=seed + k, output_dir=sub, progress=progress,
+            m = _train.train_link(teacher, work, data, recipe=_train.CE_RECIPE if recovery == "ce" else recipe,
+                                  epochs=recover_epochs, max_steps=recover_steps, batch_size=batch_size, lr=lr,
+                                  seed=seed + k, output_dir=sub, progress=progress,
                                   cache=teacher_cache if recovery == "kd" else None)
-            entry["recovery_steps"] = m.get("steps")
-            entry["recovery_seconds"] = m.get("seconds")
+            entry.update(recovery_steps=m.get("steps"), recovery_seconds=m.get("seconds"))
         entry["val_acc"] = _train.accuracy(work, val)
         history.append(entry)
 
@@ -181,6 +170,22 @@ def prune(
         latency_before=lat0, latency_after=lat1, speed=speed, history=history, notes=notes,
         seconds=round(time.perf_counter() - t0, 3),
     )
+
+
+def _check_inputs(model, data, importance: str, recovery: str, recover_epochs: int, unstructured: bool) -> None:
+    """One-line errors for a model, data and options that cannot go together (before any work is done)."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise EdgeKDError("prune needs a PyTorch nn.Module")
+    if unstructured and importance not in ("magnitude",):
+        raise EdgeKDError("unstructured pruning ranks weights by magnitude only; drop --importance")
+    if recovery == "ce" and (data is None or data.train.y is None):
+        raise EdgeKDError("recovery 'ce' needs labeled training data; use recovery 'kd'")
+    if recover_epochs > 0 and recovery != "none" and data is None:
+        raise EdgeKDError("recovery training needs data (or set recover_epochs=0)")
+    if importance == "taylor" and data is None:
+        raise EdgeKDError("taylor importance needs data to compute gradients")
 
 
 def _structured_step(work, x, data, teacher, step_amount, cum, importance, scope, round_to, taylor_batches,
