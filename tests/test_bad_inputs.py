@@ -353,3 +353,34 @@ def test_unreadable_file(flag, inputs, tmp_path, capsys):
 def test_table_size():
     """The closing note quotes this count; keep the table broad."""
     assert len(CASES) + 2 * len(HF_PROBLEMS) + len(TEXT_CASES) >= 150
+
+
+# ---------------------------------------------------------------- usage errors (click's, not ours)
+
+USAGE_CASES = [
+    (["distill", "--epochs", "0"], "--epochs"),
+    (["distill", "--time-budget", "-1"], "--time-budget"),
+    (["compress", "--max-drop", "-5"], "--max-drop"),
+    (["compress", "--prune", "1.5"], "--prune"),
+    (["prune", "--steps", "0"], "--steps"),
+    (["gate", "a.onnx", "--budget-s", "-1"], "--budget-s"),
+    (["distill", "--no-such-flag"], "--no-such-flag"),
+    (["profile"], "model"),
+    (["no-such-command"], "no-such-command"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", USAGE_CASES, ids=[" ".join(a) for a, _ in USAGE_CASES])
+def test_usage_error_is_one_line(argv, needle, capsys):
+    """A bad option value is one `error:` line naming the option (typer's own is a multi-line box)."""
+    code, err = _run(argv, capsys)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert needle in lines[0] and "--help" in lines[0] and "╭" not in err
+
+
+def test_help_and_success_still_exit_zero(capsys):
+    code, _ = _run(["--help"], capsys)
+    assert code == 0
+    code, _ = _run(["models"], capsys)
+    assert code == 0
