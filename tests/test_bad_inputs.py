@@ -384,3 +384,56 @@ def test_help_and_success_still_exit_zero(capsys):
     assert code == 0
     code, _ = _run(["models"], capsys)
     assert code == 0
+
+
+# ---------------------------------------------------------------- output paths, inputs that are already outputs
+
+
+def _one_error(argv, capsys) -> str:
+    code, err = _run(argv, capsys)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code not in (0, None) and lines and lines[-1].startswith("error: "), err
+    assert sum(ln.startswith("error:") for ln in lines) == 1 and "Traceback" not in err and "internal error" not in err, err
+    return lines[-1]
+
+
+ONNX = str(FIXTURES / "tiny_fp32.onnx")
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", T, "--weights", "{good_pt}", "--data", "{npz_good}", "--format", "onnx", "--output", "{d}"],
+    ["quantize", ONNX, "--data", "{npz_good}", "--output", "{d}"],
+    ["gate", ONNX, "--baseline", ONNX, "--no-measure", "--output", "{d}"],
+    ["gate", ONNX, "--baseline", ONNX, "--no-measure", "--html", "{d}"],
+], ids=["export", "quantize", "gate-output", "gate-html"])
+def test_output_is_an_existing_directory(argv, inputs, tmp_path, capsys):
+    d = tmp_path / ("m.onnx" if argv[0] != "gate" else "report.json")
+    d.mkdir()
+    paths = {k: str(v) for k, v in inputs.items()} | {"d": str(d)}
+    line = _one_error([a.format(**paths) if "{" in a else a for a in argv], capsys)
+    assert "existing directory" in line and d.name in line
+    assert d.is_dir() and not any(d.iterdir()) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_output_under_a_file(inputs, tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    line = _one_error(["export", T.format(teacher=inputs["teacher"]), "--weights", str(inputs["good_pt"]), "--data",
+                       str(inputs["npz_good"]), "--format", "onnx", "--output", str(tmp_path / "f" / "m.onnx")], capsys)
+    assert "is a file" in line
+
+
+def test_quantize_refuses_to_overwrite_its_input(tmp_path, capsys):
+    src = tmp_path / "m.onnx"
+    shutil.copy(ONNX, src)
+    before = src.read_bytes()
+    line = _one_error(["quantize", str(src), "--data", "digits", "--output", str(src)], capsys)
+    assert "input file" in line and src.read_bytes() == before
+
+
+def test_prune_refuses_to_overwrite_its_weights(inputs, tmp_path, capsys):
+    w = tmp_path / "w.pt"
+    shutil.copy(inputs["good_pt"], w)
+    before = w.read_bytes()
+    line = _one_error(["prune", "--model", f"{inputs['teacher']}:build", "--model-weights", str(w), "--ratio", "0.3",
+                       "--data", str(inputs["npz_good"]), "--output", str(w)], capsys)
+    assert "input file" in line and w.read_bytes() == before

@@ -72,12 +72,14 @@ def derive_cmd(
 
     import torch
 
+    from edgekd.core import check_output_file
     from edgekd.errors import UsageError
     from edgekd.models.checkpoint import save_portable
     from edgekd.prune.derived import derive
 
     if output.suffix != ".pt":
         raise UsageError(f"--output must end in .pt, got {output}")
+    check_output_file(output, "--output", reads=[teacher_weights])
     if round_to is None:
         from edgekd.prune._util import channel_multiple
 
@@ -155,12 +157,14 @@ def prune_cmd(
 
     import torch
 
+    from edgekd.core import check_output_file
     from edgekd.errors import UsageError
     from edgekd.models.checkpoint import save_portable
     from edgekd.prune.structured import prune
 
     if output.suffix != ".pt":
         raise UsageError(f"--output must end in .pt, got {output}")
+    check_output_file(output, "--output", reads=[model_weights, teacher_weights])
     if onnx is not None and onnx.suffix != ".onnx":
         raise UsageError(f"--onnx must end in .onnx, got {onnx}")
     if tflite is not None and tflite.suffix != ".tflite":
