@@ -437,3 +437,24 @@ def test_prune_refuses_to_overwrite_its_weights(inputs, tmp_path, capsys):
     line = _one_error(["prune", "--model", f"{inputs['teacher']}:build", "--model-weights", str(w), "--ratio", "0.3",
                        "--data", str(inputs["npz_good"]), "--output", str(w)], capsys)
     assert "input file" in line and w.read_bytes() == before
+
+
+# ---------------------------------------------------------------- quantize: the source must be float and fit the data
+
+
+def test_quantize_refuses_an_already_quantized_file(tmp_path, capsys):
+    from onnxruntime.quantization import quantize_dynamic
+
+    q = tmp_path / "q.onnx"
+    quantize_dynamic(ONNX, q)
+    for src, out in ((q, tmp_path / "o.onnx"), (FIXTURES / "tiny_int8.tflite", tmp_path / "o.tflite")):
+        line = _one_error(["quantize", str(src), "--data", "digits", "--output", str(out)], capsys)
+        assert "already quantized" in line and src.name in line and not out.exists()
+
+
+def test_quantize_data_of_another_shape(inputs, tmp_path, capsys):
+    npz = _digits_npz(tmp_path / "big.npz", x=np.zeros((200, 1, 16, 16), np.float32))
+    for model in (ONNX, str(FIXTURES / "tiny_fp32.tflite")):
+        out = tmp_path / f"q{Path(model).suffix}"
+        line = _one_error(["quantize", model, "--data", str(npz), "--output", str(out)], capsys)
+        assert "(1, 16, 16)" in line and Path(model).name in line and not out.exists()

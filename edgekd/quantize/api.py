@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.core import atomic_path
+from edgekd.core import atomic_path, check_output_file
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
 from edgekd.quantize import float_head as head_rule
@@ -48,6 +48,9 @@ def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: b
         p = check_model_file(source)
         if p.suffix.lower() != f".{fmt}":
             raise EdgeKDError(f"cannot quantize {p.name} into .{fmt}: give a float .{fmt} file or a PyTorch model")
+        from edgekd.quantize.source_checks import check_float_source
+
+        check_float_source(p, sample)
         return p
     if sample is None:
         raise EdgeKDError("quantizing a PyTorch model needs calibration data to export it first")
@@ -177,6 +180,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
                                   eval_data=eval_data, max_drop=max_drop, allow_drop=allow_drop, coreml=coreml)
     if fmt not in ("onnx", "tflite"):
         raise EdgeKDError(f"quantized output must end in .onnx, .tflite, .pte or .mlpackage: {out}")
+    check_output_file(out, "--output", reads=[source if isinstance(source, (str, Path)) else None])
     if format is not None and format.lower() != fmt:
         raise EdgeKDError(f"--format {format} does not match the output file {out.name}")
     if torch_model is not None and (source is None or (isinstance(source, (str, Path)) and not Path(source).is_file())):
