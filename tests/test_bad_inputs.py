@@ -458,3 +458,24 @@ def test_quantize_data_of_another_shape(inputs, tmp_path, capsys):
         out = tmp_path / f"q{Path(model).suffix}"
         line = _one_error(["quantize", model, "--data", str(npz), "--output", str(out)], capsys)
         assert "(1, 16, 16)" in line and Path(model).name in line and not out.exists()
+
+
+# ---------------------------------------------------------------- gate: baseline JSON with wrong field types, limits
+
+
+@pytest.mark.parametrize("field,value", [("size_bytes", "big"), ("size_bytes", -5), ("ops", [1, 2]),
+                                         ("inputs", "x"), ("macs", True)])
+def test_gate_baseline_json_with_a_bad_field(field, value, tmp_path, capsys):
+    from edgekd.inspect import model_info
+
+    info = model_info(ONNX) | {field: value}
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(info))
+    line = _one_error(["gate", ONNX, "--baseline", str(base), "--no-measure"], capsys)
+    assert "base.json" in line and f"'{field}'" in line
+
+
+@pytest.mark.parametrize("flag", ["--max-size-growth", "--max-macs-growth"])
+def test_gate_negative_growth_limit(flag, capsys):
+    line = _one_error(["gate", ONNX, "--baseline", ONNX, "--no-measure", flag, "-1"], capsys)
+    assert flag.lstrip("-").replace("-", "_") in line

@@ -18,6 +18,16 @@ class Limits:
     max_npu_share_drop: float = 0.0  # fraction of ops (0.02 = 2 points) the NPU may lose
     size_slack_bytes: int = 4096  # growth below this never fails (names, metadata on tiny models)
 
+    def __post_init__(self):
+        import math
+
+        from edgekd.errors import UsageError
+
+        for name in ("max_size_growth", "max_macs_growth", "max_instructions_growth", "max_npu_share_drop"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+                raise UsageError(f"{name} must be a number >= 0 (0.05 = 5 %), got {v}")
+
     def growth(self, which: str) -> float:
         v = getattr(self, f"max_{which}_growth")
         return self.max_regression if v is None else v
