@@ -125,6 +125,9 @@ def inputs(tmp_path_factory):
     f["npz_keys"] = root / "keys.npz"
     np.savez(f["npz_keys"], images=np.zeros((4, 8, 8)))
     f["npz_channels"] = _digits_npz(root / "rgb.npz", x=np.zeros((200, 3, 8, 8), np.float32))
+    f["npz_strings"] = _digits_npz(root / "strx.npz", x=np.full((200, 1, 8, 8), "a"))
+    f["npz_object"] = _digits_npz(root / "objx.npz", x=np.array([{"a": 1}] * 200, dtype=object))
+    f["npz_onehot"] = _digits_npz(root / "onehot.npz", y=np.eye(10, dtype=np.int64)[np.arange(200) % 10])
     # image folders
     f["img_empty"] = _dir(root / "img_empty")
     (root / "img_one" / "cat").mkdir(parents=True)
@@ -198,7 +201,8 @@ PT2_PROBLEMS = {"pt2_missing": "does not exist", "pt2_empty": "empty", "pt2_trun
                 "pt2_dir": "not a file"}
 NPZ_PROBLEMS = {"npz_missing": "does not exist", "npz_empty": "empty", "npz_truncated": "", "npz_text": "",
                 "npz_zero": "no samples", "npz_shape": "shape", "npz_one_class": "2 classes", "npz_nan": "nan",
-                "npz_inf": "infinite", "npz_lengths": "samples", "npz_keys": "'x'"}
+                "npz_inf": "infinite", "npz_lengths": "samples", "npz_keys": "'x'", "npz_strings": "numbers",
+                "npz_object": "pickled", "npz_onehot": "one class index"}
 IMG_PROBLEMS = {"img_empty": "no class", "img_one": "2 classes", "img_corrupt": "no readable"}
 TARGET_PROBLEMS = {"target_missing": "", "target_empty": "", "target_syntax": "toml", "target_types": "threads",
                    "target_runtime": "runtime", "target_dir": ""}
@@ -250,7 +254,7 @@ def _cases() -> list[Case]:
                        "--output", "{out}/m.onnx"], probs)
     add("derive", ["derive", "--teacher", T, "--teacher-weights", "{good_pt}", "--ratio", "0.5", "--data", "{b}",
                    "--output", "{out}/s.pt"], NPZ_PROBLEMS)
-    unl = {k: v for k, v in NPZ_PROBLEMS.items() if k not in ("npz_one_class", "npz_lengths", "npz_keys")}
+    unl = {k: v for k, v in NPZ_PROBLEMS.items() if k not in ("npz_one_class", "npz_lengths", "npz_keys", "npz_onehot")}
     add("distill-unlabeled", ["distill", "--teacher", T, "--teacher-weights", "{good_pt}", "--data", "{npz_good}",
                               "--unlabeled", "{b}", "--epochs", "1", "--output", "{out}", "--no-progress"], unl)
     # data that does not fit the teacher (class count, channels)

@@ -32,7 +32,7 @@ def _unlabeled(path: Optional[Path], bundle):
     import numpy as np
 
     from edgekd.core.inputs import one_line, require_file
-    from edgekd.data.loaders import prepare_like
+    from edgekd.data.loaders import npz_member_error, prepare_like
     from edgekd.errors import EdgeKDError
 
     require_file(path, "--unlabeled file")
@@ -41,6 +41,8 @@ def _unlabeled(path: Optional[Path], bundle):
     try:
         z = np.load(path, allow_pickle=False)
         x = z["x"]
+    except ValueError as exc:
+        raise npz_member_error(f"--unlabeled {path}", exc) from None
     except Exception as exc:
         raise EdgeKDError(f"--unlabeled {path}: cannot read array 'x' (truncated, or another format: "
                           f"{one_line(exc, 80)})") from None
