@@ -483,3 +483,16 @@ def test_gate_baseline_json_with_a_bad_field(field, value, tmp_path, capsys):
 def test_gate_negative_growth_limit(flag, capsys):
     line = _one_error(["gate", ONNX, "--baseline", ONNX, "--no-measure", flag, "-1"], capsys)
     assert flag.lstrip("-").replace("-", "_") in line
+
+
+# ---------------------------------------------------------------- recipe numbers that are not finite
+
+
+@pytest.mark.parametrize("extra,key", [(["--lr", "nan"], "lr"), (["--set", "train.weight_decay=inf"], "weight_decay"),
+                                       (["--recipe", "hinton", "--set", "kd.temperature=nan"], "temperature")])
+def test_recipe_number_not_finite(extra, key, inputs, tmp_path, capsys):
+    """NaN slipped past every `< lo` check: an internal error from the optimizer, or a run training on NaN."""
+    line = _one_error(["distill", "--teacher", f"{inputs['teacher']}:build", "--teacher-weights", str(inputs["good_pt"]),
+                       "--data", str(inputs["npz_good"]), "--epochs", "1", "--output", str(tmp_path / "o"),
+                       "--no-progress", *extra], capsys)
+    assert key in line and "finite" in line and not list((tmp_path / "o").glob("*.pt"))
