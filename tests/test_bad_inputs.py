@@ -496,3 +496,13 @@ def test_recipe_number_not_finite(extra, key, inputs, tmp_path, capsys):
                        "--data", str(inputs["npz_good"]), "--epochs", "1", "--output", str(tmp_path / "o"),
                        "--no-progress", *extra], capsys)
     assert key in line and "finite" in line and not list((tmp_path / "o").glob("*.pt"))
+
+
+@pytest.mark.parametrize("opset", ["3", "99"])
+def test_export_opset_out_of_range(opset, inputs, tmp_path, capsys):
+    """Was a 16-line onnxscript traceback, exit 0 and a file at opset 18 whatever was asked."""
+    out = tmp_path / "m.onnx"
+    code, err = _run(["export", f"{inputs['teacher']}:build", "--weights", str(inputs["good_pt"]), "--data",
+                      str(inputs["npz_good"]), "--format", "onnx", "--opset", opset, "--output", str(out)], capsys)
+    assert code != 0 and "Traceback" not in err and f"--opset {opset}" in err.strip().splitlines()[-1]
+    assert not out.exists()
