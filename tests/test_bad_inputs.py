@@ -506,3 +506,39 @@ def test_export_opset_out_of_range(opset, inputs, tmp_path, capsys):
                       str(inputs["npz_good"]), "--format", "onnx", "--opset", opset, "--output", str(out)], capsys)
     assert code != 0 and "Traceback" not in err and f"--opset {opset}" in err.strip().splitlines()[-1]
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- data too small, or with fewer classes than the teacher
+
+
+def _distill_argv(inputs, data, out, *extra):
+    return ["distill", "--teacher", f"{inputs['teacher']}:build", "--teacher-weights", str(inputs["good_pt"]),
+            "--data", str(data), "--epochs", "1", "--student", "cnn-s", "--output", str(out), "--no-progress", *extra]
+
+
+def test_distill_one_training_sample(inputs, tmp_path, capsys):
+    """Was an internal error from batch norm ('Expected more than 1 value per channel')."""
+    npz = _digits_npz(tmp_path / "three.npz", x=np.zeros((3, 1, 8, 8), np.float32), y=np.array([0, 1, 2]))
+    line = _one_error(_distill_argv(inputs, npz, tmp_path / "o"), capsys)
+    assert "three.npz" in line and "training sample" in line and not list((tmp_path / "o").glob("*.pt"))
+
+
+def test_distill_last_batch_of_one_trains(inputs, tmp_path, capsys):
+    """144 training samples with batch 143 left a batch of one at the end of the epoch: batch norm crashed."""
+    code, err = _run(_distill_argv(inputs, inputs["npz_good"], tmp_path / "o", "--batch-size", "143"), capsys)
+    assert code == 0, err
+    assert (tmp_path / "o" / "best.pt").is_file()
+
+
+def test_distill_data_with_fewer_classes_than_the_teacher(inputs, tmp_path, capsys):
+    """The student takes the teacher's 10 classes (was: 'student predicts 3 classes but the teacher 10')."""
+    import torch
+
+    y = np.arange(200, dtype=np.int64) % 3
+    npz = _digits_npz(tmp_path / "three_classes.npz", y=y)
+    code, err = _run(_distill_argv(inputs, npz, tmp_path / "o"), capsys)
+    assert code == 0, err
+    state = torch.load(tmp_path / "o" / "best.pt", weights_only=True)
+    state = state.get("student", state.get("state_dict", state)) if isinstance(state, dict) else state
+    heads = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
+    assert heads and heads[-1].shape[0] == 10

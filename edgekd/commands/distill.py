@@ -122,10 +122,10 @@ def distill_cmd(
     c, k = bundle.input_shape[0], bundle.num_classes
     torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)
-    s_model = load_model(student, student_weights, in_channels=c, num_classes=k)
     from edgekd.modalities.classifier.checks import check_fits
 
-    check_fits(t_model, bundle, "teacher")  # before training: one line instead of a failure mid-run
+    k = check_fits(t_model, bundle, "teacher")  # before training: one line instead of a failure mid-run
+    s_model = load_model(student, student_weights, in_channels=c, num_classes=k)  # the teacher's classes, not the data's
     check_fits(s_model, bundle, "student")
     rank0 = int(os.environ.get("RANK", "0")) == 0
     extra = _unlabeled(unlabeled, bundle)
