@@ -542,3 +542,9 @@ def test_distill_data_with_fewer_classes_than_the_teacher(inputs, tmp_path, caps
     state = state.get("student", state.get("state_dict", state)) if isinstance(state, dict) else state
     heads = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
     assert heads and heads[-1].shape[0] == 10
+
+
+def test_profile_absurd_thread_count(capsys):
+    """Was a 160 s hang (ONNX Runtime starting 100000 threads) ending in 'timed out'."""
+    line = _one_error(["profile", ONNX, "--target", "host", "--runs", "2", "--threads", "100000"], capsys)
+    assert "threads 100000" in line
