@@ -548,3 +548,26 @@ def test_profile_absurd_thread_count(capsys):
     """Was a 160 s hang (ONNX Runtime starting 100000 threads) ending in 'timed out'."""
     line = _one_error(["profile", ONNX, "--target", "host", "--runs", "2", "--threads", "100000"], capsys)
     assert "threads 100000" in line
+
+
+def test_quantize_few_calibration_samples_warns(tmp_path, capsys):
+    code, err = _run(["quantize", ONNX, "--data", "digits", "--calib-samples", "2", "--output",
+                      str(tmp_path / "q.onnx")], capsys)
+    assert code == 0 and "calibrated on only 2 sample(s)" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("drop", ["500", "nan"])
+def test_quantize_max_drop_out_of_range(drop, tmp_path, capsys):
+    line = _one_error(["quantize", ONNX, "--data", "digits", "--max-drop", drop, "--output", str(tmp_path / "q.onnx")],
+                      capsys)
+    assert "--max-drop" in line and not (tmp_path / "q.onnx").exists()
+
+
+def test_quantize_dynamic_prints_no_library_log(tmp_path):
+    """A subprocess: pytest's own log handler would swallow the root-logger line the user saw."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgekd.cli", "quantize", ONNX, "--data", "digits", "--mode", "dynamic",
+                           "--output", str(tmp_path / "q.onnx")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "WARNING:root" not in proc.stderr, proc.stderr

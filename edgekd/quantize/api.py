@@ -23,6 +23,7 @@ from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
 
 SENSITIVITY_SAMPLES = 8  # samples for per-layer error: ranking needs few, each runs both files unfused
+FEW_CALIB_SAMPLES = 32  # under this, a warning: activation ranges from a handful of images clip the others
 MAX_SEARCH_STEPS = 8  # 1, 2, 4, ... layers kept float
 
 
@@ -200,6 +201,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
                          method=method if needs_calib else None,
                          precision={"dynamic": "dynamic-int8", "fp16": "fp16", "int16x8": "int16x8"}.get(mode, "int8"),
                          calib_samples=int(len(calib)) if needs_calib else 0)
+    if needs_calib and len(calib) < FEW_CALIB_SAMPLES:
+        report.warnings.append(f"calibrated on only {len(calib)} sample(s): int8 ranges taken from so few miss the "
+                               f"rest of the data's; give {FEW_CALIB_SAMPLES * 4} or more real training samples")
     with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as d:
         work = Path(d)
         sample = calib if calib is not None else (eval_data[0] if eval_data is not None else None)
@@ -272,8 +276,8 @@ def _check_budget(max_drop: float | None, eval_data) -> None:
     """An accuracy budget needs enough held-out data to measure a drop that small."""
     if max_drop is None:
         return
-    if max_drop < 0:
-        raise EdgeKDError(f"--max-drop must be >= 0 points, got {max_drop}")
+    if not 0 <= max_drop <= 100:  # points of top-1 accuracy (NaN fails too)
+        raise EdgeKDError(f"--max-drop must lie in [0, 100] points of accuracy, got {max_drop}")
     if eval_data is None:
         raise EdgeKDError("--max-drop needs held-out data (labelled for accuracy, or unlabeled for agreement "
                           "with the float file) to measure the drop")
