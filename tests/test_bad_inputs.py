@@ -571,3 +571,17 @@ def test_quantize_dynamic_prints_no_library_log(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgekd.cli", "quantize", ONNX, "--data", "digits", "--mode", "dynamic",
                            "--output", str(tmp_path / "q.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "WARNING:root" not in proc.stderr, proc.stderr
+
+
+def test_unreadable_images_are_said_outside_compress(inputs, tmp_path, capsys):
+    """An image folder's unreadable file was skipped silently by distill/quantize/export (compress said so)."""
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "fake.png").write_text("not a png")
+    (tmp_path / "imgs" / "a" / "notes.txt").write_text("not an image, not counted")
+    code, err = _run(["quantize", ONNX, "--data", str(tmp_path / "imgs"), "--output", str(tmp_path / "q.onnx")], capsys)
+    assert code == 0 and "1 unreadable file(s)" in err and "fake.png" in err, err

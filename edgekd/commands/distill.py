@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, load_cli_data
 
 # the recipe files by name, read from the package without importing edgekd.distill (it imports torch: slow --help)
 _BUILTIN_RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "distill" / "recipes").glob("*.toml"))
@@ -105,7 +105,6 @@ def distill_cmd(
     import torch
 
     from edgekd.core import atomic_write_text
-    from edgekd.data import load_data
     from edgekd.distill import distill
     from edgekd.models import load_model
 
@@ -118,7 +117,7 @@ def distill_cmd(
         overrides["kd.alpha"] = alpha
     if augment is not None:
         overrides["train.augment"] = augment
-    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
+    bundle = load_cli_data(data, seed=seed, image_size=image_size, normalize=normalize)
     c, k = bundle.input_shape[0], bundle.num_classes
     torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, load_cli_data
 
 
 def _input_spec(data: str, input_shape: Optional[str], seed: int, image_size=None, normalize="dataset"):
@@ -24,9 +24,8 @@ def _input_spec(data: str, input_shape: Optional[str], seed: int, image_size=Non
             raise UsageError(f"--input-shape expects positive numbers C,H,W (images) or F (feature vectors), "
                              f"got '{input_shape}'")
         return None, shape, None
-    from edgekd.data import load_data
 
-    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
+    bundle = load_cli_data(data, seed=seed, image_size=image_size, normalize=normalize)
     return bundle, tuple(bundle.input_shape), bundle.num_classes
 
 
