@@ -169,9 +169,10 @@ def _statistics(norm, x_train: np.ndarray, name: str) -> tuple[np.ndarray, np.nd
     c = x_train.shape[1]
     axes = (0,) + tuple(range(2, x_train.ndim))  # per channel for images, per feature for vectors
     if norm == "dataset":
-        std = x_train.std(axis=axes)
+        # float64: squares of large float32 values (raw sensor counts, 1e20+) overflow to inf and zero the data
+        std = x_train.std(axis=axes, dtype=np.float64)
         std = np.where(std < 1e-6, 1.0, std + 1e-6)  # a constant channel/feature is centred, not blown up
-        return x_train.mean(axis=axes).astype(np.float32), std.astype(np.float32)
+        return x_train.mean(axis=axes, dtype=np.float64).astype(np.float32), std.astype(np.float32)
     if norm == "none":
         return np.zeros(c, np.float32), np.ones(c, np.float32)
     mean, std = norm
