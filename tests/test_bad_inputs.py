@@ -585,3 +585,19 @@ def test_unreadable_images_are_said_outside_compress(inputs, tmp_path, capsys):
     (tmp_path / "imgs" / "a" / "notes.txt").write_text("not an image, not counted")
     code, err = _run(["quantize", ONNX, "--data", str(tmp_path / "imgs"), "--output", str(tmp_path / "q.onnx")], capsys)
     assert code == 0 and "1 unreadable file(s)" in err and "fake.png" in err, err
+
+
+def test_gate_baseline_of_another_format_warns(capsys):
+    """An ONNX candidate against a TFLite baseline passed with no word about the formats."""
+    code, out = _run_out(["gate", ONNX, "--baseline", str(FIXTURES / "tiny_fp32.tflite"), "--no-measure", "--json"],
+                         capsys)
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and checks["format"]["status"] == "warn" and "tflite" in checks["format"]["message"]
+
+
+def _run_out(argv, capsys) -> tuple[int, str]:
+    from edgekd.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code, capsys.readouterr().out

@@ -68,6 +68,11 @@ def deterministic_checks(base: dict[str, Any], cand: dict[str, Any], limits: Lim
         _custom_ops_check(base, cand),
         _io_check(base, cand),
     ]
+    b_fmt, c_fmt = base.get("format"), cand.get("format")
+    if b_fmt and c_fmt and b_fmt != c_fmt:  # most often the wrong --baseline: say so rather than pass quietly
+        checks.append(Check("format", "warn", f"baseline is {b_fmt}, candidate {c_fmt}: file sizes and op counts of two "
+                            "formats are not like for like (compare files of one format)", "deterministic",
+                            b_fmt, c_fmt))
     if "npu" in base or "npu" in cand:
         checks += _npu_checks(base.get("npu"), cand.get("npu"), limits)
     if "delegation" in base or "delegation" in cand:
