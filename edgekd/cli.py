@@ -70,9 +70,22 @@ def main(argv: list[str] | None = None) -> None:
     from edgekd.errors import EdgeKDError
 
     _register()
+    click_error, no_args_help, click_abort = _click_exceptions()
     try:
-        # Standalone mode: typer itself reports usage errors (exit 2) and --help; our errors come out here.
-        app(args=argv)
+        # Not standalone: click's usage errors come out here, so they print as one line like ours rather
+        # than typer's multi-line box; the return value is the exit code of typer.Exit / --help.
+        code = app(args=argv, standalone_mode=False)
+    except no_args_help as exc:  # bare `edgekd`: the help, as before
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+        sys.exit(exc.exit_code)
+    except click_error as exc:  # bad option, missing argument, value out of range
+        print(f"error: {_click_line(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (click_abort, typer.Abort):
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
     except EdgeKDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -85,6 +98,32 @@ def main(argv: list[str] | None = None) -> None:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         print(f"error: internal error ({type(exc).__name__}: {first}); rerun with EDGEKD_DEBUG=1 for the traceback", file=sys.stderr)
         sys.exit(1)
+    if code == 130:  # typer turns Ctrl-C into Exit(130)
+        print("interrupted", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Never(Exception):
+    """Stands in for an exception this click version never raises."""
+
+
+def _click_exceptions():
+    """The click exceptions typer raises: its vendored copy (newer typer) or click itself (older typer)."""
+    mod = importlib.import_module(typer.BadParameter.__module__)
+    # click < 8.2 prints the help for a bare `edgekd` itself and raises no NoArgsIsHelpError
+    return mod.ClickException, getattr(mod, "NoArgsIsHelpError", _Never), getattr(mod, "Abort", _Never)
+
+
+def _click_line(exc) -> str:
+    """A click error as one line, pointing at the command's --help (click's own text spans several lines)."""
+    text = " ".join(exc.format_message().split())
+    ctx, names = getattr(exc, "ctx", None), []
+    while ctx is not None and ctx.parent is not None:  # the sub-command's own names, not `python -m ...`
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    if ctx is not None:
+        text += f" (see `{' '.join(['edgekd', *names])} --help`)"
+    return text
 
 
 if __name__ == "__main__":

@@ -125,6 +125,9 @@ def inputs(tmp_path_factory):
     f["npz_keys"] = root / "keys.npz"
     np.savez(f["npz_keys"], images=np.zeros((4, 8, 8)))
     f["npz_channels"] = _digits_npz(root / "rgb.npz", x=np.zeros((200, 3, 8, 8), np.float32))
+    f["npz_strings"] = _digits_npz(root / "strx.npz", x=np.full((200, 1, 8, 8), "a"))
+    f["npz_object"] = _digits_npz(root / "objx.npz", x=np.array([{"a": 1}] * 200, dtype=object))
+    f["npz_onehot"] = _digits_npz(root / "onehot.npz", y=np.eye(10, dtype=np.int64)[np.arange(200) % 10])
     # image folders
     f["img_empty"] = _dir(root / "img_empty")
     (root / "img_one" / "cat").mkdir(parents=True)
@@ -198,7 +201,8 @@ PT2_PROBLEMS = {"pt2_missing": "does not exist", "pt2_empty": "empty", "pt2_trun
                 "pt2_dir": "not a file"}
 NPZ_PROBLEMS = {"npz_missing": "does not exist", "npz_empty": "empty", "npz_truncated": "", "npz_text": "",
                 "npz_zero": "no samples", "npz_shape": "shape", "npz_one_class": "2 classes", "npz_nan": "nan",
-                "npz_inf": "infinite", "npz_lengths": "samples", "npz_keys": "'x'"}
+                "npz_inf": "infinite", "npz_lengths": "samples", "npz_keys": "'x'", "npz_strings": "numbers",
+                "npz_object": "pickled", "npz_onehot": "one class index"}
 IMG_PROBLEMS = {"img_empty": "no class", "img_one": "2 classes", "img_corrupt": "no readable"}
 TARGET_PROBLEMS = {"target_missing": "", "target_empty": "", "target_syntax": "toml", "target_types": "threads",
                    "target_runtime": "runtime", "target_dir": ""}
@@ -250,7 +254,7 @@ def _cases() -> list[Case]:
                        "--output", "{out}/m.onnx"], probs)
     add("derive", ["derive", "--teacher", T, "--teacher-weights", "{good_pt}", "--ratio", "0.5", "--data", "{b}",
                    "--output", "{out}/s.pt"], NPZ_PROBLEMS)
-    unl = {k: v for k, v in NPZ_PROBLEMS.items() if k not in ("npz_one_class", "npz_lengths", "npz_keys")}
+    unl = {k: v for k, v in NPZ_PROBLEMS.items() if k not in ("npz_one_class", "npz_lengths", "npz_keys", "npz_onehot")}
     add("distill-unlabeled", ["distill", "--teacher", T, "--teacher-weights", "{good_pt}", "--data", "{npz_good}",
                               "--unlabeled", "{b}", "--epochs", "1", "--output", "{out}", "--no-progress"], unl)
     # data that does not fit the teacher (class count, channels)
@@ -353,3 +357,247 @@ def test_unreadable_file(flag, inputs, tmp_path, capsys):
 def test_table_size():
     """The closing note quotes this count; keep the table broad."""
     assert len(CASES) + 2 * len(HF_PROBLEMS) + len(TEXT_CASES) >= 150
+
+
+# ---------------------------------------------------------------- usage errors (click's, not ours)
+
+USAGE_CASES = [
+    (["distill", "--epochs", "0"], "--epochs"),
+    (["distill", "--time-budget", "-1"], "--time-budget"),
+    (["compress", "--max-drop", "-5"], "--max-drop"),
+    (["compress", "--prune", "1.5"], "--prune"),
+    (["prune", "--steps", "0"], "--steps"),
+    (["gate", "a.onnx", "--budget-s", "-1"], "--budget-s"),
+    (["distill", "--no-such-flag"], "--no-such-flag"),
+    (["profile"], "model"),
+    (["no-such-command"], "no-such-command"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", USAGE_CASES, ids=[" ".join(a) for a, _ in USAGE_CASES])
+def test_usage_error_is_one_line(argv, needle, capsys):
+    """A bad option value is one `error:` line naming the option (typer's own is a multi-line box)."""
+    code, err = _run(argv, capsys)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert needle in lines[0] and "--help" in lines[0] and "╭" not in err
+
+
+def test_help_and_success_still_exit_zero(capsys):
+    code, _ = _run(["--help"], capsys)
+    assert code == 0
+    code, _ = _run(["models"], capsys)
+    assert code == 0
+
+
+# ---------------------------------------------------------------- output paths, inputs that are already outputs
+
+
+def _one_error(argv, capsys) -> str:
+    code, err = _run(argv, capsys)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code not in (0, None) and lines and lines[-1].startswith("error: "), err
+    assert sum(ln.startswith("error:") for ln in lines) == 1 and "Traceback" not in err and "internal error" not in err, err
+    return lines[-1]
+
+
+ONNX = str(FIXTURES / "tiny_fp32.onnx")
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", T, "--weights", "{good_pt}", "--data", "{npz_good}", "--format", "onnx", "--output", "{d}"],
+    ["quantize", ONNX, "--data", "{npz_good}", "--output", "{d}"],
+    ["gate", ONNX, "--baseline", ONNX, "--no-measure", "--output", "{d}"],
+    ["gate", ONNX, "--baseline", ONNX, "--no-measure", "--html", "{d}"],
+], ids=["export", "quantize", "gate-output", "gate-html"])
+def test_output_is_an_existing_directory(argv, inputs, tmp_path, capsys):
+    d = tmp_path / ("m.onnx" if argv[0] != "gate" else "report.json")
+    d.mkdir()
+    paths = {k: str(v) for k, v in inputs.items()} | {"d": str(d)}
+    line = _one_error([a.format(**paths) if "{" in a else a for a in argv], capsys)
+    assert "existing directory" in line and d.name in line
+    assert d.is_dir() and not any(d.iterdir()) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_output_under_a_file(inputs, tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    line = _one_error(["export", T.format(teacher=inputs["teacher"]), "--weights", str(inputs["good_pt"]), "--data",
+                       str(inputs["npz_good"]), "--format", "onnx", "--output", str(tmp_path / "f" / "m.onnx")], capsys)
+    assert "is a file" in line
+
+
+def test_quantize_refuses_to_overwrite_its_input(tmp_path, capsys):
+    src = tmp_path / "m.onnx"
+    shutil.copy(ONNX, src)
+    before = src.read_bytes()
+    line = _one_error(["quantize", str(src), "--data", "digits", "--output", str(src)], capsys)
+    assert "input file" in line and src.read_bytes() == before
+
+
+def test_prune_refuses_to_overwrite_its_weights(inputs, tmp_path, capsys):
+    w = tmp_path / "w.pt"
+    shutil.copy(inputs["good_pt"], w)
+    before = w.read_bytes()
+    line = _one_error(["prune", "--model", f"{inputs['teacher']}:build", "--model-weights", str(w), "--ratio", "0.3",
+                       "--data", str(inputs["npz_good"]), "--output", str(w)], capsys)
+    assert "input file" in line and w.read_bytes() == before
+
+
+# ---------------------------------------------------------------- quantize: the source must be float and fit the data
+
+
+def test_quantize_refuses_an_already_quantized_file(tmp_path, capsys):
+    from onnxruntime.quantization import quantize_dynamic
+
+    q = tmp_path / "q.onnx"
+    quantize_dynamic(ONNX, q)
+    for src, out in ((q, tmp_path / "o.onnx"), (FIXTURES / "tiny_int8.tflite", tmp_path / "o.tflite")):
+        line = _one_error(["quantize", str(src), "--data", "digits", "--output", str(out)], capsys)
+        assert "already quantized" in line and src.name in line and not out.exists()
+
+
+def test_quantize_data_of_another_shape(inputs, tmp_path, capsys):
+    npz = _digits_npz(tmp_path / "big.npz", x=np.zeros((200, 1, 16, 16), np.float32))
+    for model in (ONNX, str(FIXTURES / "tiny_fp32.tflite")):
+        out = tmp_path / f"q{Path(model).suffix}"
+        line = _one_error(["quantize", model, "--data", str(npz), "--output", str(out)], capsys)
+        assert "(1, 16, 16)" in line and Path(model).name in line and not out.exists()
+
+
+# ---------------------------------------------------------------- gate: baseline JSON with wrong field types, limits
+
+
+@pytest.mark.parametrize("field,value", [("size_bytes", "big"), ("size_bytes", -5), ("ops", [1, 2]),
+                                         ("inputs", "x"), ("macs", True)])
+def test_gate_baseline_json_with_a_bad_field(field, value, tmp_path, capsys):
+    from edgekd.inspect import model_info
+
+    info = model_info(ONNX) | {field: value}
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(info))
+    line = _one_error(["gate", ONNX, "--baseline", str(base), "--no-measure"], capsys)
+    assert "base.json" in line and f"'{field}'" in line
+
+
+@pytest.mark.parametrize("flag", ["--max-size-growth", "--max-macs-growth"])
+def test_gate_negative_growth_limit(flag, capsys):
+    line = _one_error(["gate", ONNX, "--baseline", ONNX, "--no-measure", flag, "-1"], capsys)
+    assert flag.lstrip("-").replace("-", "_") in line
+
+
+# ---------------------------------------------------------------- recipe numbers that are not finite
+
+
+@pytest.mark.parametrize("extra,key", [(["--lr", "nan"], "lr"), (["--set", "train.weight_decay=inf"], "weight_decay"),
+                                       (["--recipe", "hinton", "--set", "kd.temperature=nan"], "temperature")])
+def test_recipe_number_not_finite(extra, key, inputs, tmp_path, capsys):
+    """NaN slipped past every `< lo` check: an internal error from the optimizer, or a run training on NaN."""
+    line = _one_error(["distill", "--teacher", f"{inputs['teacher']}:build", "--teacher-weights", str(inputs["good_pt"]),
+                       "--data", str(inputs["npz_good"]), "--epochs", "1", "--output", str(tmp_path / "o"),
+                       "--no-progress", *extra], capsys)
+    assert key in line and "finite" in line and not list((tmp_path / "o").glob("*.pt"))
+
+
+@pytest.mark.parametrize("opset", ["3", "99"])
+def test_export_opset_out_of_range(opset, inputs, tmp_path, capsys):
+    """Was a 16-line onnxscript traceback, exit 0 and a file at opset 18 whatever was asked."""
+    out = tmp_path / "m.onnx"
+    code, err = _run(["export", f"{inputs['teacher']}:build", "--weights", str(inputs["good_pt"]), "--data",
+                      str(inputs["npz_good"]), "--format", "onnx", "--opset", opset, "--output", str(out)], capsys)
+    assert code != 0 and "Traceback" not in err and f"--opset {opset}" in err.strip().splitlines()[-1]
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- data too small, or with fewer classes than the teacher
+
+
+def _distill_argv(inputs, data, out, *extra):
+    return ["distill", "--teacher", f"{inputs['teacher']}:build", "--teacher-weights", str(inputs["good_pt"]),
+            "--data", str(data), "--epochs", "1", "--student", "cnn-s", "--output", str(out), "--no-progress", *extra]
+
+
+def test_distill_one_training_sample(inputs, tmp_path, capsys):
+    """Was an internal error from batch norm ('Expected more than 1 value per channel')."""
+    npz = _digits_npz(tmp_path / "three.npz", x=np.zeros((3, 1, 8, 8), np.float32), y=np.array([0, 1, 2]))
+    line = _one_error(_distill_argv(inputs, npz, tmp_path / "o"), capsys)
+    assert "three.npz" in line and "training sample" in line and not list((tmp_path / "o").glob("*.pt"))
+
+
+def test_distill_last_batch_of_one_trains(inputs, tmp_path, capsys):
+    """144 training samples with batch 143 left a batch of one at the end of the epoch: batch norm crashed."""
+    code, err = _run(_distill_argv(inputs, inputs["npz_good"], tmp_path / "o", "--batch-size", "143"), capsys)
+    assert code == 0, err
+    assert (tmp_path / "o" / "best.pt").is_file()
+
+
+def test_distill_data_with_fewer_classes_than_the_teacher(inputs, tmp_path, capsys):
+    """The student takes the teacher's 10 classes (was: 'student predicts 3 classes but the teacher 10')."""
+    import torch
+
+    y = np.arange(200, dtype=np.int64) % 3
+    npz = _digits_npz(tmp_path / "three_classes.npz", y=y)
+    code, err = _run(_distill_argv(inputs, npz, tmp_path / "o"), capsys)
+    assert code == 0, err
+    state = torch.load(tmp_path / "o" / "best.pt", weights_only=True)
+    state = state.get("student", state.get("state_dict", state)) if isinstance(state, dict) else state
+    heads = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
+    assert heads and heads[-1].shape[0] == 10
+
+
+def test_profile_absurd_thread_count(capsys):
+    """Was a 160 s hang (ONNX Runtime starting 100000 threads) ending in 'timed out'."""
+    line = _one_error(["profile", ONNX, "--target", "host", "--runs", "2", "--threads", "100000"], capsys)
+    assert "threads 100000" in line
+
+
+def test_quantize_few_calibration_samples_warns(tmp_path, capsys):
+    code, err = _run(["quantize", ONNX, "--data", "digits", "--calib-samples", "2", "--output",
+                      str(tmp_path / "q.onnx")], capsys)
+    assert code == 0 and "calibrated on only 2 sample(s)" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("drop", ["500", "nan"])
+def test_quantize_max_drop_out_of_range(drop, tmp_path, capsys):
+    line = _one_error(["quantize", ONNX, "--data", "digits", "--max-drop", drop, "--output", str(tmp_path / "q.onnx")],
+                      capsys)
+    assert "--max-drop" in line and not (tmp_path / "q.onnx").exists()
+
+
+def test_quantize_dynamic_prints_no_library_log(tmp_path):
+    """A subprocess: pytest's own log handler would swallow the root-logger line the user saw."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgekd.cli", "quantize", ONNX, "--data", "digits", "--mode", "dynamic",
+                           "--output", str(tmp_path / "q.onnx")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "WARNING:root" not in proc.stderr, proc.stderr
+
+
+def test_unreadable_images_are_said_outside_compress(inputs, tmp_path, capsys):
+    """An image folder's unreadable file was skipped silently by distill/quantize/export (compress said so)."""
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "fake.png").write_text("not a png")
+    (tmp_path / "imgs" / "a" / "notes.txt").write_text("not an image, not counted")
+    code, err = _run(["quantize", ONNX, "--data", str(tmp_path / "imgs"), "--output", str(tmp_path / "q.onnx")], capsys)
+    assert code == 0 and "1 unreadable file(s)" in err and "fake.png" in err, err
+
+
+def test_gate_baseline_of_another_format_warns(capsys):
+    """An ONNX candidate against a TFLite baseline passed with no word about the formats."""
+    code, out = _run_out(["gate", ONNX, "--baseline", str(FIXTURES / "tiny_fp32.tflite"), "--no-measure", "--json"],
+                         capsys)
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and checks["format"]["status"] == "warn" and "tflite" in checks["format"]["message"]
+
+
+def _run_out(argv, capsys) -> tuple[int, str]:
+    from edgekd.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code, capsys.readouterr().out

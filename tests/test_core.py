@@ -33,6 +33,42 @@ def test_atomic_path_refuses_empty_output(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_path_refuses_a_directory_in_the_way(tmp_path):
+    (tmp_path / "m.onnx").mkdir()
+    with pytest.raises(EdgeKDError, match="existing directory"):
+        with atomic_path(tmp_path / "m.onnx") as tmp:
+            tmp.write_bytes(b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"] and not any((tmp_path / "m.onnx").iterdir())
+
+
+def test_atomic_path_refuses_a_parent_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(EdgeKDError, match="is a file"):
+        with atomic_path(tmp_path / "f" / "sub" / "m.onnx"):
+            pass
+
+
+def test_atomic_path_refuses_a_read_only_directory(tmp_path, monkeypatch):
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK else real(p, mode))  # root ignores modes
+    with pytest.raises(EdgeKDError, match="not writable"):
+        with atomic_path(tmp_path / "m.onnx"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_output_file_refuses_an_input(tmp_path):
+    from edgekd.core import check_output_file
+
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"x")
+    with pytest.raises(EdgeKDError, match="input file"):
+        check_output_file(tmp_path / "." / "model.onnx", "--output", reads=[None, src])
+    assert check_output_file(tmp_path / "other.onnx", reads=[src]) == tmp_path / "other.onnx"
+
+
 def test_stage_skipped_when_unchanged_and_rerun_when_changed(tmp_path):
     calls = []
 

@@ -223,3 +223,18 @@ def test_image_folder_splits(tmp_path):
     b = load_data(str(tmp_path))
     assert b.source["classes"] == ["a", "b", "c"] and b.num_classes == 3
     assert len(b.test) == 4 and sorted(set(b.test.y.tolist())) == [0, 2]
+
+
+def test_dataset_statistics_of_large_values_are_finite(tmp_path):
+    """float32 squares of 1e30 overflowed (a numpy RuntimeWarning, then inf std and all-zero inputs)."""
+    import warnings
+
+    from edgekd.data import load_data
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((60, 1, 4, 4)) * 1e30).astype(np.float32)
+    np.savez(tmp_path / "big.npz", x=x, y=np.arange(60) % 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        b = load_data(str(tmp_path / "big.npz"))
+    assert np.isfinite(b.std).all() and np.isfinite(b.train.x).all() and b.train.x.std() > 0.1

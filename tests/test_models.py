@@ -35,7 +35,9 @@ def test_entrypoint_file_and_weights(tmp_path):
     ("nosuchpkg.mod:build", "cannot be imported"),
     ("os:no_such_factory", "has no attribute"),
     ("/nope/net.py:build", "does not exist"),
-    ("justaname", "not an entrypoint"),
+    ("justaname", "not a built-in model.*cnn-s"),
+    ("cnn_s", "did you mean 'cnn-s'"),  # a bare word is a mistyped built-in name, not a malformed entrypoint
+    ("net.py", "name its factory too"),
     ("os:sep", "not callable"),
 ])
 def test_bad_entrypoints(spec, message):

@@ -152,3 +152,12 @@ def test_one_process_dist_shares_nothing():
     m = nn.Linear(2, 2)
     assert d.wrap(m, torch.device("cpu"), find_unused=False) is m
     d.check_batch(7)
+
+
+def test_epoch_batches_never_end_with_a_batch_of_one():
+    from edgekd.distill.step import epoch_batches
+
+    order = np.arange(5)
+    batches = list(epoch_batches(order, 2, 0, 3))
+    assert [len(b) for b in batches] == [2, 2, 2] and batches[-1].tolist() == [4, 0]
+    assert [len(b) for b in epoch_batches(np.arange(6), 2, 0, 3)] == [2, 2, 2]

@@ -9,6 +9,18 @@ NORMALIZE = typer.Option("dataset", "--normalize", help="Input normalisation the
                                                         "([-1, 1]) or MEAN/STD, e.g. 0.5,0.4,0.4/0.2,0.2,0.2.")
 
 
+def load_cli_data(data: str, **kwargs):
+    """edgekd.data.load_data, saying on stderr what it left out (a stage's report says it for compress)."""
+    import sys
+
+    from edgekd.data import load_data
+
+    bundle = load_data(data, **kwargs)
+    if note := bundle.skipped_note():
+        print(f"warning: {note}", file=sys.stderr)
+    return bundle
+
+
 def in_panel(option, panel: str):
     """A copy of a shared option shown under `panel` in --help (and so in that section of a config file)."""
     import copy

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, load_cli_data
 
 # the recipe files by name, read from the package without importing edgekd.distill (it imports torch: slow --help)
 _BUILTIN_RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "distill" / "recipes").glob("*.toml"))
@@ -32,7 +32,7 @@ def _unlabeled(path: Optional[Path], bundle):
     import numpy as np
 
     from edgekd.core.inputs import one_line, require_file
-    from edgekd.data.loaders import prepare_like
+    from edgekd.data.loaders import npz_member_error, prepare_like
     from edgekd.errors import EdgeKDError
 
     require_file(path, "--unlabeled file")
@@ -41,6 +41,8 @@ def _unlabeled(path: Optional[Path], bundle):
     try:
         z = np.load(path, allow_pickle=False)
         x = z["x"]
+    except ValueError as exc:
+        raise npz_member_error(f"--unlabeled {path}", exc) from None
     except Exception as exc:
         raise EdgeKDError(f"--unlabeled {path}: cannot read array 'x' (truncated, or another format: "
                           f"{one_line(exc, 80)})") from None
@@ -103,7 +105,6 @@ def distill_cmd(
     import torch
 
     from edgekd.core import atomic_write_text
-    from edgekd.data import load_data
     from edgekd.distill import distill
     from edgekd.models import load_model
 
@@ -116,14 +117,14 @@ def distill_cmd(
         overrides["kd.alpha"] = alpha
     if augment is not None:
         overrides["train.augment"] = augment
-    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
+    bundle = load_cli_data(data, seed=seed, image_size=image_size, normalize=normalize)
     c, k = bundle.input_shape[0], bundle.num_classes
     torch.manual_seed(seed)  # --seed also fixes the student's initialisation
     t_model = load_model(teacher, teacher_weights, in_channels=c, num_classes=k)
-    s_model = load_model(student, student_weights, in_channels=c, num_classes=k)
     from edgekd.modalities.classifier.checks import check_fits
 
-    check_fits(t_model, bundle, "teacher")  # before training: one line instead of a failure mid-run
+    k = check_fits(t_model, bundle, "teacher")  # before training: one line instead of a failure mid-run
+    s_model = load_model(student, student_weights, in_channels=c, num_classes=k)  # the teacher's classes, not the data's
     check_fits(s_model, bundle, "student")
     rank0 = int(os.environ.get("RANK", "0")) == 0
     extra = _unlabeled(unlabeled, bundle)

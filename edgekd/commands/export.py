@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, load_cli_data
 
 
 def _fmt(v, nd=4) -> str:
@@ -39,7 +39,6 @@ def export_cmd(
 ) -> None:
     """Export a PyTorch model to ONNX, TFLite, ExecuTorch .pte or Core ML and check it against PyTorch on real
     samples (Core ML: structurally only; it cannot run on Linux)."""
-    from edgekd.data import load_data
     from edgekd.errors import UsageError
     from edgekd.export import export_coreml, export_onnx, export_pte, export_tflite
     from edgekd.export.formats import FORMATS
@@ -63,7 +62,7 @@ def export_cmd(
                          f"(got '{coreml_color_layout}')")
     if kind != "coreml" and (coreml_input != "tensor" or coreml_color_layout != "RGB"):
         raise UsageError(f"--coreml-input / --coreml-color-layout apply to --format coreml, not {kind}")
-    bundle = load_data(data, image_size=image_size, normalize=normalize, need_labels=False)
+    bundle = load_cli_data(data, image_size=image_size, normalize=normalize, need_labels=False)
     net = load_model(model, str(weights) if weights else None, in_channels=bundle.input_shape[0],
                      num_classes=bundle.num_classes or 10)
     sample, split = bundle.test.x[:samples], bundle.test_name

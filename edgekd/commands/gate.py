@@ -56,9 +56,12 @@ def gate_cmd(
     """
     import os
 
-    from edgekd.core import atomic_write_text
+    from edgekd.core import atomic_write_text, check_output_file
     from edgekd.gate import Limits, TimingSettings, gate
 
+    for flag, path in (("--output", output), ("--junit", junit), ("--html", html)):
+        if path is not None:  # before the timing, not after it
+            check_output_file(path, flag, reads=[candidate])
     limits = Limits(max_regression=max_regression, max_size_growth=max_size_growth,
                     max_macs_growth=max_macs_growth, max_new_transposes=max_new_transposes)
     timing = TimingSettings(budget_s=budget_s, max_pairs=max_pairs, pin=pin)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, load_cli_data
 
 
 def _input_spec(data: str, input_shape: Optional[str], seed: int, image_size=None, normalize="dataset"):
@@ -24,9 +24,8 @@ def _input_spec(data: str, input_shape: Optional[str], seed: int, image_size=Non
             raise UsageError(f"--input-shape expects positive numbers C,H,W (images) or F (feature vectors), "
                              f"got '{input_shape}'")
         return None, shape, None
-    from edgekd.data import load_data
 
-    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize)
+    bundle = load_cli_data(data, seed=seed, image_size=image_size, normalize=normalize)
     return bundle, tuple(bundle.input_shape), bundle.num_classes
 
 
@@ -72,12 +71,14 @@ def derive_cmd(
 
     import torch
 
+    from edgekd.core import check_output_file
     from edgekd.errors import UsageError
     from edgekd.models.checkpoint import save_portable
     from edgekd.prune.derived import derive
 
     if output.suffix != ".pt":
         raise UsageError(f"--output must end in .pt, got {output}")
+    check_output_file(output, "--output", reads=[teacher_weights])
     if round_to is None:
         from edgekd.prune._util import channel_multiple
 
@@ -155,12 +156,14 @@ def prune_cmd(
 
     import torch
 
+    from edgekd.core import check_output_file
     from edgekd.errors import UsageError
     from edgekd.models.checkpoint import save_portable
     from edgekd.prune.structured import prune
 
     if output.suffix != ".pt":
         raise UsageError(f"--output must end in .pt, got {output}")
+    check_output_file(output, "--output", reads=[model_weights, teacher_weights])
     if onnx is not None and onnx.suffix != ".onnx":
         raise UsageError(f"--onnx must end in .onnx, got {onnx}")
     if tflite is not None and tflite.suffix != ".tflite":

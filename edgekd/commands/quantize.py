@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE
+from edgekd.commands.data_options import IMAGE_SIZE, NORMALIZE, load_cli_data
 
 
 def quantize_cmd(
@@ -52,7 +52,6 @@ def quantize_cmd(
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Quantize to int8 / dynamic / fp16, calibrated on real data, optionally within an accuracy budget."""
-    from edgekd.data import load_data
     from edgekd.errors import UsageError
     from edgekd.quantize import quantize
 
@@ -63,7 +62,7 @@ def quantize_cmd(
         per_channel = _target_per_channel(target, output)
     if qat:
         _check_qat_options(source, output, mode, teacher)
-    bundle = load_data(data, seed=seed, image_size=image_size, normalize=normalize, need_labels=False)
+    bundle = load_cli_data(data, seed=seed, image_size=image_size, normalize=normalize, need_labels=False)
     if source.suffix.lower() in (".pte", ".mlpackage"):
         raise UsageError(f"{source.name}: .pte and .mlpackage files are quantized while converting; give the PyTorch "
                          "model spec (and --weights) instead")

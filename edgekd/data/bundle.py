@@ -41,6 +41,13 @@ class DataBundle:
         """How messages name the data: its file or folder when it has one."""
         return str(self.source.get("path") or self.name)
 
+    def skipped_note(self) -> str | None:
+        """A warning when an image folder held files that could not be read as images (they were left out)."""
+        bad = self.source.get("skipped_unreadable")
+        if not bad:
+            return None
+        return f"{len(bad)} unreadable file(s) in {self.where} were skipped, e.g. {bad[0]}"
+
     @property
     def noun(self) -> str:
         """What one sample is called in messages."""

@@ -169,9 +169,10 @@ def _statistics(norm, x_train: np.ndarray, name: str) -> tuple[np.ndarray, np.nd
     c = x_train.shape[1]
     axes = (0,) + tuple(range(2, x_train.ndim))  # per channel for images, per feature for vectors
     if norm == "dataset":
-        std = x_train.std(axis=axes)
+        # float64: squares of large float32 values (raw sensor counts, 1e20+) overflow to inf and zero the data
+        std = x_train.std(axis=axes, dtype=np.float64)
         std = np.where(std < 1e-6, 1.0, std + 1e-6)  # a constant channel/feature is centred, not blown up
-        return x_train.mean(axis=axes).astype(np.float32), std.astype(np.float32)
+        return x_train.mean(axis=axes, dtype=np.float64).astype(np.float32), std.astype(np.float32)
     if norm == "none":
         return np.zeros(c, np.float32), np.ones(c, np.float32)
     mean, std = norm
@@ -331,6 +332,8 @@ def _pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def _as_samples(x: np.ndarray, what: str) -> np.ndarray:
+    if x.dtype.kind not in "fiub":  # strings, bytes, dates: astype would fail with numpy's words, or mean nothing
+        raise EdgeKDError(f"{what} must hold numbers (pixels or features); got dtype {x.dtype}")
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
     x = x.astype(np.float32)
@@ -373,7 +376,15 @@ def _npz(path: Path, seed: int, need_labels: bool = True):
             return _npz_unlabeled(path, z, seed)
         return _npz_arrays(path, z, seed)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:  # a member cut short inside a valid-looking archive
-        raise EdgeKDError(f"data file {path} is not a readable .npz archive (truncated: {one_line(exc, 80)})") from None
+        raise npz_member_error(f"data file {path}", exc) from None
+
+
+def npz_member_error(what: str, exc: Exception) -> EdgeKDError:
+    """Why an array of an .npz could not be read, in one line: an object array, or a member cut short."""
+    if "allow_pickle" in str(exc):  # an object array: loading it would unpickle, i.e. may run code
+        return EdgeKDError(f"{what} holds object (pickled) arrays, which edgekd does not load; save numeric "
+                           "arrays (np.savez(path, x=x.astype('float32'), y=y))")
+    return EdgeKDError(f"{what} is not a readable .npz archive (truncated: {one_line(exc, 80)})")
 
 
 def _check_npz_splits(path: Path, x_train: np.ndarray, x_test: np.ndarray) -> None:
@@ -407,6 +418,9 @@ def _npz_arrays(path: Path, z, seed: int):
     x = _as_samples(z["x"], f"{path.name}:x")
     if len(x) == 0:
         raise EdgeKDError(f"data file {path}: x holds no samples")
+    if z["y"].ndim > 1 and z["y"].size != len(z["y"]):  # one-hot or per-pixel labels: not one class per sample
+        raise EdgeKDError(f"{path.name}:y has shape {tuple(z['y'].shape)}; want one class index per sample, shape (N,)"
+                          " (one-hot labels: save y.argmax(1))")
     raw_y = z["y"].reshape(-1)
     raw_test = z["y_test"].reshape(-1) if "x_test" in z and "y_test" in z else None
     # string labels become class indices in sorted order (like an image folder's sub-folder names)

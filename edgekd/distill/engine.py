@@ -56,8 +56,9 @@ def check_inputs(teacher, student, data, epochs, max_steps, batch_size, output_d
         raise EdgeKDError("distill needs the teacher and student as torch.nn.Module objects")
     if not isinstance(data, DataBundle):
         raise EdgeKDError("distill needs a DataBundle (edgekd.data.load_data)")
-    if len(data.train) == 0:
-        raise EdgeKDError(f"dataset {data.name} has no training samples")
+    if len(data.train) < 2:  # batch norm cannot train on one sample, and one sample teaches nothing
+        raise EdgeKDError(f"data {data.where} has {len(data.train)} training sample(s); distillation needs at least 2 "
+                          "(give more data)")
     if not isinstance(epochs, int) or epochs < 1:
         raise EdgeKDError(f"epochs must be a positive integer, got {epochs!r}")
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):

@@ -22,6 +22,7 @@ beside the loss module (edgekd/distill/losses/; see registry.py).
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,8 @@ def _number(d: dict, key: str, default: float, lo: float | None = None) -> float
     v = d.get(key, default)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise EdgeKDError(f"recipe: '{key}' must be a number, got {v!r}")
+    if not math.isfinite(v):  # NaN passes every comparison below and reaches the optimizer
+        raise EdgeKDError(f"recipe: '{key}' must be a finite number, got {v}")
     if lo is not None and v < lo:
         raise EdgeKDError(f"recipe: '{key}' must be >= {lo}, got {v}")
     return float(v)

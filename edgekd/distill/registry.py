@@ -54,6 +54,8 @@ def number(default: float, lo: float | None = None, hi: float | None = None, lo_
     def check(key: str, v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return f"{key} must be a number, got {v!r}"
+        if not math.isfinite(v):  # NaN passes every comparison below
+            return f"{key} must be a finite number, got {v}"
         if lo is not None and hi is not None and not lo <= v <= hi:
             return f"{key} must lie in [{lo:g}, {hi:g}], got {v}"
         if lo is not None and (v <= lo if lo_open else v < lo):

@@ -136,5 +136,10 @@ class BatchStep:
 
 
 def epoch_batches(order: np.ndarray, batch_size: int, start: int, steps: int) -> Iterator[np.ndarray]:
-    """The epoch's global batches from step `start` on (a resumed run continues mid-epoch)."""
-    return (order[s * batch_size: (s + 1) * batch_size] for s in range(start, steps))
+    """The epoch's global batches from step `start` on (a resumed run continues mid-epoch).
+
+    A last batch of one sample (N = k * batch_size + 1) also takes the epoch's first sample: batch norm cannot
+    train on a single value per channel, and the run crashed at the end of the epoch."""
+    for s in range(start, steps):
+        batch = order[s * batch_size: (s + 1) * batch_size]
+        yield np.concatenate([batch, order[:1]]) if len(batch) == 1 and len(order) > 1 else batch

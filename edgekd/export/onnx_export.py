@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekd.errors import EdgeKDError
 from edgekd.export.fallback import PARITY_SAMPLES, export_format
 from edgekd.export.report import ExportReport
 
@@ -18,5 +19,19 @@ def export_onnx(model, sample: Any, out_path, *, opset: int | None = None, dynam
     (naming the first diverging layer) when no converter reaches parity, and then writes nothing;
     strict=False keeps the best file anyway.
     """
+    if opset is not None:
+        _check_opset(opset)
     return export_format("onnx", model, sample, out_path, converters, strict=strict, parity_samples=parity_samples,
                          opset=opset, dynamic_batch=dynamic_batch)
+
+
+MIN_OPSET = 7  # the oldest opset torch.onnx's TorchScript exporter writes
+
+
+def _check_opset(opset: int) -> None:
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise EdgeKDError(f"--opset {opset} is outside what can be written: {MIN_OPSET}..{newest} "
+                          f"(the installed onnx {onnx.__version__} knows up to {newest})")

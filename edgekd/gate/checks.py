@@ -18,6 +18,16 @@ class Limits:
     max_npu_share_drop: float = 0.0  # fraction of ops (0.02 = 2 points) the NPU may lose
     size_slack_bytes: int = 4096  # growth below this never fails (names, metadata on tiny models)
 
+    def __post_init__(self):
+        import math
+
+        from edgekd.errors import UsageError
+
+        for name in ("max_size_growth", "max_macs_growth", "max_instructions_growth", "max_npu_share_drop"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+                raise UsageError(f"{name} must be a number >= 0 (0.05 = 5 %), got {v}")
+
     def growth(self, which: str) -> float:
         v = getattr(self, f"max_{which}_growth")
         return self.max_regression if v is None else v
@@ -58,6 +68,11 @@ def deterministic_checks(base: dict[str, Any], cand: dict[str, Any], limits: Lim
         _custom_ops_check(base, cand),
         _io_check(base, cand),
     ]
+    b_fmt, c_fmt = base.get("format"), cand.get("format")
+    if b_fmt and c_fmt and b_fmt != c_fmt:  # most often the wrong --baseline: say so rather than pass quietly
+        checks.append(Check("format", "warn", f"baseline is {b_fmt}, candidate {c_fmt}: file sizes and op counts of two "
+                            "formats are not like for like (compare files of one format)", "deterministic",
+                            b_fmt, c_fmt))
     if "npu" in base or "npu" in cand:
         checks += _npu_checks(base.get("npu"), cand.get("npu"), limits)
     if "delegation" in base or "delegation" in cand:

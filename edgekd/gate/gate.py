@@ -226,11 +226,38 @@ def _load_stored(path: Path) -> dict[str, Any]:
         info = c.get("info")
         if not isinstance(info, dict):
             raise UsageError(f"baseline {path.name}: gate report has no candidate info")
+        _check_info_fields(info, path)
         return {"info": info, "latency": c.get("latency"), "reference_ms": c.get("reference_ms"),
                 "path": c.get("path"), "sha256": c.get("sha256"), "settings": data.get("settings", {})}
     if isinstance(data, dict) and data.get("format") in ("onnx", "tflite") and "ops" in data:
+        _check_info_fields(data, path)
         return {"info": data, "latency": None, "reference_ms": None, "path": data.get("path"), "sha256": None, "settings": {}}
     raise UsageError(f"baseline {path.name} is neither an `edgekd gate --json` report nor an `edgekd inspect --json` file")
+
+
+_COUNTS = ("size_bytes", "macs", "params", "num_ops", "transpose_ops")  # a number >= 0, or absent / null
+_OP_TABLES = ("ops", "custom_ops", "flex_ops")  # {op name: count}
+
+
+def _check_info_fields(info: dict, path: Path) -> None:
+    """The fields the checks read have the types `edgekd inspect --json` writes: a hand-edited or foreign file
+    fails here in one line, not as a TypeError deep in a check."""
+    def bad(key: str, want: str):
+        return UsageError(f"baseline {path.name}: field '{key}' must be {want}, got {json.dumps(info[key])[:60]}")
+
+    for key in _COUNTS:
+        v = info.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            raise bad(key, "a number >= 0")
+    for key in _OP_TABLES:
+        v = info.get(key)
+        if v is not None and (not isinstance(v, dict) or not all(isinstance(n, int) for n in v.values())):
+            raise bad(key, "an object of op counts")
+    for key in ("inputs", "outputs"):
+        v = info.get(key)
+        if v is not None and (not isinstance(v, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("shape") or [], list) for e in v)):
+            raise bad(key, "a list of {name, shape, dtype} objects")
 
 
 def _elements(entries: list) -> list[int | None]:
@@ -260,7 +287,7 @@ def _check_comparable(base: dict, cand: dict) -> None:
 
 
 def _shapes(info: dict) -> str:
-    return "; ".join(f"{e.get('name')} {e.get('shape')}" for e in info.get("inputs") or [])
+    return "; ".join(f"{e.get('name')} {e.get('shape')}" for e in info.get("inputs") or []) or "no inputs listed"
 
 
 def _safe_count(counter: ArmCounter, path: Path, tgt: Any) -> dict[str, Any]:

@@ -67,6 +67,23 @@ def load_entrypoint(spec: str):
     return factory
 
 
+def _check_not_a_misspelt_name(spec: str) -> None:
+    """A bare word is a built-in name, mistyped: say which names there are, not what an entrypoint looks like."""
+    if ":" in spec or spec.startswith("hf:"):
+        return
+    if spec.endswith(".py"):
+        raise EdgeKDError(f"'{spec}' is a Python file: name its factory too, e.g. '{spec}:build'")
+    import difflib
+
+    from edgekd.models.factory import list_models
+
+    names = list_models()
+    close = difflib.get_close_matches(spec, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise EdgeKDError(f"'{spec}' is not a built-in model: {hint}built-in: {', '.join(names)} (`edgekd models`), "
+                      "or give an entrypoint 'package.module:factory' or 'file.py:factory'")
+
+
 def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int = 1, num_classes: int = 10):
     """Build a model from `spec` and optionally load `weights`; returns an nn.Module in eval mode.
 
@@ -100,6 +117,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, in_channels: int
     if is_registered(spec):
         model = create_model(spec, in_channels=in_channels, num_classes=num_classes)
     else:
+        _check_not_a_misspelt_name(spec)
         factory = load_entrypoint(spec)
         try:
             model = factory()

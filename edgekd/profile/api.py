@@ -18,6 +18,7 @@ from edgekd.targets import Target, load_target
 
 MODEL_SUFFIXES = (".onnx", ".tflite", ".pte", ".mlpackage")
 OP_PROFILE_RUNS = 10  # per-op breakdown (ONNX), in a separate session after the timed runs
+MAX_THREADS = 256  # more than any target's cores: a typo, not a setting
 
 
 def _load_sample(sample: Any) -> np.ndarray | None:
@@ -75,6 +76,8 @@ def profile(model_path: str | os.PathLike, target: str | os.PathLike | Target, *
     threads = t.threads if threads is None else threads
     if runs < 1 or warmup < 0 or threads < 1:
         raise UsageError(f"need runs >= 1, warmup >= 0, threads >= 1 (got runs={runs}, warmup={warmup}, threads={threads})")
+    if threads > MAX_THREADS:  # a typo: ONNX Runtime would start them all and the run hang until its time-out
+        raise UsageError(f"threads {threads} is more than any target has (at most {MAX_THREADS})")
     arr = _load_sample(sample)
     req = ProfileRequest(model=model, target=t, runs=runs, warmup=warmup, threads=threads, sample=arr,
                          op_profile=min(runs, OP_PROFILE_RUNS), input_shape=input_shape,

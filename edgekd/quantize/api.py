@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.core import atomic_path
+from edgekd.core import atomic_path, check_output_file
 from edgekd.errors import EdgeKDError
 from edgekd.quantize import evaluation, onnx_quant, sensitivity, tflite_quant
 from edgekd.quantize import float_head as head_rule
@@ -23,6 +23,7 @@ from edgekd.quantize.at_export import SUFFIX_FORMATS, quantize_at_export
 from edgekd.quantize.report import QuantReport
 
 SENSITIVITY_SAMPLES = 8  # samples for per-layer error: ranking needs few, each runs both files unfused
+FEW_CALIB_SAMPLES = 32  # under this, a warning: activation ranges from a handful of images clip the others
 MAX_SEARCH_STEPS = 8  # 1, 2, 4, ... layers kept float
 
 
@@ -48,6 +49,9 @@ def _float_file(source, fmt: str, sample: np.ndarray | None, work: Path, nhwc: b
         p = check_model_file(source)
         if p.suffix.lower() != f".{fmt}":
             raise EdgeKDError(f"cannot quantize {p.name} into .{fmt}: give a float .{fmt} file or a PyTorch model")
+        from edgekd.quantize.source_checks import check_float_source
+
+        check_float_source(p, sample)
         return p
     if sample is None:
         raise EdgeKDError("quantizing a PyTorch model needs calibration data to export it first")
@@ -176,6 +180,7 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
         return quantize_at_export(model, out, mode=mode, calib=_checked_or_none("calibration data", calib, calib_samples),
                                   eval_data=eval_data, max_drop=max_drop, allow_drop=allow_drop, coreml=coreml)
     _check_output_format(out, fmt, format)
+    check_output_file(out, "--output", reads=[source if isinstance(source, (str, Path)) else None])
     source = _source(source, torch_model)
     _check_options(fmt, mode, method, int8_io, calib_samples, float_head, float_head_weights)
     if calib is not None:
@@ -190,6 +195,9 @@ def quantize(source: Any, out_path, *, mode: str = "int8", calib: np.ndarray | N
                          method=method if needs_calib else None,
                          precision={"dynamic": "dynamic-int8", "fp16": "fp16", "int16x8": "int16x8"}.get(mode, "int8"),
                          calib_samples=int(len(calib)) if needs_calib else 0)
+    if needs_calib and len(calib) < FEW_CALIB_SAMPLES:
+        report.warnings.append(f"calibrated on only {len(calib)} sample(s): int8 ranges taken from so few miss the "
+                               f"rest of the data's; give {FEW_CALIB_SAMPLES * 4} or more real training samples")
     with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as d:
         work = Path(d)
         sample = calib if calib is not None else (eval_data[0] if eval_data is not None else None)
@@ -287,8 +295,8 @@ def _check_budget(max_drop: float | None, eval_data) -> None:
     """An accuracy budget needs enough held-out data to measure a drop that small."""
     if max_drop is None:
         return
-    if max_drop < 0:
-        raise EdgeKDError(f"--max-drop must be >= 0 points, got {max_drop}")
+    if not 0 <= max_drop <= 100:  # points of top-1 accuracy (NaN fails too)
+        raise EdgeKDError(f"--max-drop must lie in [0, 100] points of accuracy, got {max_drop}")
     if eval_data is None:
         raise EdgeKDError("--max-drop needs held-out data (labelled for accuracy, or unlabeled for agreement "
                           "with the float file) to measure the drop")

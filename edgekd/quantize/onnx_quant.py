@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,17 @@ def reduce_range_needed(machine: str | None = None, flags: set[str] | None = Non
                   "VNNI CPUs")
 
 
+@contextlib.contextmanager
+def _root_log_quiet():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray | None, method: str = "minmax",
                   per_channel: bool = True, exclude: list[str] | None = None, reduce_range: bool = False,
                   float_output: list[str] | None = None) -> None:
@@ -112,8 +124,9 @@ def quantize_onnx(float_path: Path, out: Path, *, mode: str, calib: np.ndarray |
 
     exclude = [n for layer in exclude or [] for n in layer.split("+")]
     if mode == "dynamic":
-        quantize_dynamic(str(float_path), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
-                         nodes_to_exclude=exclude or [])
+        with _root_log_quiet():  # ORT logs "consider pre-processing" on the root logger: a static int8 concern
+            quantize_dynamic(str(float_path), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
+                             nodes_to_exclude=exclude or [])
         return
     if mode != "int8":
         raise EdgeKDError(f"ONNX quantization mode '{mode}' is not supported: use int8 or dynamic")

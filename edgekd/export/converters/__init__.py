@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import pkgutil
 import warnings
 from dataclasses import dataclass
@@ -110,7 +111,16 @@ def check_export_is_safe() -> None:
 
 @contextlib.contextmanager
 def quiet():
-    """The exporters print progress and deprecation notes; keep the user's terminal readable."""
+    """The exporters print progress and deprecation notes; keep the user's terminal readable. Their loggers too:
+    onnxscript logs a whole traceback when it cannot convert to an asked opset (the converter then says so)."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        yield
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)

@@ -40,6 +40,9 @@ def convert_dynamo(job: Job, dest: Path, dynamic_batch: bool) -> None:
                                  opset_version=job.opset, dynamic_shapes=shapes, external_data=False, verify=False)
     if prog is None:
         raise RuntimeError("torch.onnx returned no program")
+    got = next((o.version for o in prog.model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if job.opset is not None and got != job.opset:  # the dynamo exporter keeps its own opset when it cannot convert
+        raise RuntimeError(f"exported opset {got}: converting to the asked opset {job.opset} failed")
     prog.save(str(dest), external_data=False)
 
 

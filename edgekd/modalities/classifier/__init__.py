@@ -104,10 +104,8 @@ class ClassifierModality:
             check_options(cfg)
             data, what = prepare_unlabeled(data, teacher)
             self.cfg = cfg = views_by_default(cfg, data)
-        if data.source.get("skipped_unreadable"):
-            bad = data.source["skipped_unreadable"]
-            notes.append(f"{len(bad)} unreadable file(s) in {data.source['path']} were skipped, e.g. {bad[0]} "
-                         "(all listed in report.json, data.skipped_unreadable)")
+        if skipped := data.skipped_note():
+            notes.append(f"{skipped} (all listed in report.json, data.skipped_unreadable)")
         for n in notes:
             log(f"[yellow]warning:[/] {n}")
         if not data.labelled:

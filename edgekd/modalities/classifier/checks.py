@@ -26,8 +26,9 @@ def teacher_sanity(teacher, data, n: int = 256) -> str | None:
             "matches its outputs")
 
 
-def check_fits(model, data, who: str) -> None:
-    """Fail early, in one line, when the data does not fit the model."""
+def check_fits(model, data, who: str) -> int:
+    """Fail early, in one line, when the data does not fit the model; else the number of classes it predicts
+    (a student is built with the teacher's, which data holding only some of its classes has fewer of)."""
     import torch
 
     x = torch.from_numpy(data.test.x[:2])
@@ -45,3 +46,4 @@ def check_fits(model, data, who: str) -> None:
     if out.ndim != 2 or out.shape[1] < data.num_classes:
         raise EdgeKDError(f"the {who} outputs shape {tuple(out.shape)} but data {data.where} has {data.num_classes} "
                           "classes")
+    return int(out.shape[1])

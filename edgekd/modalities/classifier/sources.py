@@ -77,7 +77,10 @@ def resolve_student(spec: str, teacher, data, *, seed: int = 0, round_to: int = 
         result = derive(teacher, ratio=ratio, example_input=example, round_to=round_to)  # teacher not modified
         derived = result.model
         return ModelSource(spec, None, lambda: copy.deepcopy(derived), info=_public(result))
-    kw = {"in_channels": data.input_shape[0], "num_classes": data.num_classes}
+    from edgekd.modalities.classifier.checks import check_fits
+
+    # the teacher's classes: data holding only some of them would give a student the teacher cannot be compared to
+    kw = {"in_channels": data.input_shape[0], "num_classes": max(data.num_classes, check_fits(teacher, data, "teacher"))}
     torch.manual_seed(seed)
     load_model(spec, None, **kw)
     return ModelSource(spec, None, lambda: load_model(spec, None, **kw).train())
