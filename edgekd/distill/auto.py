@@ -55,6 +55,8 @@ PRIOR_RECIPE = "kd-balanced"
 PRIOR_RECIPE_SHORT = "kd-ls"
 PRIOR_SHORT_STEPS = 100
 PRIOR_LR_FACTOR = 20.0
+PRIOR_FINETUNE_LR_FACTOR = 3.0  # TBD by the initial-fit study
+HEAD_START = 0.2  # TBD
 # tried at the LR stage 1 chose. DKD was a candidate until the session-8 suite: it trailed labels only on
 # every pair at every LR tried (plain7 -> tiny3 at lr 0.1: 85.77 % vs 88.72 %), so its trial only cost steps.
 LOSS_CANDIDATES = ("kd-ls", "ce")
@@ -78,6 +80,7 @@ class ProbeReport:
     # the teacher's forward passes inside the probe: they fill the shared teacher cache, which the final training
     # then reads instead of running the teacher again (so they are the training's cost, paid early)
     teacher_seconds: float = 0.0
+    initial_val_acc: float | None = None  # the untrained student's (no-probe runs: it sets the prior's LR)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,6 +157,8 @@ def auto_settings(share: float = PROBE_SHARE) -> dict[str, Any]:
 
     return {"auto": {"lr_recipe": LR_RECIPE, "lr_factors": list(LR_FACTORS), "losses": list(LOSS_CANDIDATES),
                      "share": share, "min_margin": MIN_MARGIN,
+                     "prior_lr_factors": {"fresh": PRIOR_LR_FACTOR, "head_start": PRIOR_FINETUNE_LR_FACTOR,
+                                          "head_start_above_chance": HEAD_START},
                      "recipes": {c: load_recipe(c).to_dict() for c in CANDIDATES}}}
 
 
@@ -179,10 +184,12 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
         losses = tuple(c for c in losses if c != "ce")  # labels-only reference it stands for; there is none
     factors, losses = probe_plan(total, share, user_lr is not None, losses)
     if not factors:
-        lr = base_lr if user_lr is not None else base_lr * PRIOR_LR_FACTOR
+        start = _student_vs_chance(student, data)
+        lr = base_lr if user_lr is not None else base_lr * prior_lr_factor(start)
         if cache is None and caches is not None:  # as the trials do: the final training reads the teacher's val
             cache = _cache_for(caches, lr_recipe, ov, len(data.train))  # accuracy from this cache, not a second pass
-        return prior(lr_recipe, lr, total, share, _teacher_vs_chance(teacher, data, cache))
+        return prior(lr_recipe, lr, total, share, _teacher_vs_chance(teacher, data, cache), start,
+                     user_lr is not None)
     lrs = [base_lr * f for f in factors]  # the user's LR is kept (factor 1)
     steps = probe_steps(total, len(lrs) + len(losses), share)
     initial = copy.deepcopy(student.state_dict())
@@ -234,11 +241,28 @@ def run_probe(teacher, student, data, *, epochs: int, max_steps: int | None, bat
                        round(_teacher_seconds(caches) - teacher0, 3))
 
 
+def head_start(student_vs_chance: tuple[float, float, int] | None) -> bool:
+    """Whether the untrained student already fits the task: its val accuracy beats the majority class by the
+    split's noise plus HEAD_START (a student derived from the teacher, or a user's pretrained one)."""
+    if student_vs_chance is None:
+        return False
+    acc, chance, n_val = student_vs_chance
+    return acc > chance + noise_margin(chance, n_val) + HEAD_START
+
+
+def prior_lr_factor(student_vs_chance: tuple[float, float, int] | None) -> float:
+    """The prior's LR, times the base LR: a fine-tune's for a student with a head start, else a fresh student's."""
+    return PRIOR_FINETUNE_LR_FACTOR if head_start(student_vs_chance) else PRIOR_LR_FACTOR
+
+
 def prior(lr_recipe: str, lr: float, total: int, share: float,
-          teacher_vs_chance: tuple[float, float, int] | None = None) -> ProbeReport:
+          teacher_vs_chance: tuple[float, float, int] | None = None,
+          student_vs_chance: tuple[float, float, int] | None = None, user_lr: bool = False) -> ProbeReport:
     """No probe: the run is too short for two trials inside `share` of it. teacher_vs_chance: the teacher's val
     accuracy and the split's majority-class rate; a teacher no better than that (beyond the split's noise) has
-    nothing to teach, and the prior's soft targets would follow it, so labels only trains instead."""
+    nothing to teach, and the prior's soft targets would follow it, so labels only trains instead.
+    student_vs_chance: the same for the untrained student, recorded in the report and named in the reason (the
+    caller set `lr` from it with prior_lr_factor, unless the user gave the LR)."""
     chosen = "ce" if lr_recipe == "ce" else PRIOR_RECIPE_SHORT if total < PRIOR_SHORT_STEPS else PRIOR_RECIPE
     need = math.ceil(2 * MIN_PROBE_STEPS / share)
     why = (f"no probe: {total} steps are too few to compare two {MIN_PROBE_STEPS}-step trials inside {share:.0%} of "
@@ -249,7 +273,38 @@ def prior(lr_recipe: str, lr: float, total: int, share: float,
             chosen = "ce"
             why += (f"; the teacher's val accuracy ({acc:.4f}) is no better than the majority class ({chance:.4f}): "
                     "it has nothing to teach")
-    return ProbeReport(chosen, f"{why}; trains the prior, {chosen} at lr {lr:.2g}", share, 0, total, 0.0, [], lr)
+    start = None
+    if student_vs_chance is not None:
+        start = student_vs_chance[0]
+        if user_lr:
+            how = "the LR the user gave"
+        elif head_start(student_vs_chance):
+            how = (f"it starts above the majority class ({student_vs_chance[1]:.4f}) by more than the noise plus "
+                   f"{HEAD_START:.2f}, so it trains as a fine-tune, at {PRIOR_FINETUNE_LR_FACTOR:g}x the base LR")
+        else:
+            how = f"it starts near chance, so it trains at {PRIOR_LR_FACTOR:g}x the base LR"
+        why += f"; the untrained student's val accuracy is {start:.4f}: {how}"
+    return ProbeReport(chosen, f"{why}; trains the prior, {chosen} at lr {lr:.2g}", share, 0, total, 0.0, [], lr,
+                       initial_val_acc=start)
+
+
+def _student_vs_chance(student, data) -> tuple[float, float, int] | None:
+    """(the untrained student's val accuracy, majority-class rate, val size): one eval pass; None without labels
+    or when the student cannot run on the inputs (the training's own checks say why in one line)."""
+    import numpy as np
+
+    from edgekd.distill.trainer.ddp import Dist
+    from edgekd.distill.trainer.evaluation import evaluate
+
+    vy = data.val.y if data.val is not None else None
+    if vy is None or len(vy) == 0:
+        return None
+    vy = np.asarray(vy, dtype=np.int64)
+    try:
+        acc, _ = evaluate(student, data.val.x, vy, Dist())
+    except Exception:
+        return None
+    return float(acc), float(np.bincount(vy).max() / len(vy)), len(vy)
 
 
 def _teacher_vs_chance(teacher, data, cache) -> tuple[float, float, int] | None:
