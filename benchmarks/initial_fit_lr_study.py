@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,10 +28,12 @@ from edgekd.distill.trainer.ddp import Dist  # noqa: E402
 from edgekd.distill.trainer.evaluation import evaluate  # noqa: E402
 
 
-def initial_fit(student, data) -> tuple[float, float]:
-    acc, _ = evaluate(student, data.val.x, data.val.y, Dist())
-    chance = float(np.bincount(data.val.y).max() / len(data.val.y))
-    return acc, chance
+def initial_fit(student, data) -> dict:
+    """The untrained student's val accuracy as auto's head-start rule measures it (batch-norm statistics
+    re-estimated on training inputs) and raw, with the majority-class rate."""
+    raw, _ = evaluate(student, data.val.x, data.val.y, Dist())
+    acc, chance, _ = auto._student_vs_chance(student, data)
+    return {"val_acc": acc, "raw_val_acc": raw, "majority": chance}
 
 
 def run_pair(name: str, epochs: int, seeds: list[int], factors: list[float]) -> dict:
@@ -41,8 +42,8 @@ def run_pair(name: str, epochs: int, seeds: list[int], factors: list[float]) -> 
     init = []
     cache = TeacherCache(len(data.train), 1)
     for seed in seeds:
-        acc, chance = initial_fit(ds.make_student(s_spec, teacher, data, seed), data)
-        init.append({"val_acc": acc, "majority": chance})
+        init.append(initial_fit(ds.make_student(s_spec, teacher, data, seed), data))
+        acc, chance = init[-1]["val_acc"], init[-1]["majority"]
         sweep = [dict(ds.run_one(teacher, ds.make_student(s_spec, teacher, data, seed), data, "ce", epochs, seed,
                                  lr=lr), lr=lr) for lr in ds.SCRATCH_LRS]
         best = max(sweep, key=lambda r: r["val_acc"])

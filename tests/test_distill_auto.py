@@ -190,3 +190,26 @@ def test_a_student_that_already_fits_the_task_trains_the_prior_as_a_fine_tune():
     auto = distill(teacher, _taught_teacher(data).train(), data, recipe="auto", epochs=5, batch_size=32, lr=0.02,
                    progress=False).metrics["auto"]
     assert auto["lr"] == 0.02 and "the LR the user gave" in auto["reason"]
+
+
+def test_the_head_start_is_measured_with_fresh_batch_norm_statistics():
+    # a width-pruned student keeps the teacher's batch-norm statistics, which no longer fit it: here a trained
+    # student's are spoiled on purpose, so its raw val accuracy is at chance though every weight is intact
+    from torch import nn
+
+    from edgekd.distill.auto import _student_vs_chance
+    from edgekd.distill.trainer.ddp import Dist
+    from edgekd.distill.trainer.evaluation import evaluate
+
+    data = _bundle()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    student = distill(_taught_teacher(data), net, data, recipe="ce", epochs=20, batch_size=32, lr=0.03,
+                      progress=False).student
+    with torch.no_grad():
+        student[1].running_mean += 100.0  # every unit's activation looks far below its mean: ReLU zeroes them all
+    raw, _ = evaluate(student, data.val.x, data.val.y, Dist())
+    acc, chance, n_val = _student_vs_chance(student, data)
+    assert raw <= chance + 0.05 and not head_start((raw, chance, n_val))
+    assert acc > 0.6 and head_start((acc, chance, n_val))
+    assert float(student[1].running_mean.min()) > 50  # measured on a copy: the student itself is unchanged
