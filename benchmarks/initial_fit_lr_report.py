@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import distill_suite as ds  # noqa: E402
+import distill_suite as ds
 
-from edgekd.distill.auto import PRIOR_LR_FACTOR, head_start, noise_margin  # noqa: E402
+from edgekd.distill.auto import PRIOR_LR_FACTOR, head_start, noise_margin
 
 
 def with_rule(v: dict, factor: float, margin: float) -> list[dict]:
@@ -32,13 +32,20 @@ def with_rule(v: dict, factor: float, margin: float) -> list[dict]:
     return out
 
 
+def paired(rule: list[dict], before: list[dict]) -> dict:
+    """The rule's change per seed, in test points: mean and standard error (same seeds, students, teacher)."""
+    d = [100 * (a["test_acc"] - b["test_acc"]) for a, b in zip(rule, before)]
+    se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else None
+    return {"rule_minus_before_points": round(statistics.mean(d), 2), "se": None if se is None else round(se, 2)}
+
+
 def rows(doc: dict, factor: float, margin: float | None = None) -> tuple[list[dict], dict]:
     per, pairs_before, pairs_after = [], {}, {}
     for k, v in doc["results"].items():
         rule = with_rule(v, factor, margin)
         before = ds.summarise(v["teacher"], {"scratch": v["runs"]["scratch"], "auto": v["runs"][f"auto-x{PRIOR_LR_FACTOR:g}"]})
         after = ds.summarise(v["teacher"], {"scratch": v["runs"]["scratch"], "auto": rule})
-        m = lambda rs: round(100 * statistics.mean(r["test_acc"] for r in rs), 2)  # noqa: E731
+        m = lambda rs: round(100 * statistics.mean(r["test_acc"] for r in rs), 2)
         init = [s["val_acc"] for s in v["initial"]]
         per.append({"pair": k, "teacher": round(100 * v["teacher"]["test_acc"], 2),
                     "initial_val_acc": round(100 * statistics.mean(init), 1),
@@ -47,7 +54,7 @@ def rows(doc: dict, factor: float, margin: float | None = None) -> tuple[list[di
                     "head_start_seeds": sum(r["head_start"] for r in rule),
                     "scratch": m(v["runs"]["scratch"]), "scratch_lr_picked": [r["lr"] for r in v["runs"]["scratch"]],
                     **{f: m(rs) for f, rs in v["runs"].items() if f.startswith("auto-x")},
-                    "auto_rule": m(rule),
+                    "auto_rule": m(rule), **paired(rule, v["runs"][f"auto-x{PRIOR_LR_FACTOR:g}"]),
                     "gain_before": before.get("auto_gain_points"), "gain_rule": after.get("auto_gain_points"),
                     "gap_closed_before": before.get("auto_gap_closed"), "gap_closed_rule": after.get("auto_gap_closed")})
         pairs_before[k] = {**v, "runs": {"scratch": v["runs"]["scratch"], "auto": [dict(r, probe_seconds=0)
@@ -72,7 +79,7 @@ def main() -> None:
     a = ap.parse_args()
     per, by = rows(json.loads(Path(a.study).read_text()), a.factor, a.margin)
     cols = ["pair", "initial_val_acc", "majority", "head_start_seeds", "teacher", "scratch", "auto-x20", "auto-x1",
-            "auto-x3", "auto_rule", "gain_before", "gain_rule", "gap_closed_before", "gap_closed_rule"]
+            "auto-x3", "auto_rule", "rule_minus_before_points", "se", "gain_before", "gain_rule", "gap_closed_before", "gap_closed_rule"]
     print(" | ".join(cols))
     for r in per:
         print(" | ".join(str(r.get(c, "-")) for c in cols), "| lr", r["scratch_lr_picked"])

@@ -1,9 +1,10 @@
-"""Does a student that starts well above chance want a smaller prior LR? (issue 18, stop: initial-fit LR study)
+"""Does a student that starts well above chance want a smaller prior LR? (issue 18, stop 32)
 
     .venv/bin/python benchmarks/initial_fit_lr_study.py --pairs digits-mlp --epochs 5 --seeds 0,1 --out x.json
+    .venv/bin/python benchmarks/initial_fit_lr_report.py x.json --factor 3     # the per-pair table, before / with the rule
 
 Per pair, budget and seed, with the same (cached) teacher: the initial student's val accuracy and the val split's
-majority-class rate (one eval pass, before any training), scratch (labels only, its 4-LR sweep, as the suite) and
+majority-class rate (before any training; as auto's head-start rule measures it and raw), scratch (labels only, its 4-LR sweep, as the suite) and
 auto's no-probe prior at several LR factors (x20 is auto before the rule). Written in the suite's per-pair format
 (methods scratch, auto-x<f>), so distill_suite's summarise() reads it.
 """
@@ -19,13 +20,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import distill_suite as ds  # noqa: E402
+import distill_suite as ds
 
-from edgekd.core import atomic_write_text  # noqa: E402
-from edgekd.distill import TeacherCache  # noqa: E402
-from edgekd.distill import auto  # noqa: E402
-from edgekd.distill.trainer.ddp import Dist  # noqa: E402
-from edgekd.distill.trainer.evaluation import evaluate  # noqa: E402
+from edgekd.core import atomic_write_text
+from edgekd.distill import (
+    TeacherCache,
+    auto,
+)
+from edgekd.distill.trainer.ddp import Dist
+from edgekd.distill.trainer.evaluation import evaluate
 
 
 def initial_fit(student, data) -> dict:
