@@ -11,9 +11,10 @@ from tiny_vectors import mlp as _mlp, tiny_bundle
 
 from edgekd.distill import distill
 from edgekd.errors import EdgeKDError
-from edgekd.distill.auto import (LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_STEPS,
-                                 PRIOR_LR_FACTOR, PRIOR_RECIPE, PRIOR_RECIPE_SHORT, PRIOR_SHORT_STEPS, choose, prior,
-                                 probe_budget, probe_plan, probe_steps)
+from edgekd.distill.auto import (HEAD_START, LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_STEPS,
+                                 PRIOR_FINETUNE_LR_FACTOR, PRIOR_LR_FACTOR, PRIOR_RECIPE, PRIOR_RECIPE_SHORT,
+                                 PRIOR_SHORT_STEPS, choose, head_start, prior, prior_lr_factor, probe_budget,
+                                 probe_plan, probe_steps)
 
 torch.set_num_threads(1)
 
@@ -162,3 +163,53 @@ def test_the_prior_recipe_follows_the_run_length():
     assert prior("kd-balanced", 0.06, PRIOR_SHORT_STEPS, 0.15).chosen == PRIOR_RECIPE
     assert prior("ce", 0.06, 40, 0.15).chosen == "ce"
     assert PRIOR_RECIPE != PRIOR_RECIPE_SHORT
+
+
+def test_a_student_that_already_fits_the_task_trains_the_prior_as_a_fine_tune():
+    # 256 val samples, 4 balanced classes: chance 0.25, two standard errors 2 * sqrt(0.25 * 0.75 / 256) = 0.054, so
+    # the head start needs a val accuracy above 0.25 + 0.054 + HEAD_START
+    line = 0.25 + 0.054 + HEAD_START
+    assert head_start((line + 0.01, 0.25, 256)) and not head_start((line - 0.01, 0.25, 256))
+    assert not head_start(None)  # no labelled val split: a fresh student's LR
+    assert prior_lr_factor((0.95, 0.25, 256)) == PRIOR_FINETUNE_LR_FACTOR < PRIOR_LR_FACTOR
+    assert prior_lr_factor((0.26, 0.25, 256)) == PRIOR_LR_FACTOR
+    data = _bundle()
+    teacher = _taught_teacher(data)
+    base = 3e-3 * (32 / 128) ** 0.5
+    # a student trained on the task before (here: a copy of the teacher) starts far above chance ...
+    res = distill(teacher, _taught_teacher(data).train(), data, recipe="auto", epochs=5, batch_size=32,
+                  progress=False)
+    auto = res.metrics["auto"]
+    assert auto["initial_val_acc"] > line and "fine-tune" in auto["reason"]
+    assert auto["lr"] == pytest.approx(base * PRIOR_FINETUNE_LR_FACTOR) == res.recipe["train"]["lr"]
+    # ... a random one at chance: the fresh student's LR, and the reason says which
+    auto = distill(teacher, _mlp(8, 1), data, recipe="auto", epochs=5, batch_size=32, progress=False).metrics["auto"]
+    assert auto["initial_val_acc"] < line and "near chance" in auto["reason"]
+    assert auto["lr"] == pytest.approx(base * PRIOR_LR_FACTOR)
+    # the user's LR is kept either way
+    auto = distill(teacher, _taught_teacher(data).train(), data, recipe="auto", epochs=5, batch_size=32, lr=0.02,
+                   progress=False).metrics["auto"]
+    assert auto["lr"] == 0.02 and "the LR the user gave" in auto["reason"]
+
+
+def test_the_head_start_is_measured_with_fresh_batch_norm_statistics():
+    # a width-pruned student keeps the teacher's batch-norm statistics, which no longer fit it: here a trained
+    # student's are spoiled on purpose, so its raw val accuracy is at chance though every weight is intact
+    from torch import nn
+
+    from edgekd.distill.auto import _student_vs_chance
+    from edgekd.distill.trainer.ddp import Dist
+    from edgekd.distill.trainer.evaluation import evaluate
+
+    data = _bundle()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    student = distill(_taught_teacher(data), net, data, recipe="ce", epochs=20, batch_size=32, lr=0.03,
+                      progress=False).student
+    with torch.no_grad():
+        student[1].running_mean += 100.0  # every unit's activation looks far below its mean: ReLU zeroes them all
+    raw, _ = evaluate(student, data.val.x, data.val.y, Dist())
+    acc, chance, n_val = _student_vs_chance(student, data)
+    assert raw <= chance + 0.05 and not head_start((raw, chance, n_val))
+    assert acc > 0.6 and head_start((acc, chance, n_val))
+    assert float(student[1].running_mean.min()) > 50  # measured on a copy: the student itself is unchanged
