@@ -498,6 +498,15 @@ def test_recipe_number_not_finite(extra, key, inputs, tmp_path, capsys):
     assert key in line and "finite" in line and not list((tmp_path / "o").glob("*.pt"))
 
 
+@pytest.mark.parametrize("extra", [["--lr", "0"], ["--set", "train.lr=0"]])
+def test_zero_learning_rate_is_refused(extra, inputs, tmp_path, capsys):
+    """lr 0 passed the >= 0 check: the run trained nothing and reported a student as if it had."""
+    line = _one_error(["distill", "--teacher", f"{inputs['teacher']}:build", "--teacher-weights", str(inputs["good_pt"]),
+                       "--data", str(inputs["npz_good"]), "--epochs", "1", "--output", str(tmp_path / "o"),
+                       "--no-progress", *extra], capsys)
+    assert "train.lr" in line and "above 0" in line and not list((tmp_path / "o").glob("*.pt"))
+
+
 @pytest.mark.parametrize("opset", ["3", "99"])
 def test_export_opset_out_of_range(opset, inputs, tmp_path, capsys):
     """Was a 16-line onnxscript traceback, exit 0 and a file at opset 18 whatever was asked."""

@@ -223,6 +223,8 @@ def _parse_train(given: dict[str, Any], source: str) -> dict[str, Any]:
     for k, lo in (("lr", 0.0), ("weight_decay", 0.0), ("warmup", 0.0), ("grad_clip", 0.0), ("momentum", 0.0),
                   ("mixup", 0.0)):
         train[k] = _number(train, k, TRAIN_DEFAULTS[k], lo)
+    if train["lr"] <= 0:  # the optimizer accepts 0, and the run then trains nothing while reporting a student
+        raise EdgeKDError(f"recipe {source}: train.lr must be above 0, got {train['lr']}")
     for k in ("views", "checkpoint_every"):
         if not isinstance(train[k], int) or isinstance(train[k], bool) or train[k] < (1 if k == "views" else 0):
             raise EdgeKDError(f"recipe {source}: train.{k} must be a non-negative integer, got {train[k]!r}")
