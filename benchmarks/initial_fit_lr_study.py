@@ -1,4 +1,4 @@
-"""Does a student that starts well above chance want a smaller prior LR? (issue 18, stop 32)
+"""Does a student that starts well above chance want a smaller prior LR? (issue 18, stop 33)
 
     .venv/bin/python benchmarks/initial_fit_lr_study.py --pairs digits-mlp --epochs 5 --seeds 0,1 --out x.json
     .venv/bin/python benchmarks/initial_fit_lr_report.py x.json --factor 3     # the per-pair table, before / with the rule
