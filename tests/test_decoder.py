@@ -84,9 +84,42 @@ def test_narrower_mlp(teacher):
     from edgekd.hf.student import derive_hf_student
 
     student, info = derive_hf_student(teacher, layers=2, intermediate_size=16)
-    assert info["intermediate_size"] == 16
+    assert info["intermediate_size"] == 16 and "mlp_neurons" in info
     with pytest.raises(EdgeKDError, match="intermediate-size"):
         derive_hf_student(teacher, layers=2, intermediate_size=10 ** 6)
+
+
+def test_narrower_mlp_keeps_the_teachers_important_neurons(teacher):
+    """Neurons planted with large weights in every MLP tensor survive, with all of their weights; the leading slice
+    (what derive did before) would keep neurons 0..15 whatever they hold."""
+    import copy
+
+    import torch
+
+    from edgekd.hf.mlp_neurons import mlp_axes
+    from edgekd.hf.student import _layer_prefix, _mlp_width, derive_hf_student
+
+    t = copy.copy(teacher)
+    t.model = copy.deepcopy(teacher.model)
+    full, planted = _mlp_width(t.model.config), [3, 20, 41, 60]
+    prefix = _layer_prefix(t.model, t.num_layers)
+    state = t.model.state_dict()
+    with torch.no_grad():
+        for key, w in state.items():  # layer 0's MLP tensors: the planted neurons' rows / columns x 10
+            if key.startswith(f"{prefix}.0.") and w.dim() == 2 and list(w.shape).count(full) == 1:
+                w.index_copy_(w.shape.index(full), torch.tensor(planted),
+                              10 * w.index_select(w.shape.index(full), torch.tensor(planted)))
+    student, _ = derive_hf_student(t, layers=[0, t.num_layers - 1], intermediate_size=16)
+    s_state = student.state_dict()
+    layer0 = {k[len(f"{prefix}.0."):]: v for k, v in state.items() if k.startswith(f"{prefix}.0.")}
+    s0 = {k[len(f"{prefix}.0."):]: v for k, v in s_state.items() if k.startswith(f"{prefix}.0.")}
+    axes = mlp_axes(layer0, s0, full, 16)
+    assert len([k for k in axes if layer0[k].dim() == 2]) >= 2  # up (and gate) and down
+    for key, axis in axes.items():
+        kept = s0[key]
+        for p in planted:  # each planted neuron's weights appear, whole, among the student's neurons
+            col = layer0[key].select(axis, p)
+            assert any(torch.equal(kept.select(axis, j), col) for j in range(16)), (key, p)
 
 
 def _kl(student, teacher, batches):

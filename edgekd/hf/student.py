@@ -7,8 +7,10 @@
   Spearman 0.57 vs 0.47 untrained, 0.80 vs 0.71 after 150 steps, benchmarks/results/minilm_distill.json).
   "every-other" (0,2,4, DistilBERT's exact rule) is still available.
 - Smaller hidden size: same depth (or the selected layers), narrower; each weight is initialised
-  from the leading slice of the teacher's (whole attention heads and FFN neurons kept, residual
-  width truncated). Hidden-state alignment then goes through a learned projection.
+  from the leading slice of the teacher's (whole attention heads kept, residual width truncated).
+  Hidden-state alignment then goes through a learned projection.
+- Narrower MLP (`intermediate_size`, or the one a smaller hidden size implies): each layer keeps the
+  teacher's most important neurons by weight norms (mlp_neurons), not the first k.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from typing import Sequence
 
 from edgekd.errors import EdgeKDError
+from edgekd.hf.mlp_neurons import cut, important_neurons, mlp_axes
 
 
 INFLUENCE = "influence"
@@ -90,17 +93,27 @@ def _layer_prefix(model, n_layers: int) -> str:
     raise EdgeKDError(f"cannot find the transformer layer list of {type(model).__name__}: {why}")
 
 
-def _narrow_mlp(cfg, intermediate_size: int | None) -> None:
-    """A narrower MLP (decoders: keep the depth budget for layers): the leading neurons are kept."""
-    if intermediate_size is None:
-        return
-    key = next((k for k in ("intermediate_size", "n_inner") if hasattr(cfg, k)), None)
+def _mlp_key(cfg) -> str | None:
+    return next((k for k in ("intermediate_size", "n_inner") if hasattr(cfg, k)), None)
+
+
+def _mlp_width(cfg) -> int | None:
+    """The MLP's hidden width of a config (GPT-2's n_inner None means 4 x the hidden size)."""
+    key = _mlp_key(cfg)
     full = getattr(cfg, key, None) if key else None
     if key == "n_inner" and full is None:
         full = 4 * cfg.hidden_size  # GPT-2's default
+    return full
+
+
+def _narrow_mlp(cfg, intermediate_size: int | None) -> None:
+    """A narrower MLP (decoders: keep the depth budget for layers); mlp_neurons picks which neurons stay."""
+    if intermediate_size is None:
+        return
+    full = _mlp_width(cfg)
     if full is None or not 0 < intermediate_size <= full:
         raise EdgeKDError(f"--intermediate-size {intermediate_size}: want 1..{full} (the teacher's MLP width)")
-    setattr(cfg, key, intermediate_size)
+    setattr(cfg, _mlp_key(cfg), intermediate_size)
 
 
 def _student_config(teacher, sel: list[int], intermediate_size: int | None):
@@ -158,6 +171,7 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
     new_index = {t: s for s, t in enumerate(sel)}
     t_state = teacher.model.state_dict()
     s_state = student.state_dict()
+    neurons = _kept_neurons(t_state, s_state, prefix, new_index, _mlp_width(teacher.config), _mlp_width(cfg))
     out = {}
     for key, t_val in t_state.items():
         m = pat.match(key)
@@ -172,7 +186,8 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
         if s_val.shape != t_val.shape:
             if s_val.dim() != t_val.dim():
                 continue
-            t_val = t_val[tuple(slice(0, d) for d in s_val.shape)]  # leading slice: whole heads/neurons
+            axes, index = neurons.get(int(m.group(1)), ({}, None)) if m else ({}, None)
+            t_val = cut(t_val, s_val.shape, axes.get(m.group(2)) if m else None, index)  # whole heads and neurons
         out[key] = t_val.clone()
     missing = [k for k in s_state if k not in out]
     student.load_state_dict(out, strict=False)
@@ -184,8 +199,27 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
             "teacher_hidden_size": t_hidden, "params": s_params, "teacher_params": t_params,
             "init": "teacher" if not missing else f"teacher (except {len(missing)} tensors)",
             "intermediate_size": getattr(cfg, "intermediate_size", getattr(cfg, "n_inner", None)),
+            **({"mlp_neurons": "the teacher's largest weight-norm products per layer (edgekd.hf.mlp_neurons)"}
+               if neurons else {}),
             "tied_embeddings": bool(getattr(cfg, "tie_word_embeddings", False)),
             "layer_choice": _layer_choice(layers, influence),
             **({"block_influence": influence} if influence is not None else {}),
             "mode": "layer-selection" if hidden_size in (None, t_hidden) else "smaller-hidden"}
     return student, info
+
+
+
+def _kept_neurons(t_state, s_state, prefix: str, new_index: dict[int, int], full: int | None,
+                  keep: int | None) -> dict[int, tuple[dict[str, int], object]]:
+    """{teacher layer: ({layer-relative key: MLP axis}, kept neuron indices)} when the student's MLP is narrower."""
+    if not full or not keep or keep >= full:
+        return {}
+    out = {}
+    for t_i, s_i in new_index.items():
+        tp, sp = f"{prefix}.{t_i}.", f"{prefix}.{s_i}."
+        t_layer = {k[len(tp):]: v for k, v in t_state.items() if k.startswith(tp)}
+        s_layer = {k[len(sp):]: v for k, v in s_state.items() if k.startswith(sp)}
+        axes = mlp_axes(t_layer, s_layer, full, keep)
+        if axes:
+            out[t_i] = (axes, important_neurons(t_layer, axes, keep))
+    return out
