@@ -89,9 +89,10 @@ def test_narrower_mlp(teacher):
         derive_hf_student(teacher, layers=2, intermediate_size=10 ** 6)
 
 
-def test_narrower_mlp_keeps_the_teachers_important_neurons(teacher):
-    """Neurons planted with large weights in every MLP tensor survive, with all of their weights; the leading slice
-    (what derive did before) would keep neurons 0..15 whatever they hold."""
+@pytest.mark.parametrize("with_text", [False, True])
+def test_narrower_mlp_keeps_the_teachers_important_neurons(teacher, with_text):
+    """With text, neurons planted with large weights (so large activations and output norms) survive, with all of
+    their weights; the leading slice (what derive did before, and still does without text) keeps neurons 0..15."""
     import copy
 
     import torch
@@ -109,7 +110,9 @@ def test_narrower_mlp_keeps_the_teachers_important_neurons(teacher):
             if key.startswith(f"{prefix}.0.") and w.dim() == 2 and list(w.shape).count(full) == 1:
                 w.index_copy_(w.shape.index(full), torch.tensor(planted),
                               10 * w.index_select(w.shape.index(full), torch.tensor(planted)))
-    student, _ = derive_hf_student(t, layers=[0, t.num_layers - 1], intermediate_size=16)
+    student, info = derive_hf_student(t, layers=[0, t.num_layers - 1], intermediate_size=16,
+                                      texts=random_texts(8, seed=5) if with_text else None, max_length=32)
+    assert ("mean |activation|" in info["mlp_neurons"]) == with_text
     s_state = student.state_dict()
     layer0 = {k[len(f"{prefix}.0."):]: v for k, v in state.items() if k.startswith(f"{prefix}.0.")}
     s0 = {k[len(f"{prefix}.0."):]: v for k, v in s_state.items() if k.startswith(f"{prefix}.0.")}
@@ -117,6 +120,9 @@ def test_narrower_mlp_keeps_the_teachers_important_neurons(teacher):
     assert len([k for k in axes if layer0[k].dim() == 2]) >= 2  # up (and gate) and down
     for key, axis in axes.items():
         kept = s0[key]
+        if not with_text:
+            assert torch.equal(kept, layer0[key].narrow(axis, 0, 16)[tuple(slice(0, d) for d in kept.shape)])
+            continue
         for p in planted:  # each planted neuron's weights appear, whole, among the student's neurons
             col = layer0[key].select(axis, p)
             assert any(torch.equal(kept.select(axis, j), col) for j in range(16)), (key, p)

@@ -22,14 +22,17 @@ def test_axes_are_the_ones_that_shrink():
     assert mlp_axes(t, s, full=4, keep=2) == {"mlp.up.weight": 0, "mlp.up.bias": 0, "mlp.down.weight": 1}
 
 
-def test_largest_norm_products_kept_in_order():
+def test_activation_times_output_norm_kept_in_order():
     t = _layer()
     axes = {"mlp.up.weight": 0, "mlp.up.bias": 0, "mlp.down.weight": 1}
-    # products 4, 2, 6, 4: neuron 2 first, then a tie between 0 and 3 (both 4); topk returns one of them
-    kept = important_neurons(t, axes, 2).tolist()
-    assert kept[-1] == 2 or kept[0] == 2
-    assert 2 in kept and set(kept) <= {0, 2, 3} and kept == sorted(kept)
-    assert important_neurons(t, axes, 1).tolist() == [2]
+    act = torch.tensor([1.0, 8.0, 1.0, 3.0])  # x down column norms 4, 1, 2, 1 -> 4, 8, 2, 3
+    assert important_neurons(t, axes, 2, act, ("mlp.down.weight",)).tolist() == [0, 1]
+    assert important_neurons(t, axes, 3, act, ("mlp.down.weight",)).tolist() == [0, 1, 3]
+    assert important_neurons(t, axes, 2, act).tolist() == [1, 3]  # no consumer weight: the activation alone
+
+
+def test_without_activations_the_leading_neurons_stay():
+    assert important_neurons(_layer(), {"mlp.up.weight": 0}, 2).tolist() == [0, 1]
 
 
 def test_cut_indexes_the_mlp_axis_and_slices_the_rest():

@@ -10,7 +10,7 @@
   from the leading slice of the teacher's (whole attention heads kept, residual width truncated).
   Hidden-state alignment then goes through a learned projection.
 - Narrower MLP (`intermediate_size`, or the one a smaller hidden size implies): each layer keeps the
-  teacher's most important neurons by weight norms (mlp_neurons), not the first k.
+  teacher's neurons that add most to the residual stream on the training text (mlp_neurons), not the first k.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 from typing import Sequence
 
 from edgekd.errors import EdgeKDError
-from edgekd.hf.mlp_neurons import cut, important_neurons, mlp_axes
+from edgekd.hf.mlp_neurons import cut, important_neurons, mean_abs_inputs, mlp_axes
 
 
 INFLUENCE = "influence"
@@ -171,7 +171,10 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
     new_index = {t: s for s, t in enumerate(sel)}
     t_state = teacher.model.state_dict()
     s_state = student.state_dict()
-    neurons = _kept_neurons(t_state, s_state, prefix, new_index, _mlp_width(teacher.config), _mlp_width(cfg))
+    full, keep = _mlp_width(teacher.config), _mlp_width(cfg)
+    narrower = bool(full and keep and keep < full)
+    acts = _mlp_activations(teacher, prefix, sel, full, texts, max_length) if narrower and texts else None
+    neurons = _kept_neurons(t_state, s_state, prefix, new_index, full, keep, acts) if narrower else {}
     out = {}
     for key, t_val in t_state.items():
         m = pat.match(key)
@@ -199,8 +202,9 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
             "teacher_hidden_size": t_hidden, "params": s_params, "teacher_params": t_params,
             "init": "teacher" if not missing else f"teacher (except {len(missing)} tensors)",
             "intermediate_size": getattr(cfg, "intermediate_size", getattr(cfg, "n_inner", None)),
-            **({"mlp_neurons": "the teacher's largest weight-norm products per layer (edgekd.hf.mlp_neurons)"}
-               if neurons else {}),
+            **({"mlp_neurons": "per layer, the teacher's neurons with the largest mean |activation| x output-weight "
+                "norm on the training text" if acts else "the leading neurons of each layer (no text to measure "
+                "activations on)"} if neurons else {}),
             "tied_embeddings": bool(getattr(cfg, "tie_word_embeddings", False)),
             "layer_choice": _layer_choice(layers, influence),
             **({"block_influence": influence} if influence is not None else {}),
@@ -209,17 +213,34 @@ def derive_hf_student(teacher, *, layers: str | int | Sequence[int] | None = Non
 
 
 
-def _kept_neurons(t_state, s_state, prefix: str, new_index: dict[int, int], full: int | None,
-                  keep: int | None) -> dict[int, tuple[dict[str, int], object]]:
-    """{teacher layer: ({layer-relative key: MLP axis}, kept neuron indices)} when the student's MLP is narrower."""
-    if not full or not keep or keep >= full:
-        return {}
+def _kept_neurons(t_state, s_state, prefix: str, new_index: dict[int, int], full: int, keep: int,
+                  acts: dict | None = None) -> dict[int, tuple[dict[str, int], object]]:
+    """{teacher layer: ({layer-relative key: MLP axis}, kept neuron indices)} for a narrower student MLP; acts:
+    mean_abs_inputs of the teacher's layers (None: weights only)."""
     out = {}
     for t_i, s_i in new_index.items():
         tp, sp = f"{prefix}.{t_i}.", f"{prefix}.{s_i}."
         t_layer = {k[len(tp):]: v for k, v in t_state.items() if k.startswith(tp)}
         s_layer = {k[len(sp):]: v for k, v in s_state.items() if k.startswith(sp)}
         axes = mlp_axes(t_layer, s_layer, full, keep)
-        if axes:
-            out[t_i] = (axes, important_neurons(t_layer, axes, keep))
+        if not axes:
+            continue
+        seen = (acts or {}).get(t_i) or {}
+        activation = sum(seen.values()) / len(seen) if seen else None
+        out[t_i] = (axes, important_neurons(t_layer, axes, keep, activation, tuple(f"{n}.weight" for n in seen)))
     return out
+
+
+MLP_ACTIVATION_BLOCKS = 8  # token blocks of the training text the neuron activations are averaged over
+
+
+def _mlp_activations(teacher, prefix: str, sel: list[int], full: int, texts, max_length: int) -> dict | None:
+    """Mean |input| of each kept teacher layer's down projection, per MLP neuron, on the first blocks of `texts`."""
+    from edgekd.hf.lm_eval import lm_batches
+
+    batches = lm_batches(teacher.tokenizer, list(texts), max_length=max_length, batch_size=1,
+                         limit=MLP_ACTIVATION_BLOCKS)
+    if not batches:
+        return None
+    layers = teacher.model.get_submodule(prefix)
+    return mean_abs_inputs(teacher.model, {i: layers[i] for i in sel}, full, batches)
