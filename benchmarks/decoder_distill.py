@@ -8,7 +8,7 @@ teacher; decode tokens/s of the teacher and student ONNX files (KV cache, ONNX R
 interleaved); the int4 weight-only file's size and perplexity against the fp32 student file.
 Writes benchmarks/results/decoder_distill.json.
 
-    python benchmarks/decoder_distill.py [--budget 300] [--clock wall|cpu] [--layers 10] [--threads 2]
+    python benchmarks/decoder_distill.py [--budget 300] [--clock wall|cpu] [--layers 10] [--intermediate-size N] [--threads 2]
 
 `--clock cpu` counts the KD budget in process CPU seconds (edgekd's budget_clock="cpu"): the same training on a
 busy shared host as on an idle one. Every phase's wall and CPU seconds are recorded.
@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="the budget's clock (cpu: process CPU time)")
     ap.add_argument("--runs", type=int, default=10, help="timed rounds per file (decode and prefill)")
     ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--intermediate-size", type=int, default=None,
+                    help="narrow the student's MLP too (the teacher's is 1536; derive keeps the most active neurons)")
     ap.add_argument("--layer-choice", choices=("influence", "even"), default="influence",
                     help="which teacher layers the student keeps: by block influence (edgekd's decoder default) or evenly spread")
     ap.add_argument("--threads", type=int, default=2)
@@ -150,8 +152,8 @@ def main() -> None:
     test = [b for b in test if b["input_ids"].shape[1] == a.block]
     # both layer choices, untrained, on the held-out blocks: what choosing layers by influence buys before training
     choices = {"even": a.layers, "influence": f"influence:{a.layers}"}
-    students = {k: derive_hf_student(teacher, layers=v, texts=data.train.texts, max_length=a.block)
-                for k, v in choices.items()}
+    students = {k: derive_hf_student(teacher, layers=v, texts=data.train.texts, max_length=a.block,
+                                     intermediate_size=a.intermediate_size) for k, v in choices.items()}
     untrained = score_lms({k: torch_logits(s) for k, (s, _) in students.items()}, torch_logits(teacher.model), test,
                           reference="even")
     layer_choice = {k: {"layers": students[k][1]["layers"], "untrained_perplexity": untrained[k]["perplexity"],
