@@ -119,3 +119,23 @@ def test_cli_bad_int4_head_is_one_line(tmp_path, capsys):
     d = make_tiny_decoder(tmp_path / "t", "gpt2")
     _one_line_error(capsys, _cli("hf-compress", "--teacher", f"hf:{d}", "--int4-head", "fp16", "--output",
                                  str(tmp_path / "o")), "int4 head 'fp16'")
+
+
+def test_intermediate_size_reaches_the_decoder_config(tmp_path, monkeypatch):
+    """--intermediate-size is the decoder adapter's setting (the pipeline itself is not run here)."""
+    import importlib
+
+    pc = importlib.import_module("edgekd.pipeline.compress")  # the module: the package exports its function
+    seen = {}
+    monkeypatch.setattr(pc, "run_pipeline", lambda modality, **kw: seen.setdefault("cfg", modality.cfg) and {})
+    d = make_tiny_decoder(tmp_path / "t", "gpt2")
+    pc.compress_hf(f"hf:{d}", output=tmp_path / "o", intermediate_size=48)
+    assert seen["cfg"].intermediate_size == 48
+
+
+def test_cli_intermediate_size_on_an_encoder_is_one_line(tmp_path, capsys):
+    from test_hf_helpers import make_tiny_bert
+
+    d = make_tiny_bert(tmp_path / "bert")
+    _one_line_error(capsys, _cli("hf-compress", "--teacher", f"hf:{d}", "--intermediate-size", "16", "--output",
+                                 str(tmp_path / "o")), "--intermediate-size narrows a decoder")

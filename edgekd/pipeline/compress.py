@@ -81,6 +81,10 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **op
         from edgekd.modalities.decoder import DecoderConfig as Config, DecoderModality as Modality
     else:
         from edgekd.modalities.text import TextConfig as Config, TextModality as Modality
+
+        if options.get("intermediate_size") is not None:
+            raise UsageError("--intermediate-size narrows a decoder LM's MLP; for an encoder give --hidden-size "
+                             "(its MLP narrows with it)")
     options = {k: v for k, v in options.items() if v is not None or k not in _DEFAULTED}
     try:
         cfg = Config(teacher=teacher_dir, data=data, **options)
@@ -91,4 +95,4 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **op
 
 
 # options the CLI passes as None to mean "the modality's default" (decoders train with other batch sizes)
-_DEFAULTED = ("batch_size", "layer_loss", "freeze_embeddings", "int4_head")
+_DEFAULTED = ("batch_size", "layer_loss", "freeze_embeddings", "int4_head", "intermediate_size")

@@ -20,7 +20,7 @@ from edgekd.modalities.text import TextConfig, TextModality, _teacher_key
 
 @dataclass
 class DecoderConfig(TextConfig):
-    intermediate_size: int | None = None  # narrower MLP (leading neurons kept)
+    intermediate_size: int | None = None  # narrower MLP (the most active neurons on the training text kept)
     temperature: float = 2.0
     weights: dict[str, float] = field(default_factory=dict)  # soft (KD), hard (next-token CE), cos; {"soft": 0}: CE only
     layer_loss: bool = False  # hidden-state cosine on mapped layers (optional for decoders)
