@@ -418,10 +418,11 @@ def _npz_arrays(path: Path, z, seed: int):
     x = _as_samples(z["x"], f"{path.name}:x")
     if len(x) == 0:
         raise EdgeKDError(f"data file {path}: x holds no samples")
-    if z["y"].ndim > 1 and z["y"].size != len(z["y"]):  # one-hot or per-pixel labels: not one class per sample
-        raise EdgeKDError(f"{path.name}:y has shape {tuple(z['y'].shape)}; want one class index per sample, shape (N,)"
+    y_stored = z["y"]  # each z[...] reads (and decompresses) the member again
+    if y_stored.ndim > 1 and y_stored.size != len(y_stored):  # one-hot or per-pixel labels: not one class per sample
+        raise EdgeKDError(f"{path.name}:y has shape {tuple(y_stored.shape)}; want one class index per sample, shape (N,)"
                           " (one-hot labels: save y.argmax(1))")
-    raw_y = z["y"].reshape(-1)
+    raw_y = y_stored.reshape(-1)
     raw_test = z["y_test"].reshape(-1) if "x_test" in z and "y_test" in z else None
     # string labels become class indices in sorted order (like an image folder's sub-folder names)
     classes = None

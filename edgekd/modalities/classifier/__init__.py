@@ -94,7 +94,7 @@ class ClassifierModality:
         np.random.seed(cfg.seed)
         teacher_src = resolve_teacher(cfg.teacher, cfg.teacher_weights, data)
         teacher = teacher_src.build()
-        check_fits(teacher, data, "teacher")
+        teacher_classes = check_fits(teacher, data, "teacher")
         notes = []
         if data.labelled:
             notes += [n for n in [teacher_sanity(teacher, data)] if n]
@@ -120,7 +120,7 @@ class ClassifierModality:
                                   teacher_src=teacher_src, student_src=None, log=log, notes=notes)
         if spec == "auto":
             spec = f"auto:{stages.student_search_stage(self.ctx, self.budget_ms)['chosen']}"
-        student_src = resolve_student(spec, teacher, data, seed=cfg.seed)
+        student_src = resolve_student(spec, teacher, data, seed=cfg.seed, teacher_classes=teacher_classes)
         check_fits(student_src.build(), data, "student")
         for w in (student_src.info or {}).get("warnings") or []:  # auto:<ratio> far above the asked size
             log(f"[yellow]warning:[/] {w}")

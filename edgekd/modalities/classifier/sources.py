@@ -57,8 +57,10 @@ def resolve_teacher(spec: str | None, weights: str | None, data) -> ModelSource:
     return ModelSource(spec, weights, lambda: load_model(spec, weights, **kw))
 
 
-def resolve_student(spec: str, teacher, data, *, seed: int = 0, round_to: int = 8) -> ModelSource:
-    """round_to: channel multiple for auto:<ratio> students (edgekd.prune._util.channel_multiple(target))."""
+def resolve_student(spec: str, teacher, data, *, seed: int = 0, round_to: int = 8,
+                    teacher_classes: int | None = None) -> ModelSource:
+    """round_to: channel multiple for auto:<ratio> students (edgekd.prune._util.channel_multiple(target)).
+    teacher_classes: the teacher's output width, when the caller has run check_fits on it already."""
     import torch
 
     from edgekd.models import load_model
@@ -80,7 +82,9 @@ def resolve_student(spec: str, teacher, data, *, seed: int = 0, round_to: int = 
     from edgekd.modalities.classifier.checks import check_fits
 
     # the teacher's classes: data holding only some of them would give a student the teacher cannot be compared to
-    kw = {"in_channels": data.input_shape[0], "num_classes": max(data.num_classes, check_fits(teacher, data, "teacher"))}
+    if teacher_classes is None:
+        teacher_classes = check_fits(teacher, data, "teacher")
+    kw = {"in_channels": data.input_shape[0], "num_classes": max(data.num_classes, teacher_classes)}
     torch.manual_seed(seed)
     load_model(spec, None, **kw)
     return ModelSource(spec, None, lambda: load_model(spec, None, **kw).train())
