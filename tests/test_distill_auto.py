@@ -13,7 +13,7 @@ from edgekd.distill import distill
 from edgekd.errors import EdgeKDError
 from edgekd.distill.auto import (HEAD_START, LOSS_CANDIDATES, LR_FACTORS, LR_RECIPE, MIN_MARGIN, MIN_PROBE_STEPS,
                                  PRIOR_FINETUNE_LR_FACTOR, PRIOR_LR_FACTOR, PRIOR_RECIPE, PRIOR_RECIPE_SHORT,
-                                 PRIOR_SHORT_STEPS, choose, head_start, prior, prior_lr_factor, probe_budget,
+                                 PRIOR_SHORT_STEPS, choose, head_start, pick_lr, prior, prior_lr_factor, probe_budget,
                                  probe_plan, probe_steps)
 
 torch.set_num_threads(1)
@@ -157,8 +157,9 @@ def test_a_short_run_with_an_untrained_teacher_trains_labels_only_and_says_why()
 
 
 def test_the_prior_recipe_follows_the_run_length():
-    # under PRIOR_SHORT_STEPS the logit-standardised KD (it did not collapse on a derived deep-narrow student at
-    # 55 steps); from there to the probe's threshold the even KD mix; the labels-only baseline stays labels only
+    # under PRIOR_SHORT_STEPS the logit-standardised KD with its weight ramping in (it did not collapse on a derived
+    # deep-narrow student at 55 steps, and a fresh tiny one fits the labels first); from there to the probe's
+    # threshold the even KD mix; the labels-only baseline stays labels only
     assert prior("kd-balanced", 0.06, PRIOR_SHORT_STEPS - 1, 0.15).chosen == PRIOR_RECIPE_SHORT
     assert prior("kd-balanced", 0.06, PRIOR_SHORT_STEPS, 0.15).chosen == PRIOR_RECIPE
     assert prior("ce", 0.06, 40, 0.15).chosen == "ce"
@@ -213,3 +214,15 @@ def test_the_head_start_is_measured_with_fresh_batch_norm_statistics():
     assert raw <= chance + 0.05 and not head_start((raw, chance, n_val))
     assert acc > 0.6 and head_start((acc, chance, n_val))
     assert float(student[1].running_mean.min()) > 50  # measured on a copy: the student itself is unchanged
+
+
+def test_the_lr_stage_breaks_a_tie_towards_the_larger_lr():
+    # 5000 val samples: two standard errors near 60 % are ~1.4 points, so 58.4 vs 58.8 is a tie, 52.0 is not
+    tied = [{"recipe": "kd-balanced", "lr": 0.03, "val_acc": 0.588},
+            {"recipe": "kd-balanced", "lr": 0.09, "val_acc": 0.584},
+            {"recipe": "kd-balanced", "lr": 0.009, "val_acc": 0.45}]
+    assert pick_lr(tied, 5000) == 0.09
+    clear = [{"recipe": "kd-balanced", "lr": 0.03, "val_acc": 0.588},
+             {"recipe": "kd-balanced", "lr": 0.09, "val_acc": 0.52}]
+    assert pick_lr(clear, 5000) == 0.03
+    assert pick_lr([{"recipe": "kd-balanced", "lr": 0.03, "val_acc": None}], 5000) is None

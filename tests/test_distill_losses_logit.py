@@ -235,6 +235,12 @@ def test_builtin_logit_recipes():
     assert ls.losses[0].params == {"temperature": 2.0, "alpha": 1.0, "standardize": True}
     # overrides reach the new keys
     assert load_recipe("dkd", {"dkd.beta": "2"}).losses[0].params["beta"] == 2
+    # kd-ls-ramp: kd-ls's terms, the KD weight ramping in over the first half (labels alone at the start)
+    ramp = load_recipe("kd-ls-ramp")
+    assert [(s.type, s.weight) for s in ramp.losses] == [("ce", 1.0), ("kd", 9.0)]
+    assert ramp.losses[1].params == ls.losses[0].params
+    kd = ramp.losses[1]
+    assert kd.factor(0.0) == 0.0 and kd.factor(0.25) == pytest.approx(0.5) and kd.factor(0.75) == 1.0
 
 
 # ---- end to end through the engine ---------------------------------------------------------------------
@@ -242,7 +248,7 @@ def test_builtin_logit_recipes():
 _tiny_bundle, _mlp = tiny_bundle, mlp
 
 
-@pytest.mark.parametrize("name", ["dkd", "dist", "kd-ls"])
+@pytest.mark.parametrize("name", ["dkd", "dist", "kd-ls", "kd-ls-ramp"])
 def test_logit_recipes_train_end_to_end(name):
     teacher, student = _mlp(32, 0).eval(), _mlp(8, 1)
     before = [p.detach().clone() for p in student.parameters()]
