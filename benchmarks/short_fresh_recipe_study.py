@@ -37,6 +37,13 @@ VARIANTS = {
     "ce": "ce",
     "kd-balanced": "kd-balanced",
     "kd-T4-a0.25": {"name": "kd-T4-a0.25", "loss": kd(4.0, 0.25)},
+    # the same augmented view for teacher and student (the teacher cache holds `views` flips per image)
+    "kd-balanced-flip": {"name": "kd-balanced-flip", "loss": kd(4.0, 0.5), "train": {"augment": "flip"}},
+    "kd-ls-ramp-flip": {"name": "kd-ls-ramp-flip", "loss": [
+        {"type": "ce", "weight": 1.0},
+        {"type": "kd", "temperature": 2.0, "alpha": 1.0, "weight": 9.0, "standardize": True, "warmup": 0.5}],
+        "train": {"augment": "flip"}},
+    "ce-flip": {"name": "ce-flip", "loss": [{"type": "ce", "weight": 1.0}], "train": {"augment": "flip"}},
     "kd-T1-a0.5": {"name": "kd-T1-a0.5", "loss": kd(1.0, 0.5)},
     "kd-T2-a0.5": {"name": "kd-T2-a0.5", "loss": kd(2.0, 0.5)},
     # the soft term ramps in over the first half: a fresh student first fits the labels it can still fit
@@ -69,6 +76,8 @@ def run(teacher, student, data, variant, epochs, seed, cache, lr=None) -> dict:
     t0 = time.perf_counter()
     spec = VARIANTS[variant]
     recipe = load_recipe(spec) if isinstance(spec, dict) else spec
+    if isinstance(spec, dict) and spec.get("train", {}).get("augment", "none") != "none":
+        cache = None  # the shared cache holds un-augmented outputs; augmented views get the run's own cache
     factor = auto.prior_lr_factor(auto._student_vs_chance(student, data))  # x3 for a head start, as auto does
     res = distill(teacher, student, data, recipe=recipe, epochs=epochs, batch_size=128, seed=seed,
                   lr=lr or BASE_LR * factor, progress=False, cache=cache)
