@@ -44,6 +44,14 @@ VARIANTS = {
         {"type": "kd", "temperature": 2.0, "alpha": 1.0, "weight": 9.0, "standardize": True, "warmup": 0.5}],
         "train": {"augment": "flip"}},
     "ce-flip": {"name": "ce-flip", "loss": [{"type": "ce", "weight": 1.0}], "train": {"augment": "flip"}},
+    # kd-balanced's two halves with the soft half ramping in (kd with alpha a is a*T^2*KL + (1-a)*CE)
+    "kdb-ramp": {"name": "kdb-ramp", "loss": [{"type": "ce", "weight": 0.5},
+                                              {"type": "kd", "temperature": 4.0, "alpha": 1.0, "weight": 0.5,
+                                               "warmup": 0.5}]},
+    "kdb-ramp0.25": {"name": "kdb-ramp0.25", "loss": [{"type": "ce", "weight": 0.5},
+                                                      {"type": "kd", "temperature": 4.0, "alpha": 1.0, "weight": 0.5,
+                                                       "warmup": 0.25}]},
+    "kd-T4-a0.7": {"name": "kd-T4-a0.7", "loss": kd(4.0, 0.7)},
     "kd-T1-a0.5": {"name": "kd-T1-a0.5", "loss": kd(1.0, 0.5)},
     "kd-T2-a0.5": {"name": "kd-T2-a0.5", "loss": kd(2.0, 0.5)},
     # the soft term ramps in over the first half: a fresh student first fits the labels it can still fit
