@@ -26,40 +26,6 @@ OPTIONS = ("int8:32:1:default:0,shared:32:1:default:0,shared:32:0:default:0,sepa
            "shared:32:0:default:4,shared:32:1:rtn:0")
 
 
-class Calibration:
-    """GPTQ's calibration inputs (an ORT CalibrationDataReader): prefills of training blocks with an empty past."""
-
-    def __init__(self, path: Path, blocks: list):
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self.ins = {i.name: list(i.shape) for i in sess.get_inputs()}  # plain data: ORT deep-copies the reader
-        self.blocks, self.i = blocks, 0
-
-    def get_next(self):
-        import numpy as np
-
-        if self.i >= len(self.blocks):
-            return None
-        ids = self.blocks[self.i]["input_ids"]
-        self.i += 1
-        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        if "position_ids" in self.ins:
-            feed["position_ids"] = np.arange(ids.shape[1])[None].astype(np.int64)
-        for n, i in self.ins.items():
-            if n.startswith("past_key_values."):
-                feed[n] = np.zeros((1, i[1], 0, i[3]), np.float32)
-        return feed
-
-    def rewind(self):
-        self.i = 0
-
-    def __iter__(self):
-        self.i = 0
-        while (f := self.get_next()) is not None:
-            yield f
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--student", required=True, help="HF student directory")
@@ -73,6 +39,7 @@ def main() -> None:
 
     from edgekd.hf.decoder_runtime import OrtDecoder
     from edgekd.hf.export import export_optimum, quantize_onnx_weight_only
+    from edgekd.hf.gptq import PrefillCalibration, calibration_blocks
     from edgekd.hf.lm_eval import lm_batches
     from edgekd.hf.text_data import load_texts
 
@@ -86,8 +53,7 @@ def main() -> None:
     data = load_texts(DATA, seed=0)
     test = [b for b in lm_batches(tok, data.test.texts, max_length=128, batch_size=4, limit=a.eval_blocks)
             if b["input_ids"].shape[1] == 128]
-    calib = [b for b in lm_batches(tok, data.train.texts[:400], max_length=128, batch_size=1, limit=16)
-             if b["input_ids"].shape[1] == 128]
+    calib = calibration_blocks(tok, data.train.texts[:400])
 
     def nll(path):
         f = OrtDecoder(path, threads=1).logits
@@ -113,7 +79,7 @@ def main() -> None:
         t0 = time.time()
         q = quantize_onnx_weight_only(onnx_dir, qdir, bits=4, block_size=int(block), symmetric=sym == "1", algo=algo,
                                       accuracy_level=int(acc) or None, head=head,
-                                      calibration=Calibration(fp, calib) if algo == "gptq" else None)
+                                      calibration=PrefillCalibration(fp, calib) if algo == "gptq" else None)
         qs = time.time() - t0
         v, n = nll(q)
         ops: dict[str, int] = {}

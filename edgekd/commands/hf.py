@@ -33,6 +33,7 @@ def hf_compress_cmd(
     augment: float = typer.Option(0.0, min=0.0, max=1.0, help="Embedding models: fraction of batches made of new texts cut from the training texts (spans, joined spans), labelled live by the teacher."),
     tflite: bool = typer.Option(True, help="Also convert to TFLite with litert-torch (skipped with a note if it fails)."),
     int4_head: Optional[str] = typer.Option(None, help="Decoder LMs, int4 file: the tied LM head keeps its own int8 copy (int8, the default: lower perplexity) or shares one int4 table with the embedding (shared: the smaller file)."),
+    int4_algo: Optional[str] = typer.Option(None, help="Decoder LMs, int4 file: gptq (the default: asymmetric blocks, GPTQ on 16 x 128 training tokens) or rtn (round to nearest, symmetric, no calibration pass)."),
     compare_teacher: bool = typer.Option(True, help="Export the teacher to ONNX too and time it interleaved with the student."),
     runs: int = typer.Option(20, min=1, help="Timed runs per model."),
     threads: Optional[int] = typer.Option(None, min=1, help="Threads for training and timing (default: the target's, capped at this host's cores)."),
@@ -47,7 +48,7 @@ def hf_compress_cmd(
            time_budget_s=time_budget, train_limit=train_limit, eval_samples=eval_samples,
            extra_text=extra_text, layer_loss=layer_loss, freeze_embeddings=freeze_embeddings,
            augment=augment, tflite=tflite, compare_teacher=compare_teacher, threads=threads, runs=runs, force=force,
-           json_out=json_out, int4_head=int4_head)
+           json_out=json_out, int4_head=int4_head, int4_algo=int4_algo)
 
 
 def run_hf(teacher: str, *, output: Path, json_out: bool, on_start=None, **options) -> None:

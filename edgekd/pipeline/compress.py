@@ -95,4 +95,4 @@ def compress_hf(teacher_dir: str | Path, *, data: str | Path | None = None, **op
 
 
 # options the CLI passes as None to mean "the modality's default" (decoders train with other batch sizes)
-_DEFAULTED = ("batch_size", "layer_loss", "freeze_embeddings", "int4_head", "intermediate_size")
+_DEFAULTED = ("batch_size", "layer_loss", "freeze_embeddings", "int4_head", "int4_algo", "intermediate_size")

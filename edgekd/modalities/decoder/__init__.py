@@ -32,8 +32,15 @@ class DecoderConfig(TextConfig):
     # the tied LM head in the int4 file: its own int8 copy (default: the lower perplexity) or "shared", one int4 table
     # read by the embedding and the head (the smaller file; benchmarks/results/decoder_int4_options.json)
     int4_head: str = "int8"
+    # the int4 body: "gptq" (asymmetric blocks, GPTQ on 16 x 128 training tokens: on SmolLM2's 10-layer student
+    # 1.04x the fp32 file's perplexity with a shared int4 table where round to nearest gave 1.30x) or "rtn" (round to
+    # nearest, symmetric: no calibration pass); benchmarks/results/decoder_int4_options.json
+    int4_algo: str = "gptq"
     genai: str = "int4"  # onnxruntime-genai folder precision (int4 | fp32; "" for none)
     batch_size: int = 8
+
+
+INT4_ALGOS = ("gptq", "rtn")
 
 
 def decoder_key(teacher_path, gguf_file) -> dict[str, str]:
@@ -52,6 +59,10 @@ class DecoderModality(TextModality):
             from edgekd.errors import UsageError
 
             raise UsageError(f"int4 head {cfg.int4_head!r}: want one of {', '.join(HEADS)}")
+        if cfg.int4_algo not in INT4_ALGOS:
+            from edgekd.errors import UsageError
+
+            raise UsageError(f"int4 algorithm {cfg.int4_algo!r}: want one of {', '.join(INT4_ALGOS)}")
         super().__init__(cfg)
 
     def prepare(self, run, log) -> None:

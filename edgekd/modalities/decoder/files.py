@@ -18,21 +18,56 @@ TFLITE_NOTE = "student.tflite is a fixed-window decoder (float, no KV cache): " 
 
 
 def _quantized(m, bits: int, onnx: Artifact) -> Artifact:
+    c = m.cfg
+    head = c.int4_head if bits == 4 else "int8"
+    gptq = bits == 4 and c.int4_algo == "gptq"
+    key = {"onnx": onnx.sha256, "block": c.block_size, "head": head} | ({"algo": "gptq"} if gptq else {})
+    return m.stage(f"decoder-quantize-int{bits}", key, lambda: _weight_only(m, bits, head, gptq))
+
+
+GPTQ_BLOCKS, GPTQ_LENGTH = 16, 128  # 2 048 training tokens for GPTQ's Hessians
+
+
+def _calibration(m):
+    """GPTQ's prefills of training text: full 128-token blocks, else full blocks of the run's max_length; None when
+    the training text cannot fill one (the int4 file then rounds to nearest, and its scheme says so)."""
+    from edgekd.hf.gptq import PrefillCalibration, calibration_blocks
+
+    tok, texts = m.teacher.tokenizer, m.texts.train.texts
+    blocks = (calibration_blocks(tok, texts, GPTQ_BLOCKS, GPTQ_LENGTH)
+              or calibration_blocks(tok, texts, GPTQ_BLOCKS, m.cfg.max_length))
+    return PrefillCalibration(m.run.path("onnx") / "model.onnx", blocks) if blocks else None
+
+
+def _weight_only(m, bits: int, head: str, gptq: bool) -> Artifact:
     from edgekd.hf.export import quantize_onnx_weight_only
 
     c, run = m.cfg, m.run
-    head = c.int4_head if bits == 4 else "int8"
+    calib = _calibration(m) if gptq else None
+
+    def quantize(cal):
+        return quantize_onnx_weight_only(run.path("onnx"), run.path(f"onnx-int{bits}"), bits=bits, head=head,
+                                         block_size=c.block_size, symmetric=cal is None,
+                                         algo="gptq" if cal else "default", calibration=cal)
+
+    fallback = ""
+    try:
+        path = quantize(calib)
+    except EdgeKDError as exc:  # e.g. ORT's GPTQ packing needs an even number of blocks per weight row
+        if calib is None:
+            raise
+        fallback, calib = f" (GPTQ failed: {exc}; rounded to nearest instead)", None
+        m.notes.append(f"int{bits} file: GPTQ failed ({exc}), so its weights were rounded to nearest.")
+        path = quantize(None)
+    how = (f"GPTQ on {len(calib.blocks)} blocks of training text, asymmetric" if calib else "symmetric") + \
+        f" blocks of {c.block_size}{fallback}"
     tied = {"int8": "given its own int8 MatMulNBits weight", "shared": "sharing the table's int4 weight (one copy)",
             "separate": "given its own int4 MatMulNBits weight"}.get(head, head)
-    return m.stage(f"decoder-quantize-int{bits}", {"onnx": onnx.sha256, "block": c.block_size, "head": head},
-                   lambda: Artifact(
-        f"student-onnx-int{bits}", str(quantize_onnx_weight_only(run.path("onnx"), run.path(f"onnx-int{bits}"), bits=bits,
-                                                                 block_size=c.block_size, head=head)),
-        "onnx", f"int{bits}-weight-only",
-        extra={"optimum_dir": f"onnx-int{bits}", "loader": LOADER,
-               "scheme": f"onnxruntime MatMulNBits, int{bits} weights, symmetric blocks of {c.block_size}, activations fp32"
-                         + (", embedding table GatherBlockQuantized int4, a tied LM head read through a Transpose of "
-                            f"the table {tied}" if bits == 4 else "")}))
+    return Artifact(f"student-onnx-int{bits}", str(path), "onnx", f"int{bits}-weight-only",
+                    extra={"optimum_dir": f"onnx-int{bits}", "loader": LOADER,
+                           "scheme": f"onnxruntime MatMulNBits, int{bits} weights, {how}, activations fp32"
+                                     + (", embedding table GatherBlockQuantized int4, a tied LM head read through a "
+                                        f"Transpose of the table {tied}" if bits == 4 else "")})
 
 
 def _teacher_dir(m):
